@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "transcription-infra",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Transport", targets: ["Transport"]),
+        .library(name: "PGWire", targets: ["PGWire"]),
+        .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "NATSProto", targets: ["NATSProto"]),
+        .library(name: "Infra", targets: ["Infra"]),
+        .executable(name: "infra-up", targets: ["infra-up"]),
+    ],
+    targets: [
+        // libssl/libcrypto through pkg-config, plus inline wrappers for the macros Swift cannot import.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Header-only access to epoll, eventfd and a few socket helpers that Glibc does not export.
+        .systemLibrary(name: "CTransport"),
+        .target(name: "Transport", dependencies: ["COpenSSL", "CTransport"]),
+        .target(name: "PGWire", dependencies: ["Transport"]),
+        .target(name: "RESP", dependencies: ["Transport"]),
+        .target(name: "NATSProto", dependencies: ["Transport"]),
+        .target(name: "Infra", dependencies: ["Transport", "PGWire", "RESP", "NATSProto"]),
+        .executableTarget(name: "infra-up", dependencies: ["Infra"]),
+        .executableTarget(
+            name: "transport-bench",
+            dependencies: ["Transport"],
+            path: "Benchmarks/transport-bench"
+        ),
+
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),
+        .testTarget(name: "PGWireTests", dependencies: ["PGWire"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto"]),
+        .testTarget(name: "InfraTests", dependencies: ["Infra"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

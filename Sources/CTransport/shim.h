@@ -1,0 +1,64 @@
+#ifndef CTRANSPORT_SHIM_H
+#define CTRANSPORT_SHIM_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netdb.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+#include <sys/prctl.h>
+
+/* Glibc's epoll_event is packed on x86_64; these accessors keep Swift away from its layout. */
+static inline uint64_t ctransport_epoll_event_data(const struct epoll_event *event) {
+    return event->data.u64;
+}
+
+static inline uint32_t ctransport_epoll_event_events(const struct epoll_event *event) {
+    return event->events;
+}
+
+static inline int ctransport_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof(event));
+    event.events = events;
+    event.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+static inline size_t ctransport_epoll_event_size(void) {
+    return sizeof(struct epoll_event);
+}
+
+/* Copies a path into sockaddr_un; returns the address length, or -1 when the path does not fit. */
+static inline int ctransport_make_sockaddr_un(struct sockaddr_un *address, const char *path) {
+    size_t length = strlen(path);
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    if (length >= sizeof(address->sun_path)) {
+        return -1;
+    }
+    memcpy(address->sun_path, path, length);
+    return (int)(offsetof(struct sockaddr_un, sun_path) + length + 1);
+}
+
+static inline uint64_t ctransport_monotonic_nanoseconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+static inline void ctransport_set_thread_name(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+#endif

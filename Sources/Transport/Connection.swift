@@ -1,0 +1,548 @@
+import CTransport
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options for opening a connection.
+public struct ConnectOptions: Sendable {
+    /// One deadline for resolving and for trying every resolved address in turn.
+    public var timeout: Duration
+    /// Disables Nagle's algorithm (TCP only).
+    public var noDelay: Bool
+    /// Enables TCP keep-alive probes (TCP only).
+    public var keepAlive: Bool
+    /// When set, TLS starts right after the TCP connection is up (direct TLS).
+    public var tls: TLSContext?
+    /// The name sent as SNI and checked against the certificate; defaults to the endpoint's host.
+    public var serverName: String?
+
+    /// Creates options; every parameter has the common default.
+    public init(
+        timeout: Duration = .seconds(10), noDelay: Bool = true, keepAlive: Bool = true,
+        tls: TLSContext? = nil, serverName: String? = nil
+    ) {
+        self.timeout = timeout
+        self.noDelay = noDelay
+        self.keepAlive = keepAlive
+        self.tls = tls
+        self.serverName = serverName
+    }
+}
+
+/// A non-blocking stream socket (TCP or Unix domain), optionally upgraded to TLS.
+///
+/// Every operation tries its system call first and suspends on the reactor only when the socket
+/// is not ready. At most one read may be pending at a time; writes from several tasks are
+/// serialized in arrival order. Closing is idempotent and fails pending operations with `.closed`.
+public final class Connection: Sendable {
+    /// Where this connection goes.
+    public let endpoint: Endpoint
+    let registration: IORegistration
+    private let sendLock = AsyncLock()
+    private let tls = Mutex<TLSSession?>(nil)
+    private let tlsActive = Atomic<Bool>(false)
+    private let inboundCiphertext = Mutex(ByteBuffer())
+    private let writeCalls = Atomic<Int>(0)
+    private let readCalls = Atomic<Int>(0)
+
+    private init(endpoint: Endpoint, registration: IORegistration) {
+        self.endpoint = endpoint
+        self.registration = registration
+    }
+
+    convenience init(accepted descriptor: Int32, endpoint: Endpoint, reactor: Reactor) throws {
+        self.init(endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint))
+    }
+
+    deinit {
+        registration.close()
+    }
+
+    /// The socket descriptor (for diagnostics; do not read or write it directly).
+    public var descriptor: Int32 { registration.descriptor }
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { registration.isClosed }
+    /// Whether TLS is active on this connection.
+    public var isTLS: Bool { tlsActive.load(ordering: .acquiring) }
+    /// Number of send system calls made so far (each may carry several buffers).
+    public var writeSystemCallCount: Int { writeCalls.load(ordering: .relaxed) }
+    /// Number of receive system calls made so far.
+    public var readSystemCallCount: Int { readCalls.load(ordering: .relaxed) }
+
+    // MARK: - Connecting
+
+    /// Opens a connection to `endpoint`. For a host name every resolved address (IPv4 and IPv6)
+    /// is tried in turn until one answers, all under one deadline of `options.timeout`.
+    public static func connect(
+        to endpoint: Endpoint, options: ConnectOptions = ConnectOptions(), reactor: Reactor = .shared
+    ) async throws -> Connection {
+        let deadline = Deadline.after(options.timeout)
+        let connection: Connection
+        switch endpoint {
+        case .tcp(let host, let port):
+            guard (1...65535).contains(port) else {
+                throw TransportError(.connectFailed, endpoint: endpoint, message: "port \(port) is outside 1...65535")
+            }
+            let addresses = try await Resolver.resolve(host: host, port: port, endpoint: endpoint)
+            var failures: [String] = []
+            var lastError: TransportError?
+            var opened: Connection?
+            for address in addresses {
+                do {
+                    opened = try await open(address: address, endpoint: endpoint, options: options, deadline: deadline, reactor: reactor)
+                    break
+                } catch let error as TransportError {
+                    if error.kind == .cancelled || error.kind == .timedOut { throw error }
+                    failures.append("\(address): \(error.errno.map { String(cString: strerror($0)) } ?? error.message)")
+                    lastError = error
+                }
+            }
+            guard let opened else {
+                var error = lastError ?? TransportError(.connectFailed, endpoint: endpoint, message: "no address to connect to")
+                error.message = "could not connect; tried " + failures.joined(separator: "; ")
+                error.errno = nil
+                throw error
+            }
+            connection = opened
+        case .unix(let path):
+            connection = try await openUnix(path: path, endpoint: endpoint, deadline: deadline, reactor: reactor)
+        }
+        if let context = options.tls {
+            let name = options.serverName ?? endpoint.host
+            do {
+                try await connection.startTLS(context, serverName: name, deadline: deadline)
+            } catch {
+                connection.close()
+                throw error
+            }
+        }
+        return connection
+    }
+
+    private static func open(
+        address: SocketAddress, endpoint: Endpoint, options: ConnectOptions, deadline: Deadline, reactor: Reactor
+    ) async throws -> Connection {
+        let descriptor = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else {
+            throw TransportError.fromErrno(errno, operation: "socket", endpoint: endpoint)
+        }
+        var one: Int32 = 1
+        if options.noDelay {
+            _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if options.keepAlive {
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let registration: IORegistration
+        do {
+            registration = try reactor.register(descriptor: descriptor, endpoint: endpoint)
+        } catch {
+            Glibc.close(descriptor)
+            throw error
+        }
+        let connection = Connection(endpoint: endpoint, registration: registration)
+        do {
+            try await connection.finishConnect(deadline: deadline) { descriptor in
+                address.withSockAddr { Glibc.connect(descriptor, $0, $1) }
+            }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    private static func openUnix(path: String, endpoint: Endpoint, deadline: Deadline, reactor: Reactor) async throws -> Connection {
+        var address = sockaddr_un()
+        let length = ctransport_make_sockaddr_un(&address, path)
+        guard length > 0 else {
+            throw TransportError(.connectFailed, endpoint: endpoint, message: "Unix socket path is too long")
+        }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else {
+            throw TransportError.fromErrno(errno, operation: "socket", endpoint: endpoint)
+        }
+        let registration: IORegistration
+        do {
+            registration = try reactor.register(descriptor: descriptor, endpoint: endpoint)
+        } catch {
+            Glibc.close(descriptor)
+            throw error
+        }
+        let connection = Connection(endpoint: endpoint, registration: registration)
+        do {
+            try await connection.finishConnect(deadline: deadline) { descriptor in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(length)) }
+                }
+            }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    private func finishConnect(deadline: Deadline, _ start: (Int32) -> Int32) async throws {
+        let epoch = try registration.begin(.write)
+        let result = start(registration.descriptor)
+        let code = errno
+        registration.end()
+        if result == 0 { return }
+        switch code {
+        case EINPROGRESS, EAGAIN, EINTR:
+            break
+        case ENOENT:
+            throw TransportError(.connectionRefused, endpoint: endpoint, errno: code, message: "connect failed: no socket at this path")
+        default:
+            throw TransportError.fromErrno(code, operation: "connect", endpoint: endpoint)
+        }
+        do {
+            try await registration.wait(for: .write, seenEpoch: epoch, deadline: deadline)
+        } catch var error as TransportError {
+            if error.kind == .timedOut { error.message = "connect timed out" }
+            if error.kind == .cancelled { error.message = "connect cancelled" }
+            throw error
+        }
+        var failure: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = try registration.begin(.write)
+        let status = getsockopt(registration.descriptor, SOL_SOCKET, SO_ERROR, &failure, &length)
+        let statusCode = errno
+        registration.end()
+        if status != 0 { throw TransportError.fromErrno(statusCode, operation: "connect", endpoint: endpoint) }
+        if failure != 0 { throw TransportError.fromErrno(failure, operation: "connect", endpoint: endpoint) }
+    }
+
+    // MARK: - Reading
+
+    /// Reads at least one byte into `buffer` (growing it as needed, at most `maximumBytes`) and
+    /// returns how many were read. Throws `.endOfStream` when the peer has closed, `.timedOut`
+    /// after `deadline`, `.cancelled` if the task is cancelled while waiting.
+    @discardableResult
+    public func read(into buffer: inout ByteBuffer, maximumBytes: Int = 65536, deadline: Deadline = .never) async throws -> Int {
+        if tlsActive.load(ordering: .acquiring) {
+            return try await readTLS(into: &buffer, maximumBytes: maximumBytes, deadline: deadline)
+        }
+        return try await readPlain(into: &buffer, maximumBytes: maximumBytes, deadline: deadline)
+    }
+
+    private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline) async throws -> Int {
+        let limit = Swift.max(1, maximumBytes)
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        while true {
+            let epoch = try registration.begin(.read)
+            var code: Int32 = 0
+            var received = 0
+            let descriptor = registration.descriptor
+            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
+                received = recv(descriptor, region.baseAddress, Swift.min(region.count, limit), 0)
+                if received < 0 { code = errno }
+                return Swift.max(received, 0)
+            }
+            registration.end()
+            readCalls.wrappingAdd(1, ordering: .relaxed)
+            if received > 0 { return received }
+            if received == 0 {
+                throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
+            }
+            switch code {
+            case EAGAIN, EWOULDBLOCK:
+                try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
+            case EINTR:
+                continue
+            default:
+                throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
+            }
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Writes all readable bytes of `buffer` (the buffer itself is not consumed).
+    public func write(_ buffer: ByteBuffer, deadline: Deadline = .never) async throws {
+        try await write(CollectionOfOne(buffer), deadline: deadline)
+    }
+
+    /// Writes several buffers in order, as few system calls as possible (one `sendmsg` with an
+    /// iovec per buffer when the socket takes them all). If the write fails after part of the
+    /// bytes went out, the connection is closed, since the stream can no longer be framed.
+    public func write<Buffers: Collection<ByteBuffer>>(_ buffers: Buffers, deadline: Deadline = .never) async throws {
+        do {
+            try await sendLock.lock()
+        } catch {
+            throw TransportError(.cancelled, endpoint: endpoint, message: "write cancelled")
+        }
+        defer { sendLock.unlock() }
+        if tlsActive.load(ordering: .acquiring) {
+            try await writeTLS(buffers, deadline: deadline)
+        } else {
+            try await sendPlain(buffers, deadline: deadline)
+        }
+    }
+
+    func sendPlain<Buffers: Collection<ByteBuffer>>(_ buffers: Buffers, deadline: Deadline) async throws {
+        if buffers.count == 1, let only = buffers.first {
+            try await sendSingle(only, deadline: deadline)
+            return
+        }
+        var pending: [ByteBuffer] = []
+        pending.reserveCapacity(buffers.count)
+        var total = 0
+        for buffer in buffers where !buffer.isEmpty {
+            pending.append(buffer)
+            total += buffer.readableBytes
+        }
+        var index = 0
+        var sent = 0
+        while index < pending.count {
+            let epoch = try registration.begin(.write)
+            let (count, code) = sendBatch(pending[index...])
+            registration.end()
+            writeCalls.wrappingAdd(1, ordering: .relaxed)
+            if count > 0 {
+                sent += count
+                var left = count
+                while left > 0 {
+                    let available = pending[index].readableBytes
+                    if left >= available {
+                        left -= available
+                        index += 1
+                    } else {
+                        pending[index].moveReaderIndex(forwardBy: left)
+                        left = 0
+                    }
+                }
+                continue
+            }
+            try await handleWriteFailure(code, epoch: epoch, sent: sent, total: total, deadline: deadline)
+        }
+    }
+
+    private func sendSingle(_ buffer: ByteBuffer, deadline: Deadline) async throws {
+        var remaining = buffer
+        let total = remaining.readableBytes
+        var sent = 0
+        while !remaining.isEmpty {
+            let epoch = try registration.begin(.write)
+            let descriptor = registration.descriptor
+            var code: Int32 = 0
+            let count = remaining.withUnsafeReadableBytes { raw -> Int in
+                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                if result < 0 { code = errno }
+                return result
+            }
+            registration.end()
+            writeCalls.wrappingAdd(1, ordering: .relaxed)
+            if count > 0 {
+                remaining.moveReaderIndex(forwardBy: count)
+                sent += count
+                continue
+            }
+            try await handleWriteFailure(code, epoch: epoch, sent: sent, total: total, deadline: deadline)
+        }
+    }
+
+    private func handleWriteFailure(_ code: Int32, epoch: UInt64, sent: Int, total: Int, deadline: Deadline) async throws {
+        switch code {
+        case EAGAIN, EWOULDBLOCK:
+            do {
+                try await registration.wait(for: .write, seenEpoch: epoch, deadline: deadline)
+            } catch var error as TransportError {
+                if sent > 0 && (error.kind == .cancelled || error.kind == .timedOut) {
+                    close()
+                    error.message += " after \(sent) of \(total) bytes; connection closed"
+                }
+                throw error
+            }
+        case EINTR:
+            return
+        default:
+            throw TransportError.fromErrno(code, operation: "write", endpoint: endpoint)
+        }
+    }
+
+    /// One sendmsg over up to 64 buffers, each pinned for the duration of the call.
+    private func sendBatch(_ buffers: ArraySlice<ByteBuffer>) -> (Int, Int32) {
+        let count = Swift.min(buffers.count, 64)
+        let descriptor = registration.descriptor
+        let base = buffers.startIndex
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors -> (Int, Int32) in
+            func pin(_ position: Int) -> (Int, Int32) {
+                if position == count {
+                    var header = msghdr()
+                    header.msg_iov = vectors.baseAddress
+                    header.msg_iovlen = count
+                    let result = sendmsg(descriptor, &header, Int32(MSG_NOSIGNAL))
+                    return (result, result < 0 ? errno : 0)
+                }
+                return buffers[base + position].withUnsafeReadableBytes { raw in
+                    vectors[position] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
+                    return pin(position + 1)
+                }
+            }
+            return pin(0)
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Closes the connection. Pending and later operations fail with `.closed`. Idempotent.
+    /// On a TLS connection a close_notify alert is sent first when no write is in progress.
+    public func close() {
+        if tlsActive.load(ordering: .acquiring) {
+            sendCloseNotify()
+        }
+        registration.close()
+    }
+
+    // MARK: - TLS
+
+    /// Starts TLS on this already connected socket (after PostgreSQL's SSLRequest, or NATS's INFO).
+    /// No read or write may be pending. `serverName` is sent as SNI when it is a host name and is
+    /// checked against the certificate when the context verifies host names.
+    public func startTLS(_ context: TLSContext, serverName: String?, deadline: Deadline = .after(.seconds(10))) async throws {
+        guard !tlsActive.load(ordering: .acquiring) else {
+            throw TransportError(.tlsConfiguration, endpoint: endpoint, message: "TLS is already active on this connection")
+        }
+        let session = try context.makeSession(serverName: serverName, endpoint: endpoint)
+        tls.withLock { $0 = session }
+        while true {
+            let step = tls.withLock { session -> TLSStep in
+                guard let session else { return .failed(TransportError(.closed, endpoint: endpoint, message: "connection is closed")) }
+                return session.handshakeStep(endpoint: endpoint)
+            }
+            try await flushTLSOutputUnlocked(deadline: deadline)
+            switch step {
+            case .done:
+                tlsActive.store(true, ordering: .releasing)
+                return
+            case .wantRead:
+                do {
+                    try await feedCiphertext(deadline: deadline)
+                } catch let error as TransportError where error.kind == .endOfStream {
+                    throw TransportError(.tlsFailure, endpoint: endpoint, message: "server closed the connection during the TLS handshake")
+                }
+            case .failed(let error):
+                throw error
+            }
+        }
+    }
+
+    /// The tls-server-end-point channel binding data (RFC 5929): the hash of the server's
+    /// certificate, with SHA-256 where the signature uses MD5 or SHA-1. Nil without TLS.
+    public var tlsServerEndPoint: [UInt8]? {
+        tls.withLock { $0?.serverEndPoint }
+    }
+
+    /// The ALPN protocol the server selected, if any.
+    public var negotiatedApplicationProtocol: String? {
+        tls.withLock { $0?.negotiatedApplicationProtocol }
+    }
+
+    private func readTLS(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline) async throws -> Int {
+        let limit = Swift.max(1, maximumBytes)
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        while true {
+            let (count, step, hasOutput) = tls.withLock { session -> (Int, TLSStep, Bool) in
+                guard let session else { return (0, .failed(registration.closedError()), false) }
+                var step = TLSStep.done
+                let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
+                    let result = session.read(into: region, limit: limit, endpoint: endpoint)
+                    step = result.step
+                    return result.count
+                }
+                return (count, step, session.hasPendingOutput)
+            }
+            if hasOutput { try await flushTLSOutput(deadline: deadline) }
+            if count > 0 { return count }
+            switch step {
+            case .done:
+                throw TransportError(.endOfStream, endpoint: endpoint, message: "TLS session closed by peer")
+            case .wantRead:
+                try await feedCiphertext(deadline: deadline)
+            case .failed(let error):
+                throw error
+            }
+        }
+    }
+
+    private func feedCiphertext(deadline: Deadline) async throws {
+        var scratch = inboundCiphertext.withLock { buffer -> ByteBuffer in
+            let taken = buffer
+            buffer = ByteBuffer()
+            return taken
+        }
+        defer {
+            scratch.clear()
+            inboundCiphertext.withLock { $0 = scratch }
+        }
+        do {
+            _ = try await readPlain(into: &scratch, maximumBytes: 65536, deadline: deadline)
+        } catch let error as TransportError where error.kind == .endOfStream {
+            throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer without a TLS close_notify")
+        }
+        try tls.withLock { session in
+            guard let session else { throw registration.closedError() }
+            try session.feed(scratch, endpoint: endpoint)
+        }
+    }
+
+    private func writeTLS<Buffers: Collection<ByteBuffer>>(_ buffers: Buffers, deadline: Deadline) async throws {
+        let chunk = 256 * 1024
+        for buffer in buffers {
+            var remaining = buffer
+            repeat {
+                let take = Swift.min(remaining.readableBytes, chunk)
+                let piece = remaining.readSlice(count: take) ?? ByteBuffer()
+                let output = try tls.withLock { session -> ByteBuffer in
+                    guard let session else { throw registration.closedError() }
+                    try session.write(piece, endpoint: endpoint)
+                    return session.takeOutput()
+                }
+                if !output.isEmpty { try await sendPlain(CollectionOfOne(output), deadline: deadline) }
+            } while !remaining.isEmpty
+        }
+    }
+
+    /// Sends TLS records that reads or the handshake produced, in order with other writes.
+    private func flushTLSOutput(deadline: Deadline) async throws {
+        do {
+            try await sendLock.lock()
+        } catch {
+            throw TransportError(.cancelled, endpoint: endpoint, message: "write cancelled")
+        }
+        defer { sendLock.unlock() }
+        try await flushTLSOutputUnlocked(deadline: deadline)
+    }
+
+    private func flushTLSOutputUnlocked(deadline: Deadline) async throws {
+        let output = tls.withLock { $0?.takeOutput() ?? ByteBuffer() }
+        if !output.isEmpty { try await sendPlain(CollectionOfOne(output), deadline: deadline) }
+    }
+
+    private func sendCloseNotify() {
+        guard sendLock.tryLock() else { return }
+        defer { sendLock.unlock() }
+        let output = tls.withLock { session -> ByteBuffer in
+            guard let session else { return ByteBuffer() }
+            session.shutdown()
+            return session.takeOutput()
+        }
+        guard !output.isEmpty, let _ = try? registration.begin(.write) else { return }
+        _ = output.withUnsafeReadableBytes { raw in
+            send(registration.descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        registration.end()
+    }
+}
+
+extension Endpoint {
+    /// The host of a TCP endpoint; nil for a Unix socket.
+    public var host: String? {
+        if case .tcp(let host, _) = self { return host }
+        return nil
+    }
+}

@@ -1,0 +1,233 @@
+import CTransport
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A socket's entry in the reactor: its descriptor, the readiness edges seen per direction, at
+/// most one suspended waiter per direction, and the count of system calls in flight, so that the
+/// descriptor is closed only when no call can still be using its number.
+final class IORegistration: Sendable {
+    let id: UInt64
+    let descriptor: Int32
+    let endpoint: Endpoint
+    let reactor: Reactor
+    private let state = Mutex(IOState())
+
+    init(id: UInt64, descriptor: Int32, endpoint: Endpoint, reactor: Reactor) {
+        self.id = id
+        self.descriptor = descriptor
+        self.endpoint = endpoint
+        self.reactor = reactor
+    }
+
+    /// Whether ``close()`` was called.
+    var isClosed: Bool { state.withLock { $0.isClosed } }
+
+    /// Marks a system call as started and returns the readiness count of `direction`, to be
+    /// handed to ``wait(for:seenEpoch:deadline:)`` if the call reports EAGAIN.
+    func begin(_ direction: IODirection) throws(TransportError) -> UInt64 {
+        let result = state.withLock { state -> UInt64? in
+            if state.isClosed { return nil }
+            state.callsInFlight += 1
+            return direction == .read ? state.readEpoch : state.writeEpoch
+        }
+        guard let result else { throw closedError() }
+        return result
+    }
+
+    /// Marks a system call begun with ``begin(_:)`` as finished.
+    func end() {
+        let mustRelease = state.withLock { state -> Bool in
+            state.callsInFlight -= 1
+            return state.claimRelease()
+        }
+        if mustRelease { release() }
+    }
+
+    /// Suspends until `direction` sees a readiness edge after `seenEpoch`, the deadline passes,
+    /// the task is cancelled, or the registration is closed.
+    func wait(for direction: IODirection, seenEpoch: UInt64, deadline: Deadline) async throws {
+        if deadline.hasPassed {
+            throw TransportError(.timedOut, endpoint: endpoint, message: direction.timeoutMessage)
+        }
+        let token = reactor.makeToken()
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                let outcome = state.withLock { state -> WaitOutcome in
+                    if state.isClosed { return .fail(closedError()) }
+                    let epoch = direction == .read ? state.readEpoch : state.writeEpoch
+                    if epoch != seenEpoch { return .retry }
+                    if Task.isCancelled {
+                        return .fail(TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage))
+                    }
+                    let waiter = Waiter(token: token, continuation: continuation, hasDeadline: deadline != .never)
+                    switch direction {
+                    case .read:
+                        if state.readWaiter != nil { return .fail(concurrentError(direction)) }
+                        state.readWaiter = waiter
+                    case .write:
+                        if state.writeWaiter != nil { return .fail(concurrentError(direction)) }
+                        state.writeWaiter = waiter
+                    }
+                    return .stored
+                }
+                switch outcome {
+                case .retry:
+                    continuation.resume()
+                case .fail(let error):
+                    continuation.resume(throwing: error)
+                case .stored:
+                    reactor.waiterStored()
+                    if deadline != .never {
+                        reactor.armTimer(deadline, registration: self, token: token, direction: direction)
+                    }
+                }
+            }
+        } onCancel: {
+            if let waiter = takeWaiter(direction, token: token) {
+                waiter.continuation.resume(
+                    throwing: TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage)
+                )
+            }
+        }
+    }
+
+    /// Called by the reactor with the epoll event mask.
+    func ready(mask: UInt32) {
+        let readable = mask & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let writable = mask & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let (reader, writer) = state.withLock { state -> (Waiter?, Waiter?) in
+            var reader: Waiter?
+            var writer: Waiter?
+            if readable {
+                state.readEpoch &+= 1
+                reader = state.readWaiter
+                state.readWaiter = nil
+            }
+            if writable {
+                state.writeEpoch &+= 1
+                writer = state.writeWaiter
+                state.writeWaiter = nil
+            }
+            return (reader, writer)
+        }
+        if let reader { finish(reader) }
+        if let writer { finish(writer) }
+    }
+
+    /// Called by the reactor when a waiter's deadline passes.
+    func deadlinePassed(token: UInt64, direction: IODirection) {
+        let waiter = state.withLock { state -> Waiter? in
+            switch direction {
+            case .read:
+                guard state.readWaiter?.token == token else { return nil }
+                defer { state.readWaiter = nil }
+                return state.readWaiter
+            case .write:
+                guard state.writeWaiter?.token == token else { return nil }
+                defer { state.writeWaiter = nil }
+                return state.writeWaiter
+            }
+        }
+        guard let waiter else { return }
+        reactor.waiterTaken()
+        waiter.continuation.resume(throwing: TransportError(.timedOut, endpoint: endpoint, message: direction.timeoutMessage))
+    }
+
+    /// Closes the registration: wakes every waiter with `.closed` and closes the descriptor as
+    /// soon as no system call is in flight. Calling it again does nothing.
+    func close() {
+        let (waiters, mustRelease) = state.withLock { state -> ([Waiter], Bool) in
+            if state.isClosed { return ([], false) }
+            state.isClosed = true
+            let waiters = [state.readWaiter, state.writeWaiter].compactMap { $0 }
+            state.readWaiter = nil
+            state.writeWaiter = nil
+            return (waiters, state.claimRelease())
+        }
+        for waiter in waiters {
+            if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
+            reactor.waiterTaken()
+            waiter.continuation.resume(throwing: closedError())
+        }
+        if mustRelease { release() }
+    }
+
+    private func release() {
+        reactor.deregister(self)
+        Glibc.close(descriptor)
+    }
+
+    private func takeWaiter(_ direction: IODirection, token: UInt64) -> Waiter? {
+        let waiter = state.withLock { state -> Waiter? in
+            switch direction {
+            case .read:
+                guard state.readWaiter?.token == token else { return nil }
+                defer { state.readWaiter = nil }
+                return state.readWaiter
+            case .write:
+                guard state.writeWaiter?.token == token else { return nil }
+                defer { state.writeWaiter = nil }
+                return state.writeWaiter
+            }
+        }
+        if let waiter {
+            if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
+            reactor.waiterTaken()
+        }
+        return waiter
+    }
+
+    private func finish(_ waiter: Waiter) {
+        if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
+        reactor.waiterTaken()
+        waiter.continuation.resume()
+    }
+
+    func closedError() -> TransportError {
+        TransportError(.closed, endpoint: endpoint, message: "connection is closed")
+    }
+
+    private func concurrentError(_ direction: IODirection) -> TransportError {
+        TransportError(
+            .concurrentOperation, endpoint: endpoint,
+            message: direction == .read ? "another read is already pending" : "another write is already pending"
+        )
+    }
+}
+
+struct Waiter {
+    let token: UInt64
+    let continuation: UnsafeContinuation<Void, any Error>
+    let hasDeadline: Bool
+}
+
+struct IOState {
+    var readEpoch: UInt64 = 0
+    var writeEpoch: UInt64 = 0
+    var readWaiter: Waiter?
+    var writeWaiter: Waiter?
+    var isClosed = false
+    var callsInFlight = 0
+    var isReleased = false
+
+    /// Returns true exactly once: when closed and no call is in flight.
+    mutating func claimRelease() -> Bool {
+        guard isClosed, callsInFlight == 0, !isReleased else { return false }
+        isReleased = true
+        return true
+    }
+}
+
+enum WaitOutcome {
+    case retry
+    case stored
+    case fail(TransportError)
+}
+
+extension IODirection {
+    var timeoutMessage: String { self == .read ? "read timed out" : "write timed out" }
+    var cancelMessage: String { self == .read ? "read cancelled" : "write cancelled" }
+}

@@ -1,0 +1,297 @@
+import CTransport
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One epoll thread that wakes the tasks waiting for their sockets.
+///
+/// Sockets are registered once, edge-triggered, for both directions. An operation tries its system
+/// call first and only on EAGAIN suspends; each registration counts the readiness edges it has
+/// seen per direction, and a waiter is stored only if no edge arrived since its failed attempt,
+/// which closes the race between EAGAIN and suspension without an extra system call. Deadlines
+/// live in a heap on the reactor and bound `epoll_wait`'s timeout.
+public final class Reactor: Sendable {
+    /// The process-wide reactor, started on first use.
+    public static let shared = Reactor(name: "transport-io")
+
+    private let epollDescriptor: Int32
+    private let wakeDescriptor: Int32
+    private let startupError = Mutex<TransportError?>(nil)
+    private let state = Mutex(ReactorState())
+    private let nextToken = Atomic<UInt64>(1)
+    private let waiterCount = Atomic<Int>(0)
+
+    /// Starts a reactor with its own thread. Most code uses ``shared``; a separate reactor is
+    /// useful where its counters must not be disturbed by other work.
+    public init(name: String = "transport-io") {
+        let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        let efd = epfd >= 0 ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
+        epollDescriptor = epfd
+        wakeDescriptor = efd
+        if epfd < 0 || efd < 0 {
+            let code = errno
+            startupError.withLock {
+                $0 = TransportError(.system, errno: code, message: "could not start the I/O reactor")
+            }
+            if epfd >= 0 { Glibc.close(epfd) }
+            return
+        }
+        _ = ctransport_epoll_ctl(epfd, EPOLL_CTL_ADD, efd, EPOLLIN.rawValue, 0)
+        let started = ReactorThread.start(name: name) { [self] in self.run() }
+        if !started {
+            startupError.withLock {
+                $0 = TransportError(.system, message: "could not start the I/O reactor thread")
+            }
+        }
+    }
+
+    /// Number of sockets currently registered.
+    public var registrationCount: Int { state.withLock { $0.registrations.count } }
+    /// Number of suspended reads, writes and connects waiting for readiness.
+    public var pendingWaiterCount: Int { waiterCount.load(ordering: .relaxed) }
+    /// Number of armed deadlines.
+    public var pendingTimerCount: Int { state.withLock { $0.timers.count } }
+
+    /// Stops the thread once all registrations are gone. The shared reactor is never stopped.
+    public func shutdown() {
+        state.withLock { $0.isShuttingDown = true }
+        wake()
+    }
+
+    // MARK: - Registration
+
+    func register(descriptor: Int32, endpoint: Endpoint) throws -> IORegistration {
+        if let failure = startupError.withLock({ $0 }) { throw failure }
+        let id = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+        let registration = IORegistration(id: id, descriptor: descriptor, endpoint: endpoint, reactor: self)
+        state.withLock { $0.registrations[id] = registration }
+        let events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        if ctransport_epoll_ctl(epollDescriptor, EPOLL_CTL_ADD, descriptor, events, id) != 0 {
+            let code = errno
+            _ = state.withLock { $0.registrations.removeValue(forKey: id) }
+            throw TransportError(.system, endpoint: endpoint, errno: code, message: "epoll registration failed")
+        }
+        return registration
+    }
+
+    func deregister(_ registration: IORegistration) {
+        _ = ctransport_epoll_ctl(epollDescriptor, EPOLL_CTL_DEL, registration.descriptor, 0, 0)
+        let last = state.withLock { state -> Bool in
+            state.registrations.removeValue(forKey: registration.id)
+            return state.isShuttingDown && state.registrations.isEmpty
+        }
+        if last { wake() }
+    }
+
+    func makeToken() -> UInt64 {
+        nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    func waiterStored() { waiterCount.wrappingAdd(1, ordering: .relaxed) }
+    func waiterTaken() { waiterCount.wrappingSubtract(1, ordering: .relaxed) }
+
+    // MARK: - Timers
+
+    func armTimer(_ deadline: Deadline, registration: IORegistration, token: UInt64, direction: IODirection) {
+        let mustWake = state.withLock { state -> Bool in
+            state.timers.insert(
+                TimerEntry(deadline: deadline.uptimeNanoseconds, token: token, registration: registration, direction: direction)
+            )
+            return deadline.uptimeNanoseconds < state.sleepingUntil
+        }
+        if mustWake { wake() }
+    }
+
+    func disarmTimer(token: UInt64) {
+        state.withLock { _ = $0.timers.remove(token: token) }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeDescriptor, $0.baseAddress, 8) }
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        let capacity = 256
+        let eventSize = ctransport_epoll_event_size()
+        let events = UnsafeMutableRawPointer.allocate(byteCount: eventSize * capacity, alignment: 16)
+        defer { events.deallocate() }
+        var ready: [(IORegistration, UInt32)] = []
+        ready.reserveCapacity(capacity)
+        var expired: [TimerEntry] = []
+
+        while true {
+            let now = MonotonicClock.nanoseconds()
+            let (timeout, stop) = state.withLock { state -> (Int32, Bool) in
+                if state.isShuttingDown && state.registrations.isEmpty { return (0, true) }
+                while let first = state.timers.first, first.deadline <= now {
+                    expired.append(state.timers.removeFirst())
+                }
+                guard let first = state.timers.first else {
+                    state.sleepingUntil = .max
+                    return (-1, false)
+                }
+                state.sleepingUntil = first.deadline
+                let milliseconds = (first.deadline - now + 999_999) / 1_000_000
+                return (Int32(clamping: milliseconds), false)
+            }
+            if stop { break }
+            for entry in expired {
+                entry.registration.deadlinePassed(token: entry.token, direction: entry.direction)
+            }
+            expired.removeAll(keepingCapacity: true)
+
+            let count = epoll_wait(epollDescriptor, events.assumingMemoryBound(to: epoll_event.self), Int32(capacity), timeout)
+            if count < 0 {
+                if errno == EINTR { continue }
+                // epoll_wait fails only for programming errors (EBADF, EINVAL); back off and retry.
+                usleep(1000)
+                continue
+            }
+            state.withLock { state in
+                state.sleepingUntil = 0
+                for index in 0..<Int(count) {
+                    let event = events.advanced(by: index * eventSize).assumingMemoryBound(to: epoll_event.self)
+                    let data = ctransport_epoll_event_data(event)
+                    if data == 0 { continue }
+                    if let registration = state.registrations[data] {
+                        ready.append((registration, ctransport_epoll_event_events(event)))
+                    }
+                }
+            }
+            for index in 0..<Int(count) {
+                let event = events.advanced(by: index * eventSize).assumingMemoryBound(to: epoll_event.self)
+                if ctransport_epoll_event_data(event) == 0 {
+                    var value: UInt64 = 0
+                    _ = withUnsafeMutableBytes(of: &value) { Glibc.read(wakeDescriptor, $0.baseAddress, 8) }
+                }
+            }
+            for (registration, mask) in ready {
+                registration.ready(mask: mask)
+            }
+            ready.removeAll(keepingCapacity: true)
+        }
+        Glibc.close(wakeDescriptor)
+        Glibc.close(epollDescriptor)
+    }
+}
+
+enum IODirection: Sendable {
+    case read
+    case write
+}
+
+struct ReactorState: ~Copyable {
+    var registrations: [UInt64: IORegistration] = [:]
+    var timers = TimerHeap()
+    var sleepingUntil: UInt64 = 0
+    var isShuttingDown = false
+}
+
+struct TimerEntry {
+    var deadline: UInt64
+    var token: UInt64
+    var registration: IORegistration
+    var direction: IODirection
+}
+
+/// A binary min-heap of deadlines that can also remove an entry by its token in O(log n).
+struct TimerHeap {
+    private var entries: [TimerEntry] = []
+    private var positions: [UInt64: Int] = [:]
+
+    var count: Int { entries.count }
+    var first: TimerEntry? { entries.first }
+
+    mutating func insert(_ entry: TimerEntry) {
+        entries.append(entry)
+        positions[entry.token] = entries.count - 1
+        siftUp(entries.count - 1)
+    }
+
+    mutating func removeFirst() -> TimerEntry {
+        remove(at: 0)
+    }
+
+    mutating func remove(token: UInt64) -> TimerEntry? {
+        guard let index = positions[token] else { return nil }
+        return remove(at: index)
+    }
+
+    private mutating func remove(at index: Int) -> TimerEntry {
+        let removed = entries[index]
+        positions.removeValue(forKey: removed.token)
+        let last = entries.removeLast()
+        if index < entries.count {
+            entries[index] = last
+            positions[last.token] = index
+            siftDown(index)
+            siftUp(index)
+        }
+        return removed
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child].deadline < entries[parent].deadline else { return }
+            swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < entries.count else { return }
+            var smallest = left
+            let right = left + 1
+            if right < entries.count && entries[right].deadline < entries[left].deadline { smallest = right }
+            guard entries[smallest].deadline < entries[parent].deadline else { return }
+            swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+
+    private mutating func swapAt(_ a: Int, _ b: Int) {
+        entries.swapAt(a, b)
+        positions[entries[a].token] = a
+        positions[entries[b].token] = b
+    }
+}
+
+/// Starts a detached POSIX thread running a closure.
+enum ReactorThread {
+    final class Box {
+        let body: () -> Void
+        let name: String
+        init(body: @escaping () -> Void, name: String) {
+            self.body = body
+            self.name = name
+        }
+    }
+
+    static func start(name: String, _ body: @escaping () -> Void) -> Bool {
+        let box = Unmanaged.passRetained(Box(body: body, name: name))
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            let box = Unmanaged<Box>.fromOpaque(argument).takeRetainedValue()
+            ctransport_set_thread_name(String(box.name.prefix(15)))
+            box.body()
+            return nil
+        }, box.toOpaque())
+        if result == 0 {
+            pthread_detach(thread)
+            return true
+        }
+        box.release()
+        return false
+    }
+}

@@ -1,0 +1,1 @@
+// Tests for Infra arrive with the module's implementation.

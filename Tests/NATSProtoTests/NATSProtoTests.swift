@@ -1,0 +1,1 @@
+// Tests for NATSProto arrive with the module's implementation.

@@ -1,0 +1,1 @@
+// Tests for PGWire arrive with the module's implementation.

@@ -1,0 +1,1 @@
+// Tests for RESP arrive with the module's implementation.

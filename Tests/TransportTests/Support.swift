@@ -1,0 +1,134 @@
+import Foundation
+import Synchronization
+import Testing
+import Transport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An echo server on our own listener: every accepted connection gets its bytes back.
+final class EchoServer: Sendable {
+    let listener: Listener
+    private let connections = Mutex<[Connection]>([])
+    private let acceptTask = Mutex<Task<Void, Never>?>(nil)
+
+    init(listener: Listener) {
+        self.listener = listener
+        let task = Task { [self] in
+            while true {
+                guard let connection = try? await listener.accept() else { return }
+                self.connections.withLock { $0.append(connection) }
+                Task {
+                    var buffer = ByteBuffer(capacity: 65536)
+                    while true {
+                        do {
+                            _ = try await connection.read(into: &buffer)
+                            try await connection.write(buffer)
+                            buffer.clear()
+                        } catch {
+                            connection.close()
+                            return
+                        }
+                    }
+                }
+            }
+        }
+        acceptTask.withLock { $0 = task }
+    }
+
+    static func start(host: String = "127.0.0.1", reactor: Reactor = .shared) throws -> EchoServer {
+        EchoServer(listener: try Listener.bind(host: host, port: 0, reactor: reactor))
+    }
+
+    var endpoint: Endpoint { listener.endpoint }
+    var acceptedCount: Int { connections.withLock { $0.count } }
+
+    func stop() {
+        listener.close()
+        acceptTask.withLock { $0?.cancel() }
+        for connection in connections.withLock({ $0 }) { connection.close() }
+    }
+}
+
+/// Reads from `connection` until `count` bytes are in `buffer`.
+func readExactly(_ count: Int, from connection: Connection, into buffer: inout ByteBuffer, deadline: Deadline = .after(.seconds(10))) async throws {
+    while buffer.readableBytes < count {
+        try await connection.read(into: &buffer, deadline: deadline)
+    }
+}
+
+/// The live servers that `make test` starts, found through INFRA_TEST_* variables.
+enum LiveServers {
+    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    static func value(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    static let howToStart = "start the test servers with `make test` (or `scripts/test-servers.sh run -- swift test`)"
+
+    /// Whether tests needing `variables` can run; outside CI a missing server skips them.
+    static func available(_ variables: String...) -> Bool {
+        variables.allSatisfy { value($0) != nil } || isCI
+    }
+
+    /// Returns the variable; in CI a missing one fails the test with instructions.
+    static func require(_ name: String) throws -> String {
+        guard let value = value(name) else {
+            Issue.record("\(name) is not set: \(howToStart)")
+            throw MissingServer(name: name)
+        }
+        return value
+    }
+
+    struct MissingServer: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "\(name) is not set: \(LiveServers.howToStart)" }
+    }
+}
+
+/// Runs a command and returns its standard output; throws on a non-zero exit.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = Pipe()
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CommandFailed(command: ([executable] + arguments).joined(separator: " "), status: process.terminationStatus)
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+struct CommandFailed: Error, CustomStringConvertible {
+    let command: String
+    let status: Int32
+    var description: String { "\(command) exited with \(status)" }
+}
+
+func makeTemporaryDirectory(_ prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Elapsed wall time of `body` in milliseconds.
+func milliseconds(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+}
+
+/// Number of threads in this process, from /proc.
+func threadCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
+}
