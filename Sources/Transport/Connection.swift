@@ -135,14 +135,7 @@ public final class Connection: Sendable {
         if options.keepAlive {
             _ = setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
         }
-        let registration: IORegistration
-        do {
-            registration = try reactor.register(descriptor: descriptor, endpoint: endpoint)
-        } catch {
-            Glibc.close(descriptor)
-            throw error
-        }
-        let connection = Connection(endpoint: endpoint, registration: registration)
+        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor)
         do {
             try await connection.finishConnect(deadline: deadline) { descriptor in
                 address.withSockAddr { Glibc.connect(descriptor, $0, $1) }
@@ -164,14 +157,7 @@ public final class Connection: Sendable {
         guard descriptor >= 0 else {
             throw TransportError.fromErrno(errno, operation: "socket", endpoint: endpoint)
         }
-        let registration: IORegistration
-        do {
-            registration = try reactor.register(descriptor: descriptor, endpoint: endpoint)
-        } catch {
-            Glibc.close(descriptor)
-            throw error
-        }
-        let connection = Connection(endpoint: endpoint, registration: registration)
+        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor)
         do {
             try await connection.finishConnect(deadline: deadline) { descriptor in
                 withUnsafePointer(to: &address) {
@@ -183,6 +169,16 @@ public final class Connection: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// Registers a new socket with the reactor, closing the descriptor if that fails.
+    private static func adopt(_ descriptor: Int32, endpoint: Endpoint, reactor: Reactor) throws -> Connection {
+        do {
+            return Connection(endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint))
+        } catch {
+            Glibc.close(descriptor)
+            throw error
+        }
     }
 
     private func finishConnect(deadline: Deadline, _ start: (Int32) -> Int32) async throws {

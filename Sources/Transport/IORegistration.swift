@@ -117,21 +117,9 @@ final class IORegistration: Sendable {
         if let writer { finish(writer) }
     }
 
-    /// Called by the reactor when a waiter's deadline passes.
+    /// Called by the reactor when a waiter's deadline passes (its timer is already out of the heap).
     func deadlinePassed(token: UInt64, direction: IODirection) {
-        let waiter = state.withLock { state -> Waiter? in
-            switch direction {
-            case .read:
-                guard state.readWaiter?.token == token else { return nil }
-                defer { state.readWaiter = nil }
-                return state.readWaiter
-            case .write:
-                guard state.writeWaiter?.token == token else { return nil }
-                defer { state.writeWaiter = nil }
-                return state.writeWaiter
-            }
-        }
-        guard let waiter else { return }
+        guard let waiter = removeWaiter(direction, token: token) else { return }
         reactor.waiterTaken()
         waiter.continuation.resume(throwing: TransportError(.timedOut, endpoint: endpoint, message: direction.timeoutMessage))
     }
@@ -161,7 +149,17 @@ final class IORegistration: Sendable {
     }
 
     private func takeWaiter(_ direction: IODirection, token: UInt64) -> Waiter? {
-        let waiter = state.withLock { state -> Waiter? in
+        let waiter = removeWaiter(direction, token: token)
+        if let waiter {
+            if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
+            reactor.waiterTaken()
+        }
+        return waiter
+    }
+
+    /// Removes the waiter of `direction` if it is still the one identified by `token`.
+    private func removeWaiter(_ direction: IODirection, token: UInt64) -> Waiter? {
+        state.withLock { state -> Waiter? in
             switch direction {
             case .read:
                 guard state.readWaiter?.token == token else { return nil }
@@ -173,11 +171,6 @@ final class IORegistration: Sendable {
                 return state.writeWaiter
             }
         }
-        if let waiter {
-            if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
-            reactor.waiterTaken()
-        }
-        return waiter
     }
 
     private func finish(_ waiter: Waiter) {

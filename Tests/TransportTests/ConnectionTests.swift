@@ -8,27 +8,38 @@ import Glibc
 
 @Suite("Connection over TCP and Unix sockets")
 struct ConnectionTests {
+    /// A client connection to `listener` and the server side of it.
+    private func connectedPair(_ listener: Listener) async throws -> (client: Connection, server: Connection) {
+        async let accepted = listener.accept()
+        let client = try await Connection.connect(to: listener.endpoint)
+        return (client, try await accepted)
+    }
+
+    /// Closes `connection` with an RST instead of a FIN (SO_LINGER with a zero timeout).
+    private func closeWithReset(_ connection: Connection) {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(connection.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        connection.close()
+    }
+
+    /// Connects to `endpoint`, expects `text` echoed back, and closes.
+    private func expectEcho(via endpoint: Endpoint, _ text: String) async throws {
+        let connection = try await Connection.connect(to: endpoint)
+        defer { connection.close() }
+        #expect(try await echo(connection, text) == text)
+    }
+
     @Test func echoOverIPv4() async throws {
         let server = try EchoServer.start()
         defer { server.stop() }
-        let connection = try await Connection.connect(to: server.endpoint)
-        defer { connection.close() }
-        try await connection.write(ByteBuffer(string: "ping"))
-        var buffer = ByteBuffer()
-        try await readExactly(4, from: connection, into: &buffer)
-        #expect(buffer == ByteBuffer(string: "ping"))
+        try await expectEcho(via: server.endpoint, "ping")
     }
 
     @Test func echoOverIPv6() async throws {
         let server = try EchoServer.start(host: "::1")
         defer { server.stop() }
         #expect(server.endpoint.description.hasPrefix("[::1]:"))
-        let connection = try await Connection.connect(to: server.endpoint)
-        defer { connection.close() }
-        try await connection.write(ByteBuffer(string: "six"))
-        var buffer = ByteBuffer()
-        try await readExactly(3, from: connection, into: &buffer)
-        #expect(buffer == ByteBuffer(string: "six"))
+        try await expectEcho(via: server.endpoint, "six")
     }
 
     @Test func hostNameTriesEveryResolvedAddress() async throws {
@@ -37,12 +48,7 @@ struct ConnectionTests {
         let server = try EchoServer.start(host: "127.0.0.1")
         defer { server.stop() }
         guard case .tcp(_, let port) = server.endpoint else { return }
-        let connection = try await Connection.connect(to: .tcp(host: "localhost", port: port))
-        defer { connection.close() }
-        try await connection.write(ByteBuffer(string: "x"))
-        var buffer = ByteBuffer()
-        try await readExactly(1, from: connection, into: &buffer)
-        #expect(buffer == ByteBuffer(string: "x"))
+        try await expectEcho(via: .tcp(host: "localhost", port: port), "x")
     }
 
     @Test func unixDomainSocket() async throws {
@@ -51,12 +57,7 @@ struct ConnectionTests {
         let path = directory.appendingPathComponent(".s.PGSQL.5432").path
         let server = EchoServer(listener: try Listener.bind(unixPath: path))
         defer { server.stop() }
-        let connection = try await Connection.connect(to: .unix(path: path))
-        defer { connection.close() }
-        try await connection.write(ByteBuffer(string: "local"))
-        var buffer = ByteBuffer()
-        try await readExactly(5, from: connection, into: &buffer)
-        #expect(buffer == ByteBuffer(string: "local"))
+        try await expectEcho(via: .unix(path: path), "local")
     }
 
     @Test func missingUnixSocketIsRefusedAndNamed() async throws {
@@ -148,10 +149,7 @@ struct ConnectionTests {
         #expect(reactor.pendingWaiterCount == 0)
         #expect(reactor.pendingTimerCount == 0)
         // The connection still works after a cancelled read.
-        try await connection.write(ByteBuffer(string: "still here"))
-        var buffer = ByteBuffer()
-        try await readExactly(10, from: connection, into: &buffer)
-        #expect(buffer == ByteBuffer(string: "still here"))
+        #expect(try await echo(connection, "still here") == "still here")
         let before = reactor.registrationCount
         connection.close()
         #expect(reactor.registrationCount == before - 1)
@@ -182,10 +180,8 @@ struct ConnectionTests {
     @Test func endOfStreamWhenPeerCloses() async throws {
         let listener = try Listener.bind()
         defer { listener.close() }
-        async let accepted = listener.accept()
-        let connection = try await Connection.connect(to: listener.endpoint)
+        let (connection, peer) = try await connectedPair(listener)
         defer { connection.close() }
-        let peer = try await accepted
         peer.close()
         var buffer = ByteBuffer()
         let error = await #expect(throws: TransportError.self) { try await connection.read(into: &buffer) }
@@ -196,14 +192,9 @@ struct ConnectionTests {
     @Test func resetByPeerAndBrokenPipeAreTypedAndDoNotKillTheProcess() async throws {
         let listener = try Listener.bind()
         defer { listener.close() }
-        async let accepted = listener.accept()
-        let connection = try await Connection.connect(to: listener.endpoint)
+        let (connection, peer) = try await connectedPair(listener)
         defer { connection.close() }
-        let peer = try await accepted
-        // SO_LINGER with a zero timeout makes close() send RST.
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(peer.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        peer.close()
+        closeWithReset(peer)
         try await Task.sleep(for: .milliseconds(20))
         // Writing to a reset connection: ECONNRESET or EPIPE, never SIGPIPE.
         var kinds: [TransportError.Kind] = []
@@ -221,15 +212,11 @@ struct ConnectionTests {
     @Test func readAfterResetIsConnectionReset() async throws {
         let listener = try Listener.bind()
         defer { listener.close() }
-        async let accepted = listener.accept()
-        let connection = try await Connection.connect(to: listener.endpoint)
+        let (connection, peer) = try await connectedPair(listener)
         defer { connection.close() }
-        let peer = try await accepted
         try await connection.write(ByteBuffer(string: "unread"))  // unread data at close also forces RST
         try await Task.sleep(for: .milliseconds(10))
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(peer.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        peer.close()
+        closeWithReset(peer)
         var buffer = ByteBuffer()
         let error = await #expect(throws: TransportError.self) { try await connection.read(into: &buffer) }
         #expect(error?.kind == .connectionReset)

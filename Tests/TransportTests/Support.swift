@@ -58,6 +58,14 @@ func readExactly(_ count: Int, from connection: Connection, into buffer: inout B
     }
 }
 
+/// Writes `text` and reads back as many bytes: the echo server's answer.
+func echo(_ connection: Connection, _ text: String) async throws -> String {
+    try await connection.write(ByteBuffer(string: text))
+    var buffer = ByteBuffer()
+    try await readExactly(text.utf8.count, from: connection, into: &buffer)
+    return String(decoding: buffer.readableBytesView, as: UTF8.self)
+}
+
 /// The live servers that `make test` starts, found through INFRA_TEST_* variables.
 enum LiveServers {
     static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }

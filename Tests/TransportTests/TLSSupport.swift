@@ -86,13 +86,15 @@ final class TLSEchoServer: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
+        let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                _ = Glibc.bind(descriptor, pointer, length)
-                _ = getsockname(descriptor, pointer, &length)
+                Glibc.bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
             }
         }
-        _ = listen(descriptor, 64)
+        guard bound, listen(descriptor, 64) == 0 else {
+            Glibc.close(descriptor)
+            throw CommandFailed(command: "bind 127.0.0.1:0", status: errno)
+        }
         listenDescriptor = descriptor
         port = Int(UInt16(bigEndian: address.sin_port))
         Thread.detachNewThread { [self] in self.acceptLoop() }

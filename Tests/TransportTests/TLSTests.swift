@@ -14,19 +14,21 @@ struct TLSTests {
         fixture = try TLSFixture.shared.get()
     }
 
-    private func echo(_ connection: Connection, _ text: String) async throws -> String {
-        try await connection.write(ByteBuffer(string: text))
-        var buffer = ByteBuffer()
-        try await readExactly(text.utf8.count, from: connection, into: &buffer)
-        return String(decoding: buffer.readableBytesView, as: UTF8.self)
+    private func verifiedContext() throws -> TLSContext {
+        try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
+    }
+
+    /// Connects to the TLS echo server at 127.0.0.1, verifying with the fixture's CA by default.
+    private func connect(to server: TLSEchoServer, serverName: String? = "localhost", context: TLSContext? = nil) async throws -> Connection {
+        try await Connection.connect(
+            to: .tcp(host: "127.0.0.1", port: server.port),
+            options: ConnectOptions(tls: try context ?? verifiedContext(), serverName: serverName))
     }
 
     @Test func trustedCertificateAndMatchingHostName() async throws {
         let server = try TLSEchoServer(fixture: fixture)
         defer { server.stop() }
-        let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
-        let connection = try await Connection.connect(
-            to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context, serverName: "localhost"))
+        let connection = try await connect(to: server)
         defer { connection.close() }
         #expect(connection.isTLS)
         #expect(try await echo(connection, "over TLS") == "over TLS")
@@ -38,8 +40,7 @@ struct TLSTests {
     @Test func ipAddressIsVerifiedAgainstTheCertificatesIPEntry() async throws {
         let server = try TLSEchoServer(fixture: fixture)
         defer { server.stop() }
-        let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
-        let connection = try await Connection.connect(to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context))
+        let connection = try await connect(to: server, serverName: nil)
         defer { connection.close() }
         #expect(try await echo(connection, "ip") == "ip")
     }
@@ -48,9 +49,7 @@ struct TLSTests {
         // The server certificate is signed with ECDSA-SHA384, so RFC 5929 asks for its SHA-384 hash.
         let server = try TLSEchoServer(fixture: fixture)
         defer { server.stop() }
-        let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
-        let connection = try await Connection.connect(
-            to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context, serverName: "localhost"))
+        let connection = try await connect(to: server)
         defer { connection.close() }
         let binding = try #require(connection.tlsServerEndPoint)
         #expect(binding.count == 48)
@@ -63,8 +62,7 @@ struct TLSTests {
         for roots in [TLSConfiguration.TrustRoots.system, .file(fixture.otherCAFile)] {
             let context = try TLSContext(configuration: TLSConfiguration(trustRoots: roots))
             let error = await #expect(throws: TransportError.self) {
-                try await Connection.connect(
-                    to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context, serverName: "localhost"))
+                try await connect(to: server, context: context)
             }
             #expect(error?.kind == .tlsCertificateUntrusted)
             #expect(error?.description.contains("certificate verification failed") == true, "\(String(describing: error))")
@@ -75,10 +73,9 @@ struct TLSTests {
     @Test func wrongHostNameIsRefused() async throws {
         let server = try TLSEchoServer(fixture: fixture)
         defer { server.stop() }
-        let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
+        let context = try verifiedContext()
         let error = await #expect(throws: TransportError.self) {
-            try await Connection.connect(
-                to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context, serverName: "db.example.com"))
+            try await connect(to: server, serverName: "db.example.com", context: context)
         }
         #expect(error?.kind == .tlsHostnameMismatch)
         #expect(error?.description.contains("db.example.com") == true, "\(String(describing: error))")
@@ -88,8 +85,7 @@ struct TLSTests {
         let server = try TLSEchoServer(fixture: fixture)
         defer { server.stop() }
         let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile), verification: .chainOnly))
-        let connection = try await Connection.connect(
-            to: .tcp(host: "127.0.0.1", port: server.port), options: ConnectOptions(tls: context, serverName: "db.example.com"))
+        let connection = try await connect(to: server, serverName: "db.example.com", context: context)
         defer { connection.close() }
         #expect(try await echo(connection, "verify-ca") == "verify-ca")
     }
@@ -125,7 +121,7 @@ struct TLSTests {
         try await readExactly(3, from: connection, into: &reply)
         #expect(reply == ByteBuffer(string: "GO\n"))
         #expect(!connection.isTLS)
-        let context = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(fixture.caFile)))
+        let context = try verifiedContext()
         try await connection.startTLS(context, serverName: "localhost")
         #expect(connection.isTLS)
         #expect(try await echo(connection, "upgraded") == "upgraded")
