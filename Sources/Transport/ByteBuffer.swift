@@ -58,15 +58,28 @@ public struct ByteBuffer: Sendable {
     // MARK: - Capacity
 
     /// Makes sure at least `count` bytes can be written, compacting before growing.
+    /// Growth doubles the capacity and carries over only the unread bytes.
     public mutating func reserveWritableBytes(_ count: Int) {
         precondition(count >= 0, "negative reservation")
         if writableBytes >= count { return }
         compact()
         if writableBytes >= count { return }
-        let needed = writerIndex + count
+        let unread = readableBytes
+        let needed = unread + count
         var newCapacity = Swift.max(64, storage.count)
         while newCapacity < needed { newCapacity = newCapacity &* 2 }
-        storage.append(contentsOf: repeatElement(0, count: newCapacity - storage.count))
+        let start = readerIndex
+        let old = storage
+        storage = [UInt8](unsafeUninitializedCapacity: newCapacity) { target, initialized in
+            guard let base = target.baseAddress else { return }
+            old.withUnsafeBytes { source in
+                if unread > 0, let from = source.baseAddress { memcpy(base, from + start, unread) }
+            }
+            memset(base + unread, 0, newCapacity - unread)
+            initialized = newCapacity
+        }
+        readerIndex = 0
+        writerIndex = unread
     }
 
     /// Reclaims consumed bytes. Moves the unread bytes to the front only when at least half of
@@ -203,7 +216,7 @@ public struct ByteBuffer: Sendable {
         reserveWritableBytes(count)
         let start = writerIndex
         storage.withUnsafeMutableBytes { raw in
-            _ = raw.baseAddress!.advanced(by: start).initializeMemory(as: UInt8.self, repeating: byte, count: count)
+            _ = memset(raw.baseAddress! + start, Int32(byte), count)
         }
         writerIndex += count
     }
@@ -234,9 +247,9 @@ public struct ByteBuffer: Sendable {
 
     /// Starts a length-prefixed frame: reserves room for a `T` length and returns its position.
     public mutating func beginLengthPrefix<T: FixedWidthInteger>(_ type: T.Type) -> LengthPrefixMark<T> {
-        let position = writerIndex
+        let offset = writerIndex - readerIndex
         writeInteger(T(0))
-        return LengthPrefixMark(position: position)
+        return LengthPrefixMark(offsetFromReader: offset)
     }
 
     /// Ends a frame started with ``beginLengthPrefix(_:)``. The length counts the bytes after the
@@ -244,10 +257,11 @@ public struct ByteBuffer: Sendable {
     public mutating func finishLengthPrefix<T: FixedWidthInteger>(
         _ mark: LengthPrefixMark<T>, includingPrefix: Bool
     ) throws(ByteBufferError) {
-        var length = writerIndex - mark.position
+        let position = readerIndex + mark.offsetFromReader
+        var length = writerIndex - position
         if !includingPrefix { length -= MemoryLayout<T>.size }
         guard let value = T(exactly: length) else { throw ByteBufferError.frameTooLarge(length) }
-        setInteger(value, at: mark.position)
+        setInteger(value, at: position)
     }
 
     // MARK: - Reading
@@ -357,9 +371,11 @@ public enum Endianness: Sendable {
 }
 
 /// The position of a length prefix reserved with ``ByteBuffer/beginLengthPrefix(_:)``.
+/// It is kept relative to the reader index, so it stays valid when growth compacts the buffer;
+/// nothing may be read from the buffer between begin and finish.
 public struct LengthPrefixMark<T: FixedWidthInteger>: Sendable {
-    /// Absolute index of the prefix in the buffer.
-    public let position: Int
+    /// Distance of the prefix from the reader index.
+    public let offsetFromReader: Int
 }
 
 /// Malformed or out-of-bounds data met while encoding or decoding a buffer.

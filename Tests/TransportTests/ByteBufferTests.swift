@@ -62,6 +62,19 @@ struct ByteBufferTests {
         #expect(frame.isEmpty)
     }
 
+    @Test func lengthPrefixSurvivesGrowthAndCompaction() throws {
+        var buffer = ByteBuffer(capacity: 64)
+        buffer.writeRepeating(0xEE, count: 40)
+        buffer.moveReaderIndex(forwardBy: 40)  // consumed bytes that growth will drop
+        buffer.writeInteger(UInt8(ascii: "d"))
+        let mark = buffer.beginLengthPrefix(Int32.self)
+        buffer.writeRepeating(7, count: 100_000)
+        try buffer.finishLengthPrefix(mark, includingPrefix: true)
+        #expect(buffer.readInteger(as: UInt8.self) == UInt8(ascii: "d"))
+        #expect(buffer.readInteger(as: Int32.self) == 100_004)
+        #expect(buffer.readableBytes == 100_000)
+    }
+
     @Test func lengthPrefixedFramesAreBoundedAndResumable() throws {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(10))

@@ -125,6 +125,23 @@ struct ConnectionTests {
         #expect(elapsed >= .milliseconds(45) && elapsed < .seconds(2))
     }
 
+    @Test func writeDeadlineWhenThePeerStopsReading() async throws {
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        let (connection, peer) = try await connectedPair(listener)
+        defer { peer.close() }
+        // The peer never reads: once both socket buffers are full the write must wait, and its
+        // deadline ends it. Part of the frame went out, so the connection is closed.
+        var frame = ByteBuffer()
+        frame.writeRepeating(1, count: 64 << 20)
+        let error = await #expect(throws: TransportError.self) {
+            try await connection.write(frame, deadline: .after(.milliseconds(200)))
+        }
+        #expect(error?.kind == .timedOut)
+        #expect(error?.description.contains("write timed out after") == true, "\(String(describing: error))")
+        #expect(connection.isClosed)
+    }
+
     @Test func cancellingAPendingReadReturnsPromptlyAndLeavesNoWaiter() async throws {
         // The client gets a reactor of its own so that the counters below see only its read.
         let reactor = Reactor(name: "test-cancel")

@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import Synchronization
 import Transport
 
 #if canImport(Glibc)
@@ -69,6 +70,10 @@ final class TLSEchoServer: @unchecked Sendable {
     private let listenDescriptor: Int32
     private let context: OpaquePointer
     private let expectsStartTLSLine: Bool
+    private let serverNames = Mutex<[String?]>([])
+
+    /// The SNI host name each accepted handshake carried (nil where the client sent none).
+    var receivedServerNames: [String?] { serverNames.withLock { $0 } }
 
     init(fixture: TLSFixture, requireClientCertificate: Bool = false, expectsStartTLSLine: Bool = false) throws {
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw CommandFailed(command: "SSL_CTX_new", status: -1) }
@@ -143,6 +148,8 @@ final class TLSEchoServer: @unchecked Sendable {
         defer { SSL_free(ssl) }
         SSL_set_fd(ssl, descriptor)
         guard SSL_accept(ssl) == 1 else { return }
+        let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
+        serverNames.withLock { $0.append(name) }
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let count = SSL_read(ssl, &buffer, Int32(buffer.count))

@@ -32,6 +32,7 @@ struct TLSTests {
         defer { connection.close() }
         #expect(connection.isTLS)
         #expect(try await echo(connection, "over TLS") == "over TLS")
+        #expect(server.receivedServerNames == ["localhost"], "SNI carries the host name")
         // A payload larger than one TLS record both ways.
         let large = String(repeating: "0123456789abcdef", count: 8192)
         #expect(try await echo(connection, large) == large)
@@ -43,6 +44,7 @@ struct TLSTests {
         let connection = try await connect(to: server, serverName: nil)
         defer { connection.close() }
         #expect(try await echo(connection, "ip") == "ip")
+        #expect(server.receivedServerNames == [nil], "no SNI for an IP address (RFC 6066)")
     }
 
     @Test func channelBindingUsesTheCertificatesSignatureDigest() async throws {
