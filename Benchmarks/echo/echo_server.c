@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* A single-threaded epoll echo server, the common peer for the transport benchmark.
  * usage: echo_server PORT  (binds 127.0.0.1; prints "ready" once listening) */
 #include <arpa/inet.h>
