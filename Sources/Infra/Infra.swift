@@ -1,4 +1,6 @@
-// Infra: the connection pool, settings loader, migration runner, NATS topology, provisioner and
-// health checks that the services and the infra-up command share.
+// Infra: what the services and the infra-up command share above the protocol clients.
 //
-// This module is laid out but not yet implemented; it exports no declarations until its issues land.
+//   Settings/   the TOML 1.0 parser, the .env reader and the Dynaconf-compatible settings loader
+//
+// The connection pool, migration runner, NATS topology, provisioner and health checks arrive with
+// their issues.
