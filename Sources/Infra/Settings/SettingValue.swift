@@ -1,0 +1,82 @@
+/// A resolved setting: the value types Dynaconf produces from TOML files and variables.
+public indirect enum SettingValue: Sendable, Equatable {
+    /// A string.
+    case string(String)
+    /// An integer.
+    case integer(Int64)
+    /// A float.
+    case float(Double)
+    /// A boolean.
+    case boolean(Bool)
+    /// `@none` and JSON null.
+    case null
+    /// A TOML date, time or date-time, kept in its TOML form.
+    case dateTime(TOMLValue)
+    /// A list.
+    case array([SettingValue])
+    /// A table with keys in order.
+    case table(SettingsTable)
+
+    /// Converts a parsed TOML value.
+    public init(_ value: TOMLValue) {
+        switch value {
+        case .string(let string): self = .string(string)
+        case .integer(let integer): self = .integer(integer)
+        case .float(let float): self = .float(float)
+        case .boolean(let boolean): self = .boolean(boolean)
+        case .offsetDateTime, .localDateTime, .localDate, .localTime: self = .dateTime(value)
+        case .array(let elements): self = .array(elements.map(SettingValue.init))
+        case .table(let table):
+            var converted = SettingsTable()
+            for (key, child) in table.entries { converted[key] = SettingValue(child) }
+            self = .table(converted)
+        }
+    }
+
+    /// The table, if this value is one.
+    public var table: SettingsTable? {
+        if case .table(let table) = self { return table }
+        return nil
+    }
+}
+
+/// An ordered table of settings whose lookups can ignore case, as Dynaconf's do.
+public struct SettingsTable: Sendable, Equatable {
+    /// Keys in order.
+    public private(set) var keys: [String] = []
+    private var values: [String: SettingValue] = [:]
+
+    /// Creates an empty table.
+    public init() {}
+
+    /// The value under exactly `key`.
+    public subscript(key: String) -> SettingValue? {
+        get { values[key] }
+        set {
+            if let newValue {
+                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
+            } else if values.removeValue(forKey: key) != nil {
+                keys.removeAll { $0 == key }
+            }
+        }
+    }
+
+    /// The stored spelling of `key`, matched exactly, then ignoring case (and spaces as underscores).
+    public func existingKey(matching key: String) -> String? {
+        if values[key] != nil { return key }
+        let lowered = key.lowercased()
+        return keys.first { $0.lowercased() == lowered || String($0.map { $0 == " " ? "_" : $0 }).lowercased() == lowered }
+    }
+
+    /// The value under `key`, ignoring case.
+    public func value(forKeyIgnoringCase key: String) -> SettingValue? {
+        existingKey(matching: key).flatMap { values[$0] }
+    }
+
+    /// Key/value pairs in order.
+    public var entries: [(key: String, value: SettingValue)] { keys.map { ($0, values[$0]!) } }
+
+    /// Equal when the same keys hold equal values, in any order.
+    public static func == (lhs: SettingsTable, rhs: SettingsTable) -> Bool { lhs.values == rhs.values }
+}
+
