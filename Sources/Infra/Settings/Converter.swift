@@ -22,7 +22,17 @@ enum Converter {
             rest = ""
         }
         guard dynaconfTokens.contains(token) else { return nil }
+        // A converter applied to a lazy value: `@int @format {this.PORT}`.
+        if token != "@format" && token != "@get", rest.hasPrefix("@format ") || rest.hasPrefix("@get ") || rest == "@format" || rest == "@get" {
+            guard case .value(.unresolved(var lazy))? = try apply(rest, origin: origin) else { return nil }
+            lazy.castToken = token
+            return .value(.unresolved(lazy))
+        }
         switch token {
+        case "@format":
+            return .value(.unresolved(LazySetting(kind: .format(rest), castToken: nil, origin: origin)))
+        case "@get":
+            return .value(.unresolved(try getReference(rest, origin: origin)))
         case "@str":
             return .value(.string(rest))
         case "@int":
@@ -58,6 +68,31 @@ enum Converter {
         default:
             throw SettingsError(message: "\(origin): the \(token) converter is not supported by the Swift settings loader")
         }
+    }
+
+    /// `@get KEY [@cast] [default | "quoted default"]`.
+    static func getReference(_ text: String, origin: String) throws(SettingsError) -> LazySetting {
+        var words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard !words.isEmpty else { throw SettingsError(message: "\(origin): @get needs a key") }
+        let key = words.removeFirst()
+        var cast: String?
+        var fallback: String?
+        var remainder = words.joined(separator: " ")
+        while !remainder.isEmpty {
+            if let quote = remainder.first, quote == "\"" || quote == "'" {
+                let body = remainder.dropFirst()
+                guard let end = body.firstIndex(of: quote) else {
+                    throw SettingsError(message: "\(origin): unterminated quoted default in @get")
+                }
+                fallback = String(body[..<end])
+                remainder = String(body[body.index(after: end)...]).trimmingSpaces()
+            } else {
+                let parts = remainder.split(separator: " ", maxSplits: 1).map(String.init)
+                if parts[0].hasPrefix("@") { cast = parts[0] } else { fallback = parts[0] }
+                remainder = parts.count > 1 ? parts[1].trimmingSpaces() : ""
+            }
+        }
+        return LazySetting(kind: .get(key: key, castToken: cast, defaultValue: fallback), castToken: nil, origin: origin)
     }
 
     /// What `@merge` merges: a TOML-typed value; scalars and comma lists become lists.

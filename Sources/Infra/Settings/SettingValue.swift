@@ -16,6 +16,8 @@ public indirect enum SettingValue: Sendable, Equatable {
     case array([SettingValue])
     /// A table with keys in order.
     case table(SettingsTable)
+    /// An `@format` or `@get` value while layers are still being merged; a loaded tree has none.
+    case unresolved(LazySetting)
 
     /// Converts a parsed TOML value.
     public init(_ value: TOMLValue) {
@@ -38,6 +40,25 @@ public indirect enum SettingValue: Sendable, Equatable {
         if case .table(let table) = self { return table }
         return nil
     }
+}
+
+/// An `@format` template or an `@get` reference, evaluated after every layer is merged, with an
+/// optional converter applied to the result (`@int @format …`).
+public struct LazySetting: Sendable, Equatable {
+    /// What to evaluate.
+    public enum Kind: Sendable, Equatable {
+        /// A Python `str.format` template over `this` (the settings) and `env` (the variables).
+        case format(String)
+        /// A setting looked up by (dotted) key, with an optional default.
+        case get(key: String, castToken: String?, defaultValue: String?)
+    }
+
+    /// What to evaluate.
+    public var kind: Kind
+    /// A converter token applied to the result, such as `@int`.
+    public var castToken: String?
+    /// Where the value came from, for errors.
+    public var origin: String
 }
 
 /// An ordered table of settings whose lookups can ignore case, as Dynaconf's do.

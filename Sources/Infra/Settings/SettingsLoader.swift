@@ -95,7 +95,8 @@ public struct SettingsLoader: Sendable {
                 try state.set(key, value, merge: nil, origin: name)
             }
         }
-        return Result(settings: state.store, environment: currentEnvironment, loadedFiles: loaded)
+        var evaluator = LazyEvaluator(environment: environment, root: state.store)
+        return Result(settings: try evaluator.resolveAll(), environment: currentEnvironment, loadedFiles: loaded)
     }
 
     static func localTwin(_ path: String) -> String {

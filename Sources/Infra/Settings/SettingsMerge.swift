@@ -66,7 +66,7 @@ struct SettingsState {
         case .array(let elements): !elements.isEmpty
         case .table(let table): !table.keys.isEmpty
         case .null: false
-        case .dateTime: true
+        case .dateTime, .unresolved: true
         }
     }
 
