@@ -343,10 +343,10 @@ private struct TOMLParser {
         guard let byte = peek else { throw error("expected a value") }
         switch byte {
         case UInt8(ascii: "\""):
-            if peek(1) == UInt8(ascii: "\"") && peek(2) == UInt8(ascii: "\"") { return .string(try parseMultilineBasicString()) }
+            if peek(1) == UInt8(ascii: "\"") && peek(2) == UInt8(ascii: "\"") { return .string(try parseMultilineString(quote: UInt8(ascii: "\""), escapes: true)) }
             return .string(try parseBasicString())
         case UInt8(ascii: "'"):
-            if peek(1) == UInt8(ascii: "'") && peek(2) == UInt8(ascii: "'") { return .string(try parseMultilineLiteralString()) }
+            if peek(1) == UInt8(ascii: "'") && peek(2) == UInt8(ascii: "'") { return .string(try parseMultilineString(quote: UInt8(ascii: "'"), escapes: false)) }
             return .string(try parseLiteralString())
         case UInt8(ascii: "t"):
             try expectWord("true")
@@ -473,26 +473,29 @@ private struct TOMLParser {
         }
     }
 
-    mutating func parseMultilineBasicString() throws(TOMLError) -> String {
+    /// A `"""` (with escapes) or `'''` (literal) string: a newline right after the opening is
+    /// dropped, up to two quotes may end the content, and raw CR must be part of CRLF.
+    mutating func parseMultilineString(quote: UInt8, escapes: Bool) throws(TOMLError) -> String {
         let start = position
+        let kind = escapes ? "multi-line string" : "multi-line literal string"
         position += 3
         skipFirstNewline()
         var output: [UInt8] = []
         while true {
-            guard let byte = peek else { throw error("unterminated multi-line string", at: start) }
+            guard let byte = peek else { throw error("unterminated \(kind)", at: start) }
             switch byte {
-            case UInt8(ascii: "\""):
+            case quote:
                 var quotes = 0
-                while peek(quotes) == UInt8(ascii: "\"") { quotes += 1 }
+                while peek(quotes) == quote { quotes += 1 }
                 if quotes >= 3 {
-                    guard quotes <= 5 else { throw error("too many quotes at the end of a multi-line string") }
-                    output.append(contentsOf: repeatElement(UInt8(ascii: "\""), count: quotes - 3))
+                    guard quotes <= 5 else { throw error("too many quotes at the end of a \(kind)") }
+                    output.append(contentsOf: repeatElement(quote, count: quotes - 3))
                     position += quotes
                     return String(decoding: output, as: UTF8.self)
                 }
-                output.append(contentsOf: repeatElement(UInt8(ascii: "\""), count: quotes))
+                output.append(contentsOf: repeatElement(quote, count: quotes))
                 position += quotes
-            case UInt8(ascii: "\\"):
+            case UInt8(ascii: "\\") where escapes:
                 if try skipLineEndingBackslash() { continue }
                 try parseEscape(into: &output)
             case UInt8(ascii: "\r"):
@@ -593,40 +596,6 @@ private struct TOMLParser {
             if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") { throw error("newline in a single-line string") }
             if isControl(byte) { throw error("control character \(describe(byte)) in a string") }
             position += 1
-        }
-    }
-
-    mutating func parseMultilineLiteralString() throws(TOMLError) -> String {
-        let start = position
-        position += 3
-        skipFirstNewline()
-        var output: [UInt8] = []
-        while true {
-            guard let byte = peek else { throw error("unterminated multi-line literal string", at: start) }
-            switch byte {
-            case UInt8(ascii: "'"):
-                var quotes = 0
-                while peek(quotes) == UInt8(ascii: "'") { quotes += 1 }
-                if quotes >= 3 {
-                    guard quotes <= 5 else { throw error("too many quotes at the end of a multi-line literal string") }
-                    output.append(contentsOf: repeatElement(UInt8(ascii: "'"), count: quotes - 3))
-                    position += quotes
-                    return String(decoding: output, as: UTF8.self)
-                }
-                output.append(contentsOf: repeatElement(UInt8(ascii: "'"), count: quotes))
-                position += quotes
-            case UInt8(ascii: "\r"):
-                guard peek(1) == UInt8(ascii: "\n") else { throw error("carriage return not followed by a line feed") }
-                output.append(contentsOf: [0x0D, 0x0A])
-                position += 2
-            case UInt8(ascii: "\n"):
-                output.append(byte)
-                position += 1
-            default:
-                if isControl(byte) { throw error("control character \(describe(byte)) in a string") }
-                output.append(byte)
-                position += 1
-            }
         }
     }
 
