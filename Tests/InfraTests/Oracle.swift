@@ -11,9 +11,27 @@ enum SettingsOracle {
 
     static var isAvailable: Bool { python != nil || ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    static var script: URL {
+    static var projectScript: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/settings-oracle.py")
+    }
+
+    /// A copy of the oracle outside the project: Dynaconf searches the running script's folder and
+    /// its parents for settings files, and must not find the project's own settings.toml there.
+    static let script: URL = {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("settings-oracle-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let copy = folder.appendingPathComponent("settings-oracle.py")
+        try? FileManager.default.copyItem(at: projectScript, to: copy)
+        return copy
+    }()
+
+    /// Copies `folder` (dot files included) into a fresh temporary folder, so that neither loader
+    /// finds files of the project or of the developer in the folders above it.
+    static func isolatedCopy(of folder: URL) throws -> URL {
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("settings-case-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: folder, to: target)
+        return target
     }
 
     /// Runs the oracle and returns its JSON output.

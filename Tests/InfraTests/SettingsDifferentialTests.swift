@@ -15,7 +15,8 @@ struct SettingsDifferentialTests {
 
     @Test(.enabled(if: SettingsOracle.isAvailable), arguments: cases)
     func sameTreeAsDynaconf(_ name: String) throws {
-        let folder = Self.fixtures.appendingPathComponent(name)
+        let folder = try SettingsOracle.isolatedCopy(of: Self.fixtures.appendingPathComponent(name))
+        defer { try? FileManager.default.removeItem(at: folder) }
         let description = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("case.json"))) as? [String: Any]
         let variables = description?["variables"] as? [String: String] ?? [:]
         let environment = SettingsOracle.baseEnvironment(variables)

@@ -41,6 +41,19 @@ public struct SettingsLoader: Sendable {
         public var environment: String
         /// The files read, in order.
         public var loadedFiles: [String]
+        /// Where values came from, by upper-cased dotted path (`DATABASE.HOST`): a file and section,
+        /// or a variable. A path not listed inherits the source of its nearest listed parent.
+        public var sources: [String: String]
+
+        /// The source of the value at `path` (keys in any case), or nil for a built-in default.
+        public func source(of path: [String]) -> String? {
+            var candidate = path.map { $0.uppercased() }
+            while !candidate.isEmpty {
+                if let origin = sources[candidate.joined(separator: ".")] { return origin }
+                candidate.removeLast()
+            }
+            return nil
+        }
     }
 
     /// Loads with `environment` as the process's real variables.
@@ -92,11 +105,12 @@ public struct SettingsLoader: Sendable {
                 let key = String(name.dropFirst(head.count))
                 guard !key.isEmpty else { continue }
                 let value = try Self.parseVariable(raw, name: name)
-                try state.set(key, value, merge: nil, origin: name)
+                try state.set(key, value, merge: nil, origin: "variable \(name)")
             }
         }
         var evaluator = LazyEvaluator(environment: environment, root: state.store)
-        return Result(settings: try evaluator.resolveAll(), environment: currentEnvironment, loadedFiles: loaded)
+        return Result(
+            settings: try evaluator.resolveAll(), environment: currentEnvironment, loadedFiles: loaded, sources: state.sources)
     }
 
     static func localTwin(_ path: String) -> String {

@@ -3,6 +3,17 @@
 /// (`@merge`) asks; `__` and dots nest into existing tables, matching keys case-insensitively.
 struct SettingsState {
     var store = SettingsTable()
+    /// Where each value came from, by upper-cased dotted path ("DATABASE.HOST").
+    var sources: [String: String] = [:]
+
+    /// Records `origin` for `path`, forgetting what was recorded below it when it was replaced.
+    mutating func record(_ path: [String], origin: String, replacing: Bool) {
+        let key = path.map { $0.uppercased() }.joined(separator: ".")
+        if replacing {
+            for existing in sources.keys where existing.hasPrefix(key + ".") { sources[existing] = nil }
+        }
+        sources[key] = origin
+    }
 
     mutating func loadFile(_ document: TOMLTable, sections: [String], path: String) throws(SettingsError) {
         var byLowercase = SettingsTable()
@@ -22,8 +33,8 @@ struct SettingsState {
                 items["DYNACONF_MERGE"] = nil
             }
             for (key, value) in items.entries {
-                let origin = "\(path) [\(section)] \(key)"
-                try set(key, try Self.convertFileValue(value, origin: origin), merge: merge, origin: origin)
+                let origin = "\(path) [\(section)]"
+                try set(key, try Self.convertFileValue(value, origin: "\(origin) \(key)"), merge: merge, origin: origin)
             }
         }
     }
@@ -81,7 +92,9 @@ struct SettingsState {
         var key = rawKey
         if key.contains("__") { key = key.components(separatedBy: "__") }
         if key.contains(".") {
-            dottedSet(key.split(separator: ".", omittingEmptySubsequences: false).map(String.init), parsed)
+            let path = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            dottedSet(path, parsed)
+            record(path, origin: origin, replacing: true)
             return
         }
         key = Self.upperfy(key.trimmingSpaces())
@@ -90,16 +103,23 @@ struct SettingsState {
         switch parsed {
         case .delete:
             store[key] = nil
+            record([key], origin: origin, replacing: true)
+            sources[key] = nil
             return
         case .merge(let new):
             value = existing.map { Self.objectMerge(old: $0, new: new) } ?? new
         case .value(let new):
             value = new
         }
+        var merged = false
+        if case .merge = parsed { merged = existing != nil }
         if let existing, existing != value {
+            let replaced = value
             value = merge == true ? Self.objectMerge(old: existing, new: value) : Self.mergeBeforeSet(existing: existing, value: value)
+            if merge == true || value != Self.strippingMergeMarkers(replaced) { merged = true }
         }
         store[key] = value
+        record([key], origin: origin, replacing: !merged)
     }
 
     /// `A.b.c = v` (from `A__b__c`): merges along the path, replaces (or deletes, or merges) the leaf.
@@ -147,6 +167,18 @@ struct SettingsState {
             return objectMerge(old: current, new: .table(stripped))
         case .array(let elements) where elements.contains(.string("dynaconf_merge")) || elements.contains(.string("dynaconf_merge_unique")):
             return mergeBeforeSet(existing: current, value: value)
+        default:
+            return value
+        }
+    }
+
+    /// The value as stored when no merge happens (markers removed), to tell a merge from a replace.
+    static func strippingMergeMarkers(_ value: SettingValue) -> SettingValue {
+        switch value {
+        case .table(var table):
+            table["dynaconf_merge"] = nil
+            table["dynaconf_merge_unique"] = nil
+            return .table(table)
         default:
             return value
         }
