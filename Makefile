@@ -19,6 +19,7 @@ test-fast: build
 
 bench:
 	scripts/bench-transport.sh
+	scripts/bench-settings.sh
 
 clean:
 	rm -rf .build .bench

@@ -85,8 +85,8 @@ public struct SettingsTable: Sendable, Equatable {
     /// The stored spelling of `key`, matched exactly, then ignoring case (and spaces as underscores).
     public func existingKey(matching key: String) -> String? {
         if values[key] != nil { return key }
-        let lowered = key.lowercased()
-        return keys.first { $0.lowercased() == lowered || String($0.map { $0 == " " ? "_" : $0 }).lowercased() == lowered }
+        if let match = keys.first(where: { $0.equalsIgnoringCase(key) }) { return match }
+        return keys.first { $0.contains(" ") && String($0.map { $0 == " " ? "_" : $0 }).equalsIgnoringCase(key) }
     }
 
     /// The value under `key`, ignoring case.

@@ -83,14 +83,14 @@ struct SettingsState {
 
     /// Upper-cases a key up to its first `__` (the rest keeps its spelling).
     static func upperfy(_ key: String) -> String {
-        let parts = key.split(separator: "__", omittingEmptySubsequences: false)
-        guard parts.count > 1 else { return key.uppercased() }
-        return ([parts[0].uppercased()] + parts.dropFirst().map(String.init)).joined(separator: "__")
+        guard let split = key.doubleUnderscoreOffset else { return key.uppercased() }
+        let utf8 = Array(key.utf8)
+        return String(decoding: utf8[..<split], as: UTF8.self).uppercased() + String(decoding: utf8[split...], as: UTF8.self)
     }
 
     mutating func set(_ rawKey: String, _ parsed: ParsedValue, merge: Bool?, origin: String) throws(SettingsError) {
         var key = rawKey
-        if key.contains("__") { key = key.components(separatedBy: "__") }
+        if key.doubleUnderscoreOffset != nil { key = key.replacingDoubleUnderscores() }
         if key.contains(".") {
             let path = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             dottedSet(path, parsed)
@@ -245,7 +245,52 @@ struct SettingsState {
 }
 
 extension String {
-    fileprivate func components(separatedBy separator: String) -> String {
-        split(separator: separator, omittingEmptySubsequences: false).joined(separator: ".")
+    /// UTF-8 offset of the first `__`, or nil.
+    var doubleUnderscoreOffset: Int? {
+        var previous: UInt8 = 0
+        var offset = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: "_") && previous == UInt8(ascii: "_") { return offset - 1 }
+            previous = byte
+            offset += 1
+        }
+        return nil
+    }
+
+    /// Every `__` replaced by `.` (left to right, as Python's str.replace does).
+    func replacingDoubleUnderscores() -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(utf8.count)
+        var iterator = utf8.makeIterator()
+        var pending: UInt8?
+        while let byte = iterator.next() {
+            if let held = pending {
+                pending = nil
+                if held == UInt8(ascii: "_") && byte == UInt8(ascii: "_") {
+                    output.append(UInt8(ascii: "."))
+                    continue
+                }
+                output.append(held)
+            }
+            if byte == UInt8(ascii: "_") { pending = byte } else { output.append(byte) }
+        }
+        if let held = pending { output.append(held) }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Case-insensitive equality without allocating for ASCII strings.
+    func equalsIgnoringCase(_ other: String) -> Bool {
+        if utf8.count == other.utf8.count {
+            var allASCII = true
+            var equal = true
+            for (a, b) in zip(utf8, other.utf8) {
+                if a >= 0x80 || b >= 0x80 { allASCII = false; break }
+                let foldedA = (a >= 65 && a <= 90) ? a + 32 : a
+                let foldedB = (b >= 65 && b <= 90) ? b + 32 : b
+                if foldedA != foldedB { equal = false; break }
+            }
+            if allASCII { return equal }
+        }
+        return lowercased() == other.lowercased()
     }
 }

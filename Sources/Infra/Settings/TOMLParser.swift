@@ -39,26 +39,54 @@ private final class TableBuilder {
 
     var origin: TableOrigin
     var order: [String] = []
-    var entries: [String: Entry] = [:]
+    var items: [Entry] = []
+    var index: [String: Int]?
 
     init(origin: TableOrigin) {
         self.origin = origin
     }
 
+    func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return order.firstIndex(of: key)
+    }
+
+    subscript(key: String) -> Entry? {
+        position(of: key).map { items[$0] }
+    }
+
+    /// Adds a new key, or replaces the entry of an existing one.
     func set(_ key: String, _ entry: Entry) {
-        if entries.updateValue(entry, forKey: key) == nil { order.append(key) }
+        if let existing = position(of: key) {
+            items[existing] = entry
+            return
+        }
+        order.append(key)
+        items.append(entry)
+        if index != nil {
+            index?[key] = order.count - 1
+        } else if order.count > TOMLTable.indexThreshold {
+            index = TOMLTable.makeIndex(order)
+        }
+    }
+
+    /// Appends a table to the array of tables at `position`, without copying the array.
+    func appendToTableArray(at position: Int, _ element: TableBuilder) {
+        guard case .tableArray(var elements) = items[position] else { return }
+        items[position] = .value(.boolean(false))  // release the array so the append does not copy it
+        elements.append(element)
+        items[position] = .tableArray(elements)
     }
 
     func build() -> TOMLTable {
-        var table = TOMLTable()
-        for key in order {
-            switch entries[key]! {
-            case .value(let value): table[key] = value
-            case .table(let child): table[key] = .table(child.build())
-            case .tableArray(let children): table[key] = .array(children.map { .table($0.build()) })
+        let values = items.map { entry -> TOMLValue in
+            switch entry {
+            case .value(let value): value
+            case .table(let child): .table(child.build())
+            case .tableArray(let children): .array(children.map { .table($0.build()) })
             }
         }
-        return table
+        return TOMLTable(orderedKeys: order, values: values)
     }
 }
 
@@ -136,6 +164,12 @@ private struct TOMLParser {
     }
 
     func validateUTF8() throws(TOMLError) {
+        let isASCII = bytes.withUnsafeBufferPointer { buffer -> Bool in
+            var combined: UInt8 = 0
+            for byte in buffer { combined |= byte }
+            return combined < 0x80
+        }
+        if isASCII { return }
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var offset = 0
@@ -208,12 +242,11 @@ private struct TOMLParser {
         let name = path.joined(separator: ".")
         if isArray {
             let element = TableBuilder(origin: .header)
-            switch table.entries[last] {
+            switch table[last] {
             case nil:
                 table.set(last, .tableArray([element]))
-            case .tableArray(var elements)?:
-                elements.append(element)
-                table.set(last, .tableArray(elements))
+            case .tableArray?:
+                if let position = table.position(of: last) { table.appendToTableArray(at: position, element) }
             case .table?:
                 throw error("[[\(name)]] redefines the table [\(name)] as an array of tables", at: start)
             case .value?:
@@ -221,7 +254,7 @@ private struct TOMLParser {
             }
             current = element
         } else {
-            switch table.entries[last] {
+            switch table[last] {
             case nil:
                 let child = TableBuilder(origin: .header)
                 table.set(last, .table(child))
@@ -245,7 +278,7 @@ private struct TOMLParser {
     }
 
     func descendForHeader(_ table: TableBuilder, _ key: String, path: ArraySlice<String>, start: Int) throws(TOMLError) -> TableBuilder {
-        switch table.entries[key] {
+        switch table[key] {
         case nil:
             let child = TableBuilder(origin: .implicit)
             table.set(key, .table(child))
@@ -274,7 +307,7 @@ private struct TOMLParser {
         let value = try parseValue(depth: depth)
         var target = table
         for (index, key) in path.dropLast().enumerated() {
-            switch target.entries[key] {
+            switch target[key] {
             case nil:
                 let child = TableBuilder(origin: .dotted)
                 target.set(key, .table(child))
@@ -290,7 +323,7 @@ private struct TOMLParser {
             }
         }
         let last = path[path.count - 1]
-        guard target.entries[last] == nil else {
+        guard target[last] == nil else {
             throw error("key \(path.joined(separator: ".")) is defined twice", at: start)
         }
         target.set(last, .value(value))
@@ -604,6 +637,7 @@ private struct TOMLParser {
     mutating func parseNumber() throws(TOMLError) -> TOMLValue {
         let start = position
         while let byte = peek, isNumberByte(byte) { position += 1 }
+        if let integer = plainDecimalInteger(start..<position) { return .integer(integer) }
         let token = String(decoding: bytes[start..<position], as: UTF8.self)
         switch token {
         case "inf", "+inf": return .float(.infinity)
@@ -613,6 +647,39 @@ private struct TOMLParser {
         }
         if let value = try parsePrefixedInteger(token, at: start) { return .integer(value) }
         return try parseDecimal(token, at: start)
+    }
+
+    /// `[+-]?(0|[1-9](_?[0-9])*)` straight from the bytes; nil for anything else (or overflow),
+    /// which then goes through the general path and its error messages.
+    func plainDecimalInteger(_ range: Range<Int>) -> Int64? {
+        var index = range.lowerBound
+        var negative = false
+        if index < range.upperBound, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+            negative = bytes[index] == UInt8(ascii: "-")
+            index += 1
+        }
+        guard index < range.upperBound else { return nil }
+        if bytes[index] == UInt8(ascii: "0") && range.upperBound - index > 1 { return nil }
+        var value: Int64 = 0
+        var previousWasDigit = false
+        while index < range.upperBound {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "_") {
+                guard previousWasDigit, index + 1 < range.upperBound else { return nil }
+                previousWasDigit = false
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                let digit = Int64(byte - UInt8(ascii: "0"))
+                let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+                let (next, overflow2) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
+                if overflow1 || overflow2 { return nil }
+                value = next
+                previousWasDigit = true
+            } else {
+                return nil
+            }
+            index += 1
+        }
+        return previousWasDigit ? value : nil
     }
 
     func isNumberByte(_ byte: UInt8) -> Bool {
