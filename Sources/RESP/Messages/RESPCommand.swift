@@ -1,0 +1,71 @@
+import Transport
+
+/// Encodes commands as RESP arrays of bulk strings; keys and values are binary-safe.
+public enum RESPCommandEncoder {
+    /// Appends `*N\r\n` and one `$len\r\n<bytes>\r\n` per argument to `buffer`.
+    public static func encode(_ arguments: [RESPArgument], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "*"))
+        writeDecimal(arguments.count, into: &buffer)
+        for argument in arguments {
+            buffer.writeInteger(UInt8(ascii: "$"))
+            switch argument {
+            case .string(let string):
+                var copy = string
+                copy.withUTF8 { utf8 in
+                    writeDecimal(utf8.count, into: &buffer)
+                    buffer.writeBytes(utf8)
+                }
+            case .bytes(let bytes):
+                writeDecimal(bytes.readableBytes, into: &buffer)
+                buffer.writeBuffer(bytes)
+            case .integer(let integer):
+                var digits = ByteBuffer()
+                writeDecimalDigits(integer, into: &digits)
+                writeDecimal(digits.readableBytes, into: &buffer)
+                buffer.writeBuffer(digits)
+            }
+            buffer.writeInteger(UInt16(0x0D0A))
+        }
+    }
+
+    /// Writes a non-negative count followed by CRLF.
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        writeDecimalDigits(Int64(value), into: &buffer)
+        buffer.writeInteger(UInt16(0x0D0A))
+    }
+
+    static func writeDecimalDigits(_ value: Int64, into buffer: inout ByteBuffer) {
+        if value == 0 {
+            buffer.writeInteger(UInt8(ascii: "0"))
+            return
+        }
+        var magnitude = value.magnitude
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while magnitude > 0 {
+                raw[19 - count] = UInt8(magnitude % 10) + 48
+                magnitude /= 10
+                count += 1
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(20 - count)...]))
+        }
+    }
+}
+
+/// One argument of a command.
+public enum RESPArgument: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    /// UTF-8 text.
+    case string(String)
+    /// Raw bytes (binary-safe).
+    case bytes(ByteBuffer)
+    /// An integer, sent as its decimal text.
+    case integer(Int64)
+
+    /// A string literal argument.
+    public init(stringLiteral value: String) { self = .string(value) }
+    /// An integer literal argument.
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import Testing
+@testable import Transport
+@testable import RESP
+
+/// Parses every value in `bytes`, feeding them in pieces of `chunk` bytes.
+func parseAll(_ bytes: [UInt8], chunk: Int = Int.max, parser: RESPParser = RESPParser()) throws(RESPProtocolError) -> [RESPValue] {
+    var parser = parser
+    var buffer = ByteBuffer()
+    var values: [RESPValue] = []
+    var offset = 0
+    repeat {
+        let end = Swift.min(bytes.count, offset + Swift.max(1, Swift.min(chunk, bytes.count)))
+        buffer.writeBytes(bytes[offset..<end])
+        offset = end
+        while let value = try parser.next(&buffer) { values.append(value) }
+        buffer.compact()
+    } while offset < bytes.count
+    return values
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
+func simple(_ text: String) -> RESPValue { .simpleString(ByteBuffer(string: text)) }
+
+@Suite("RESP parser")
+struct RESPParserTests {
+    @Test func everyScalarType() throws {
+        let stream = "+OK\r\n-ERR bad\r\n:-42\r\n$5\r\nhel\0o\r\n$0\r\n\r\n_\r\n$-1\r\n*-1\r\n#t\r\n#f\r\n"
+            + ",3.25\r\n,inf\r\n,-inf\r\n,nan\r\n,1.5e10\r\n,10\r\n,-0.5E-3\r\n(-3492890328409238509324850943850943825024385\r\n"
+            + "!21\r\nSYNTAX invalid syntax\r\n=15\r\ntxt:Some string\r\n"
+        let values = try parseAll(bytes(stream))
+        #expect(values.count == 20)
+        #expect(values[0] == simple("OK"))
+        #expect(values[1] == .simpleError(ByteBuffer(string: "ERR bad")))
+        #expect(values[2] == .integer(-42))
+        #expect(values[3] == .bulkString(ByteBuffer(bytes: Array("hel\0o".utf8))))
+        #expect(values[4] == bulk(""))
+        #expect(values[5] == .null && values[6] == .null && values[7] == .null)
+        #expect(values[8] == .boolean(true) && values[9] == .boolean(false))
+        #expect(values[10] == .double(3.25) && values[11] == .double(.infinity) && values[12] == .double(-.infinity))
+        if case .double(let nan) = values[13] { #expect(nan.isNaN) } else { Issue.record("nan") }
+        #expect(values[14] == .double(1.5e10) && values[15] == .double(10) && values[16] == .double(-0.5e-3))
+        #expect(values[17] == .bigNumber("-3492890328409238509324850943850943825024385"))
+        #expect(values[18] == .bulkError(ByteBuffer(string: "SYNTAX invalid syntax")))
+        #expect(values[19] == .verbatimString(format: "txt", text: ByteBuffer(string: "Some string")))
+    }
+
+    @Test func aggregatesKeepOrderAndKeyTypes() throws {
+        let stream = "*3\r\n:1\r\n*1\r\n+a\r\n_\r\n%2\r\n:1\r\n+one\r\n*1\r\n:2\r\n+two\r\n~2\r\n+x\r\n+y\r\n*0\r\n%0\r\n"
+        let values = try parseAll(bytes(stream))
+        #expect(values == [
+            .array([.integer(1), .array([simple("a")]), .null]),
+            .map([RESPPair(key: .integer(1), value: simple("one")), RESPPair(key: .array([.integer(2)]), value: simple("two"))]),
+            .set([simple("x"), simple("y")]),
+            .array([]),
+            .map([]),
+        ])
+    }
+
+    @Test func attributesAttachToTheFollowingValueAtEveryLevel() throws {
+        let stream = "|1\r\n+ttl\r\n:3600\r\n$5\r\nvalue\r\n" + "*2\r\n:1\r\n|1\r\n+hint\r\n#t\r\n:2\r\n"
+        let values = try parseAll(bytes(stream))
+        #expect(values.count == 2, "an attribute is never a reply of its own")
+        #expect(values[0] == .attributed(bulk("value"), attributes: [RESPPair(key: simple("ttl"), value: .integer(3600))]))
+        #expect(values[1] == .array([.integer(1), .attributed(.integer(2), attributes: [RESPPair(key: simple("hint"), value: .boolean(true))])]))
+        #expect(values[0].withoutAttributes == bulk("value"))
+    }
+
+    @Test func pushesArriveBetweenRepliesAsTheirOwnValues() throws {
+        let values = try parseAll(bytes(">2\r\n+invalidate\r\n*1\r\n+k\r\n+PONG\r\n"))
+        #expect(values == [.push([simple("invalidate"), .array([simple("k")])]), simple("PONG")])
+    }
+
+    @Test func streamedStringsAndAggregates() throws {
+        let stream = "$?\r\n;4\r\nHell\r\n;6\r\no worl\r\n;1\r\nd\r\n;0\r\n" + "*?\r\n:1\r\n$?\r\n;2\r\nab\r\n;0\r\n.\r\n"
+            + "%?\r\n+a\r\n:1\r\n.\r\n" + "~?\r\n.\r\n"
+        let values = try parseAll(bytes(stream))
+        #expect(values == [
+            bulk("Hello world"),
+            .array([.integer(1), bulk("ab")]),
+            .map([RESPPair(key: simple("a"), value: .integer(1))]),
+            .set([]),
+        ])
+    }
+
+    @Test func malformedInputIsATypedErrorWithItsOffset() {
+        let cases: [(String, RESPProtocolError.Kind)] = [
+            ("?what\r\n", .unknownType),
+            (":12a\r\n", .malformed),
+            (":99999999999999999999\r\n", .malformed),
+            ("$3\r\nabcd\r\n", .malformed),
+            ("#x\r\n", .malformed),
+            (",1.2.3x\r\n", .malformed),
+            ("+OK\n", .malformed),
+            (";3\r\nabc\r\n", .unexpected),
+            (".\r\n", .unexpected),
+            ("$?\r\n+OK\r\n", .unexpected),  // at 12: the +OK
+            ("(12a\r\n", .malformed),
+            ("=2\r\nab\r\n", .malformed),
+            ("%?\r\n+a\r\n.\r\n", .malformed),
+            ("_x\r\n", .malformed),
+        ]
+        for (input, kind) in cases {
+            do {
+                let values = try parseAll(bytes("+first\r\n" + input))
+                Issue.record("accepted \(input.debugDescription) as \(values)")
+            } catch {
+                #expect(error.kind == kind, "\(input.debugDescription): \(error)")
+                // The offending frame: the first one after "+first\r\n", or the frame named in the case.
+                let expected = input.hasPrefix("$?") ? 12 : input.hasPrefix("%?") ? 16 : 8
+                #expect(error.offset == expected, "\(input.debugDescription): \(error)")
+            }
+        }
+    }
+
+    @Test func limitsEndInATypedErrorNotAnAllocation() {
+        let small = RESPParser(limits: .init(maximumBulkLength: 1024, maximumAggregateCount: 100, maximumDepth: 8, maximumLineLength: 64))
+        for input in [
+            "$1025\r\n", "$9223372036854775807\r\n", "*101\r\n", "%51\r\n", "|51\r\n", String(repeating: "*1\r\n", count: 9) + ":1\r\n",
+            "+" + String(repeating: "x", count: 100) + "\r\n", "$-2\r\n", "*-5\r\n",
+        ] {
+            #expect(throws: RESPProtocolError.self, "\(input.prefix(20).debugDescription)") { try parseAll(bytes(input), parser: small) }
+        }
+        // A line that never ends is refused once it passes the limit, however it is split.
+        #expect(throws: RESPProtocolError.self) { try parseAll(bytes("+" + String(repeating: "y", count: 500)), chunk: 7, parser: small) }
+    }
+
+    @Test func hundredMegabyteBulkStringInFourKilobyteReadsIsLinear() throws {
+        let size = 100 * 1024 * 1024
+        var parser = RESPParser()
+        var buffer = ByteBuffer()
+        buffer.writeString("$\(size)\r\n")
+        var sent = 0
+        var result: RESPValue?
+        while result == nil {
+            #expect(try parser.next(&buffer) == nil || sent == size)
+            let chunk = Swift.min(4096, size + 2 - sent)
+            if chunk > 0 {
+                if sent + chunk > size {
+                    buffer.writeRepeating(UInt8(ascii: "z"), count: size - sent)
+                    buffer.writeString("\r\n")
+                } else {
+                    buffer.writeRepeating(UInt8(ascii: "z"), count: chunk)
+                }
+                sent += chunk
+            }
+            result = try parser.next(&buffer)
+        }
+        guard case .bulkString(let payload) = result else { Issue.record("expected a bulk string"); return }
+        #expect(payload.readableBytes == size)
+        #expect(parser.bytesExamined < 64, "payload bytes are never scanned: \(parser.bytesExamined)")
+    }
+
+    @Test func millionElementArrayInFourKilobyteReadsIsLinear() throws {
+        var stream = Array("*1000000\r\n".utf8)
+        stream.reserveCapacity(4_000_000 + 16)
+        for index in 0..<1_000_000 { stream += Array(":\(index % 10)\r\n".utf8) }
+        var parser = RESPParser()
+        let values = try parseAll(stream, chunk: 4096, parser: parser)
+        guard case .array(let elements) = values.first else { Issue.record("expected an array"); return }
+        #expect(elements.count == 1_000_000)
+        parser = RESPParser()
+        var buffer = ByteBuffer()
+        var offset = 0
+        while offset < stream.count {
+            let end = Swift.min(stream.count, offset + 4096)
+            buffer.writeBytes(stream[offset..<end])
+            offset = end
+            _ = try parser.next(&buffer)
+            buffer.compact()
+        }
+        #expect(parser.bytesExamined <= stream.count, "each byte examined at most once: \(parser.bytesExamined) for \(stream.count)")
+    }
+
+    @Test func bulkPayloadsAreSlicesOfTheReadBuffer() throws {
+        var parser = RESPParser()
+        var buffer = ByteBuffer(string: "$11\r\nhello world\r\n")
+        let value = try parser.next(&buffer)
+        guard case .bulkString(let payload) = value else { Issue.record("expected a bulk string"); return }
+        let shared = payload.storage.withUnsafeBufferPointer { $0.baseAddress } == buffer.storage.withUnsafeBufferPointer { $0.baseAddress }
+        #expect(shared)
+    }
+
+    @Test func commandEncoderIsBinarySafe() {
+        var buffer = ByteBuffer()
+        RESPCommandEncoder.encode(["SET", .bytes(ByteBuffer(bytes: [0, 13, 10, 255])), 42, -7], into: &buffer)
+        #expect(Array(buffer.readableBytesView) == bytes("*4\r\n$3\r\nSET\r\n$4\r\n") + [0, 13, 10, 255] + bytes("\r\n$2\r\n42\r\n$2\r\n-7\r\n"))
+    }
+}
+
+@Suite("RESP golden streams")
+struct RESPGoldenTests {
+    @Test(arguments: RESPFixture.all)
+    func goldenStreamParsesTheSameHoweverItIsSplit(_ name: String) throws {
+        let fixture = try RESPFixture.load(name)
+        let whole = try parseAll(fixture.received)
+        #expect(!whole.isEmpty)
+        #expect(try parseAll(fixture.received, chunk: 1) == whole, "byte by byte")
+        for split in 1..<fixture.received.count {
+            var parser = RESPParser()
+            var buffer = ByteBuffer(bytes: fixture.received[..<split])
+            var values: [RESPValue] = []
+            while let value = try parser.next(&buffer) { values.append(value) }
+            buffer.writeBytes(fixture.received[split...])
+            while let value = try parser.next(&buffer) { values.append(value) }
+            #expect(values == whole, "split at \(split)")
+            if values != whole { break }
+        }
+    }
+
+    @Test func everyDebugProtocolTypeFromRedis() throws {
+        let values = try parseAll(try RESPFixture.load("resp3-types").received)
+        guard case .map(let hello) = values[0] else { Issue.record("HELLO 3 answers a map"); return }
+        #expect(hello.contains { $0.key == bulk("proto") && $0.value == .integer(3) })
+        #expect(values[1] == bulk("Hello World"))
+        #expect(values[2] == .integer(12345))
+        #expect(values[3] == .double(3.141))
+        #expect(values.contains(.bigNumber("1234567999999999999999999999999999999")))
+        #expect(values.contains { if case .attributed(_, let attributes) = $0 { return attributes.first?.key == bulk("key-popularity") }; return false })
+        #expect(values.contains { if case .push(let items) = $0 { return items.first == bulk("server-cpu-usage") }; return false })
+        #expect(values.contains { if case .verbatimString("txt", _) = $0 { return true }; return false })
+        #expect(values.contains(.boolean(true)) && values.contains(.boolean(false)))
+        #expect(values.contains { $0.isError })
+    }
+
+    @Test func pushesInterleavedWithReplies() throws {
+        let values = try parseAll(try RESPFixture.load("pubsub-pushes").received)
+        let pushes = values.filter { if case .push = $0 { return true }; return false }
+        #expect(pushes.count == 3, "subscribe, message, unsubscribe")
+        #expect(pushes.contains(.push([bulk("message"), bulk("fixture:channel"), bulk("hello")])))
+        #expect(values.contains(simple("PONG")))
+        let tracking = try parseAll(try RESPFixture.load("tracking-invalidation").received)
+        #expect(tracking.contains(.push([bulk("invalidate"), .array([bulk("fixture:tracked")])])))
+    }
+
+    @Test func resp2RepliesGoThroughTheSameParser() throws {
+        let values = try parseAll(try RESPFixture.load("resp2-replies").received)
+        #expect(values.first == simple("OK"))
+        #expect(values.filter { $0 == .null }.count == 2, "$-1 and *-1")
+        #expect(values.contains(.array([bulk("a"), bulk("b"), bulk("c")])))
+    }
+
+    @Test(arguments: RESPFixture.all)
+    func seededMutationsEndInAValueOrATypedError(_ name: String) throws {
+        let fixture = try RESPFixture.load(name)
+        var generator = SplitMix64(seed: 0xBADC0DE ^ UInt64(name.utf8.count))
+        let alphabet = Array("+-:$*%~>|_#,(!=;.?\r\n0123456789".utf8) + [0, 0xFF]
+        let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 10_000, maximumDepth: 32, maximumLineLength: 4096)
+        var outcomes = (values: 0, errors: 0)
+        for _ in 0..<3_000 {
+            var bytes = fixture.received
+            for _ in 0..<Int(generator.next() % 4 + 1) {
+                let index = Int(generator.next() % UInt64(bytes.count))
+                switch generator.next() % 3 {
+                case 0: bytes[index] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                case 1: bytes.remove(at: index)
+                default: bytes.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: index)
+                }
+            }
+            do {
+                outcomes.values += try parseAll(bytes, chunk: Int(generator.next() % 64 + 1), parser: RESPParser(limits: limits)).count
+            } catch {
+                outcomes.errors += 1
+            }
+        }
+        #expect(outcomes.errors > 0 && outcomes.values > 0)
+    }
+}

@@ -1,1 +1,0 @@
-// Tests for RESP arrive with the module's implementation.
