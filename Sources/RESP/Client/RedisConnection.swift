@@ -1,0 +1,325 @@
+import Synchronization
+import Transport
+
+/// One connection to a Redis server: commands from any number of tasks are pipelined — queued
+/// bytes go out together in one write while earlier replies are still being read — and replies
+/// are matched to callers in order. Pushes (pub/sub messages, invalidations) go to ``pushes``.
+public final class RedisConnection: Sendable {
+    /// The server's protocol version after the handshake: 3, or 2 when HELLO was refused.
+    public let protocolVersion: Int
+    /// Out-of-band messages from the server, in arrival order.
+    public let pushes: AsyncStream<RESPValue>
+
+    private let connection: Connection
+    private let state: Mutex<State>
+    private let pushContinuation: AsyncStream<RESPValue>.Continuation
+    private let commandTimeout: Duration?
+
+    /// Where one request stands.
+    private enum Slot {
+        /// Sent or queued; the caller has not suspended yet.
+        case registered
+        /// The caller is suspended on this continuation.
+        case waiting(UnsafeContinuation<[RESPValue], any Error>)
+        /// The replies arrived before the caller suspended.
+        case done([RESPValue])
+        /// The request failed before the caller suspended.
+        case failed(RedisError)
+    }
+
+    private struct State: ~Copyable {
+        var router = ReplyRouter()
+        var slots: [UInt64: Slot] = [:]
+        var outbound = ByteBuffer(capacity: 16384)
+        var isFlushing = false
+        var nextID: UInt64 = 1
+        var failure: RedisError?
+    }
+
+    private init(connection: Connection, protocolVersion: Int, commandTimeout: Duration?) {
+        self.connection = connection
+        self.protocolVersion = protocolVersion
+        self.commandTimeout = commandTimeout
+        self.state = Mutex(State())
+        (pushes, pushContinuation) = AsyncStream.makeStream(of: RESPValue.self, bufferingPolicy: .bufferingNewest(10_000))
+    }
+
+    /// Connects, authenticates and selects the database. Tries `HELLO 3` (with AUTH and SETNAME)
+    /// first and falls back to RESP2's AUTH/SELECT when the server refuses HELLO.
+    public static func connect(_ configuration: RedisConfiguration) async throws -> RedisConnection {
+        let transport: Connection
+        do {
+            transport = try await Connection.connect(
+                to: .tcp(host: configuration.host, port: configuration.port),
+                options: ConnectOptions(timeout: configuration.connectTimeout, tls: configuration.tls, serverName: configuration.host))
+        } catch {
+            throw RedisError(.connection, message: "could not connect to Redis: \(error)")
+        }
+        var hello: [RESPArgument] = ["HELLO", "3"]
+        if let password = configuration.password {
+            hello += ["AUTH", .string(configuration.user ?? "default"), .string(password)]
+        }
+        if let name = configuration.clientName { hello += ["SETNAME", .string(name)] }
+
+        // The handshake runs before the read loop exists: write, then read its replies directly.
+        var parser = RESPParser(limits: configuration.limits)
+        var buffer = ByteBuffer(capacity: 4096)
+        let deadline = Deadline.after(configuration.connectTimeout)
+        func roundTrip(_ command: [RESPArgument]) async throws -> RESPValue {
+            var out = ByteBuffer()
+            RESPCommandEncoder.encode(command, into: &out)
+            try await transport.write(out, deadline: deadline)
+            while true {
+                if let value = try parser.next(&buffer) {
+                    if case .push = value { continue }
+                    return value
+                }
+                try await transport.read(into: &buffer, deadline: deadline)
+            }
+        }
+        var version = 3
+        do {
+            let reply = try await roundTrip(hello)
+            if reply.isError {
+                let error = RedisError.server(reply.string ?? "")
+                // NOAUTH/WRONGPASS/NOPERM are real refusals; an unknown HELLO means an old server.
+                if ["WRONGPASS", "NOAUTH", "NOPERM"].contains(error.code) {
+                    throw error
+                }
+                version = 2
+                if let password = configuration.password {
+                    var auth: [RESPArgument] = ["AUTH"]
+                    if let user = configuration.user { auth.append(.string(user)) }
+                    auth.append(.string(password))
+                    let authReply = try await roundTrip(auth)
+                    if authReply.isError { throw RedisError.server(authReply.string ?? "") }
+                }
+                if let name = configuration.clientName {
+                    let nameReply = try await roundTrip(["CLIENT", "SETNAME", .string(name)])
+                    if nameReply.isError { throw RedisError.server(nameReply.string ?? "") }
+                }
+            }
+            if configuration.database != 0 {
+                let selectReply = try await roundTrip(["SELECT", .integer(Int64(configuration.database))])
+                if selectReply.isError { throw RedisError.server(selectReply.string ?? "") }
+            }
+            // Library identification where the server has CLIENT SETINFO (7.2+); older ones refuse it.
+            _ = try await roundTrip(["CLIENT", "SETINFO", "LIB-NAME", "transcription-infra"])
+        } catch let error as RedisError {
+            transport.close()
+            throw error
+        } catch let error as RESPProtocolError {
+            transport.close()
+            throw RedisError(.protocolViolation, message: "\(error)")
+        } catch {
+            transport.close()
+            throw RedisError(.connection, message: "handshake failed: \(error)")
+        }
+        let connection = RedisConnection(connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout)
+        let leftover = buffer
+        let handshakeParser = parser
+        Task { await connection.readLoop(parser: handshakeParser, buffer: leftover) }
+        return connection
+    }
+
+    /// Whether the connection has failed or was closed.
+    public var isClosed: Bool { state.withLock { $0.failure != nil } }
+
+    /// Sends one command and returns its reply. An error reply throws ``RedisError`` with the
+    /// server's code. Pub/sub commands belong to ``RedisSubscriber``, not here.
+    @discardableResult
+    public func send(_ arguments: [RESPArgument], timeout: Duration? = nil) async throws -> RESPValue {
+        if case .string(let name)? = arguments.first, Self.subscriptionCommands.contains(name.uppercased()) {
+            throw RedisError(.usage, message: "\(name) changes the connection's mode; use a dedicated subscriber connection")
+        }
+        var encoded = ByteBuffer()
+        RESPCommandEncoder.encode(arguments, into: &encoded)
+        let replies = try await submit(encoded, replies: 1, timeout: timeout ?? commandTimeout)
+        let reply = replies[0]
+        if reply.isError { throw RedisError.server(reply.string ?? "") }
+        return reply
+    }
+
+    /// Sends several commands in one write and returns every reply in order; an error reply is
+    /// returned as a value and affects only its own command.
+    public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        var encoded = ByteBuffer(capacity: commands.count * 32)
+        for command in commands { RESPCommandEncoder.encode(command, into: &encoded) }
+        return try await submit(encoded, replies: commands.count, timeout: timeout ?? commandTimeout)
+    }
+
+    static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
+
+    /// Closes the connection; waiting callers fail with a connection error.
+    public func close() {
+        connection.close()
+        fail(RedisError(.connection, message: "connection closed"))
+    }
+
+    // MARK: - Driver
+
+    private func submit(_ encoded: ByteBuffer, replies: Int, timeout: Duration?) async throws -> [RESPValue] {
+        // Register first, so that a reply can never arrive before its slot exists.
+        let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
+            if let failure = state.failure { throw failure }
+            let id = state.nextID
+            state.nextID &+= 1
+            state.router.enqueue(id, replies: replies)
+            state.slots[id] = .registered
+            state.outbound.writeBuffer(encoded)
+            if state.isFlushing { return (id, false) }
+            state.isFlushing = true
+            return (id, true)
+        }
+        // The caller that finds no write in progress writes everything queued (its own and later
+        // callers' commands) in as few writes as the socket allows.
+        if mustFlush { await flush() }
+        let timer: Task<Void, Never>? = timeout.map { duration in
+            Task { [weak self] in
+                try? await Task.sleep(for: duration)
+                guard !Task.isCancelled else { return }
+                self?.giveUp(id, RedisError(.timedOut, message: "no reply within \(duration)"))
+            }
+        }
+        defer { timer?.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[RESPValue], any Error>) in
+                let ready = state.withLock { state -> Result<[RESPValue], RedisError>? in
+                    switch state.slots[id] {
+                    case .done(let replies)?:
+                        state.slots[id] = nil
+                        return .success(replies)
+                    case .failed(let error)?:
+                        state.slots[id] = nil
+                        return .failure(error)
+                    case nil:
+                        return .failure(RedisError(.connection, message: "request was abandoned"))
+                    case .registered?, .waiting?:
+                        if Task.isCancelled {
+                            state.slots[id] = nil
+                            state.router.abandon(id)
+                            return .failure(RedisError(.connection, message: "cancelled; the reply will be discarded"))
+                        }
+                        state.slots[id] = .waiting(continuation)
+                        return nil
+                    }
+                }
+                if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+            }
+        } onCancel: {
+            self.giveUp(id, RedisError(.connection, message: "cancelled; the reply will be discarded"))
+        }
+    }
+
+    /// Ends a request early with `error`; its replies are dropped when they come.
+    private func giveUp(_ id: UInt64, _ error: RedisError) {
+        let continuation = state.withLock { state -> UnsafeContinuation<[RESPValue], any Error>? in
+            guard let slot = state.slots[id] else { return nil }
+            switch slot {
+            case .waiting(let continuation):
+                state.slots[id] = nil
+                state.router.abandon(id)
+                return continuation
+            case .registered:
+                state.slots[id] = .failed(error)
+                state.router.abandon(id)
+                return nil
+            case .done, .failed:
+                return nil
+            }
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    /// Writes everything queued, again and again, until the queue stays empty.
+    private func flush() async {
+        while true {
+            let batch = state.withLock { state -> ByteBuffer? in
+                if state.outbound.isEmpty || state.failure != nil {
+                    state.isFlushing = false
+                    return nil
+                }
+                let batch = state.outbound
+                state.outbound = ByteBuffer(capacity: Swift.max(16384, batch.readableBytes))
+                return batch
+            }
+            guard let batch else { return }
+            do {
+                try await connection.write(batch)
+            } catch {
+                fail(RedisError(.connection, message: "write failed: \(error)"))
+                return
+            }
+        }
+    }
+
+    private func readLoop(parser: RESPParser, buffer: ByteBuffer) async {
+        var parser = parser
+        var buffer = buffer
+        while true {
+            do {
+                while let value = try parser.next(&buffer) { route(value) }
+                buffer.compact()
+                try await connection.read(into: &buffer)
+            } catch let error as RESPProtocolError {
+                connection.close()
+                fail(RedisError(.protocolViolation, message: "\(error)"))
+                return
+            } catch {
+                fail(RedisError(.connection, message: "connection lost: \(error)"))
+                return
+            }
+        }
+    }
+
+    private func route(_ value: RESPValue) {
+        let (action, continuation) = state.withLock { state -> (ReplyRouter.Action, UnsafeContinuation<[RESPValue], any Error>?) in
+            let action = state.router.received(value)
+            guard case .complete(let id, let replies) = action else { return (action, nil) }
+            switch state.slots[id] {
+            case .waiting(let continuation)?:
+                state.slots[id] = nil
+                return (action, continuation)
+            case .registered?:
+                state.slots[id] = .done(replies)
+                return (action, nil)
+            default:
+                return (action, nil)
+            }
+        }
+        switch action {
+        case .complete(_, let replies):
+            continuation?.resume(returning: replies)
+        case .push(let push):
+            pushContinuation.yield(push)
+        case .unsolicited(let reply):
+            connection.close()
+            fail(RedisError(.protocolViolation, message: "reply with no command waiting: \(reply)"))
+        case .waitForMore, .dropped:
+            break
+        }
+    }
+
+    private func fail(_ error: RedisError) {
+        let continuations = state.withLock { state -> [UnsafeContinuation<[RESPValue], any Error>] in
+            if state.failure == nil { state.failure = error }
+            _ = state.router.failAll()
+            var waiting: [UnsafeContinuation<[RESPValue], any Error>] = []
+            for (id, slot) in state.slots {
+                switch slot {
+                case .waiting(let continuation):
+                    waiting.append(continuation)
+                    state.slots[id] = nil
+                case .registered:
+                    state.slots[id] = .failed(error)
+                case .done, .failed:
+                    break
+                }
+            }
+            return waiting
+        }
+        for continuation in continuations { continuation.resume(throwing: error) }
+        pushContinuation.finish()
+    }
+}

@@ -1,0 +1,71 @@
+/// The pure state machine that matches replies to pipelined requests, in order.
+///
+/// Requests are identified by ids; each expects a number of replies (one for a command, N for a
+/// pipeline). Pushes never consume a request's slot. A request whose caller went away keeps its
+/// slot so that its replies are read and dropped, and the next request still gets its own.
+struct ReplyRouter: Sendable {
+    enum Action: Equatable {
+        /// A push: deliver to the push handler.
+        case push(RESPValue)
+        /// The request is complete with these replies.
+        case complete(UInt64, [RESPValue])
+        /// A reply was stored; the request expects more.
+        case waitForMore
+        /// The reply belonged to an abandoned request and was dropped.
+        case dropped
+        /// A reply arrived with no request waiting: the stream is out of step.
+        case unsolicited(RESPValue)
+    }
+
+    private struct Pending {
+        let id: UInt64
+        var remaining: Int
+        var replies: [RESPValue]
+        var isAbandoned: Bool
+    }
+
+    private var queue: [Pending] = []
+    private var head = 0
+
+    /// Requests waiting for replies (abandoned ones included).
+    var pendingCount: Int { queue.count - head }
+
+    /// Registers a request whose `replies` replies come next in the stream.
+    mutating func enqueue(_ id: UInt64, replies: Int) {
+        queue.append(Pending(id: id, remaining: replies, replies: [], isAbandoned: false))
+    }
+
+    /// The caller no longer waits; its replies will be dropped. Returns false if it is unknown.
+    @discardableResult
+    mutating func abandon(_ id: UInt64) -> Bool {
+        guard let index = queue[head...].firstIndex(where: { $0.id == id }) else { return false }
+        queue[index].isAbandoned = true
+        queue[index].replies = []
+        return true
+    }
+
+    /// Routes one value read from the server.
+    mutating func received(_ value: RESPValue) -> Action {
+        if case .push = value.withoutAttributes { return .push(value) }
+        guard head < queue.count else { return .unsolicited(value) }
+        queue[head].remaining -= 1
+        if !queue[head].isAbandoned { queue[head].replies.append(value) }
+        guard queue[head].remaining == 0 else { return queue[head].isAbandoned ? .dropped : .waitForMore }
+        let done = queue[head]
+        queue[head] = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)
+        head += 1
+        if head > 64 && head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+        return done.isAbandoned ? .dropped : .complete(done.id, done.replies)
+    }
+
+    /// Every request still waiting, in order (the connection failed); the router is emptied.
+    mutating func failAll() -> [UInt64] {
+        let ids = queue[head...].filter { !$0.isAbandoned }.map(\.id)
+        queue.removeAll()
+        head = 0
+        return ids
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Synchronization
+import Testing
+import Transport
+@testable import RESP
+
+enum LiveRedis {
+    static var url: String? { ProcessInfo.processInfo.environment["INFRA_TEST_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var isAvailable: Bool { url != nil || ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    static func client() throws -> RedisClient {
+        guard let url else {
+            Issue.record("INFRA_TEST_REDIS_URL is not set: run the tests with `make test`")
+            throw CancellationError()
+        }
+        return try RedisClient(url: url)
+    }
+
+    /// A key unique to this run, so parallel or repeated runs never collide.
+    static func key(_ name: String) -> String { "test:\(UUID().uuidString.prefix(8)):\(name)" }
+}
+
+@Suite("Redis client (live)", .enabled(if: LiveRedis.isAvailable))
+struct RedisClientTests {
+    @Test func handshakeIsRESP3WithAuth() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        #expect(try await client.connection().protocolVersion == 3)
+        #expect(try await client.send(["PING"]) == simple("PONG"))
+    }
+
+    @Test func wrongPasswordIsRefusedWithTheServersCode() async throws {
+        var configuration = try LiveRedis.client().configuration
+        configuration.password = "wrong"
+        let error = await #expect(throws: RedisError.self) { try await RedisConnection.connect(configuration) }
+        #expect(error?.code == "WRONGPASS", "\(String(describing: error))")
+    }
+
+    @Test func stringsWithOptions() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("s")
+        #expect(try await client.get(key) == nil)
+        #expect(try await client.set(key, "v1", options: SetOptions(condition: .ifPresent)).wasSet == false)
+        #expect(try await client.set(key, "v1", options: SetOptions(condition: .ifAbsent, expiry: .seconds(100))).wasSet)
+        #expect(try await client.set(key, "v2", options: SetOptions(condition: .ifAbsent)).wasSet == false)
+        #expect(try await client.set(key, "v3", options: SetOptions(returnOldValue: true)).oldValue == "v1")
+        #expect(try await client.get(key) == "v3")
+        #expect(try await client.ttl(key) == -1, "SET without KEEPTTL clears the expiry")
+        #expect(try await client.expire(key, seconds: 50))
+        #expect((1...50).contains(try await client.ttl(key) ?? 0))
+        let binary = ByteBuffer(bytes: [0, 13, 10, 255, 36])
+        try await client.set(key, .bytes(binary))
+        #expect(try await client.getBytes(key) == binary)
+        try await client.mset([(key + "a", "1"), (key + "b", "2")])
+        #expect(try await client.mget([key + "a", key + "missing", key + "b"]) == ["1", nil, "2"])
+        #expect(try await client.increment(key + "a", by: 41) == 42)
+        #expect(try await client.exists(key, key + "a", key + "missing") == 2)
+        #expect(try await client.delete(key, key + "a", key + "b") == 3)
+        #expect(try await client.ttl(key) == nil)
+    }
+
+    @Test func errorRepliesCarryTheServersCode() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("list")
+        try await client.rpush(key, ["x"])
+        let error = await #expect(throws: RedisError.self) { try await client.get(key) }
+        #expect(error?.code == RedisError.wrongType)
+        #expect(error?.kind == .server)
+        let unknown = await #expect(throws: RedisError.self) { try await client.send(["NO-SUCH-COMMAND"]) }
+        #expect(unknown?.code == "ERR")
+        try await client.delete(key)
+    }
+
+    @Test func hashesListsSetsSortedSetsAndStreams() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let base = LiveRedis.key("types")
+        #expect(try await client.hset(base + ":h", [("a", "1"), ("b", "2")]) == 2)
+        #expect(try await client.hget(base + ":h", "a") == "1")
+        #expect(try await client.hgetall(base + ":h") == ["a": "1", "b": "2"])
+        #expect(try await client.hdel(base + ":h", "a") == 1)
+        #expect(try await client.rpush(base + ":l", ["1", "2", "3"]) == 3)
+        #expect(try await client.lrange(base + ":l", 0, -1) == ["1", "2", "3"])
+        #expect(try await client.sadd(base + ":s", ["x", "y", "x"]) == 2)
+        #expect(try await client.smembers(base + ":s") == ["x", "y"])
+        #expect(try await client.zadd(base + ":z", [(2, "b"), (1, "a")]) == 2)
+        #expect(try await client.zrange(base + ":z", 0, -1) == ["a", "b"])
+        let id = try await client.xadd(base + ":x", [("event", "uploaded")])
+        #expect(id.contains("-"))
+        try await client.send(["XGROUP", "CREATE", .string(base + ":x"), "workers", "0"])
+        let read = try await client.send(["XREADGROUP", "GROUP", "workers", "w1", "COUNT", "1", "STREAMS", .string(base + ":x"), ">"])
+        #expect(read.kindDescription.hasPrefix("a map") || read.kindDescription.hasPrefix("an array"))
+        #expect(try await client.xack(base + ":x", group: "workers", ids: [id]) == 1)
+        try await client.delete(base + ":h", base + ":l", base + ":s", base + ":z", base + ":x")
+    }
+
+    @Test func blockingPopTimesOutAndDoesNotHoldUpOtherCommands() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("queue")
+        async let blocked = client.brpop([key], timeout: .milliseconds(600))
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        #expect(try await client.send(["PING"]) == simple("PONG"))
+        #expect(ContinuousClock.now - start < .milliseconds(300), "the shared connection is not blocked")
+        try await client.rpush(key, ["job-1"])
+        let popped = try await blocked
+        #expect(popped?.key == key && popped?.value == "job-1")
+        #expect(try await client.brpop([key], timeout: .milliseconds(100)) == nil)
+        let other = LiveRedis.key("dest")
+        try await client.rpush(key, ["moved"])
+        #expect(try await client.blmove(from: key, to: other, fromLeft: true, toLeft: false, timeout: .seconds(1)) == "moved")
+        try await client.delete(key, other)
+    }
+
+    @Test func fiftyConcurrentTasksShareOnePipelinedConnection() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let base = LiveRedis.key("concurrent")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<50 {
+                group.addTask {
+                    for index in 0..<100 {
+                        let key = "\(base):\(task)"
+                        try await client.set(key, .integer(Int64(index)))
+                        let value = try await client.get(key)
+                        #expect(value == String(index))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let keys = (0..<50).map { "\(base):\($0)" }
+        #expect(try await client.send(["DEL"] + keys.map { .string($0) }) == .integer(50))
+    }
+
+    @Test func pipelineErrorsStayWithTheirCommand() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("p")
+        let replies = try await client.pipeline([["SET", .string(key), "1"], ["INCR", .string(key), "extra"], ["INCR", .string(key)], ["GET", .string(key)]])
+        #expect(replies.count == 4)
+        #expect(replies[0] == simple("OK"))
+        #expect(replies[1].isError)
+        #expect(replies[2] == .integer(2))
+        #expect(replies[3] == bulk("2"))
+        try await client.delete(key)
+    }
+
+    @Test func transactionsAndAbortedWatch() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("tx")
+        let results = try await client.transaction([["SET", .string(key), "1"], ["INCR", .string(key)]])
+        #expect(results == [simple("OK"), .integer(2)])
+        let error = await #expect(throws: RedisError.self) {
+            try await client.watchedTransaction([key]) { connection in
+                _ = try await connection.send(["GET", .string(key)])
+                try await client.set(key, "changed by someone else")  // the shared connection, another client
+                return [["SET", .string(key), "mine"]]
+            }
+        }
+        #expect(error?.kind == .transactionAborted)
+        #expect(try await client.get(key) == "changed by someone else")
+        try await client.delete(key)
+    }
+
+    @Test func scriptsFallBackFromEVALSHAToEVAL() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        try await client.send(["SCRIPT", "FLUSH"])
+        let script = "return ARGV[1] .. '!'"
+        let sha = (try await client.send(["SCRIPT", "LOAD", .string(script)])).string ?? ""
+        try await client.send(["SCRIPT", "FLUSH"])
+        #expect(try await client.evaluate(script: script, sha1: sha, arguments: ["hi"]) == bulk("hi!"))
+        #expect(try await client.evaluate(script: script, sha1: sha, arguments: ["again"]) == bulk("again!"))
+    }
+
+    @Test func trackingInvalidationsArriveAsPushesBesideReplies() async throws {
+        let client = try LiveRedis.client()
+        let writer = try LiveRedis.client()
+        defer { client.close(); writer.close() }
+        let key = LiveRedis.key("tracked")
+        let connection = try await client.connection()
+        try await connection.send(["CLIENT", "TRACKING", "ON"])
+        _ = try await connection.send(["GET", .string(key)])
+        try await writer.set(key, "new")
+        var iterator = connection.pushes.makeAsyncIterator()
+        let push = await iterator.next()
+        #expect(push == .push([bulk("invalidate"), .array([bulk(key)])]))
+        #expect(try await connection.send(["PING"]) == simple("PONG"))
+        try await writer.delete(key)
+    }
+
+    @Test func reconnectsForNewCommandsAfterTheConnectionDrops() async throws {
+        let client = try LiveRedis.client()
+        let admin = try LiveRedis.client()
+        defer { client.close(); admin.close() }
+        let id = try await client.send(["CLIENT", "ID"]).decodeInteger("CLIENT ID")
+        // A command in flight when the connection dies fails with a connection error, not a retry.
+        let key = LiveRedis.key("reconnect")
+        let blocked = Task { try await client.send(["BLPOP", .string(key), "5"]) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await admin.send(["CLIENT", "KILL", "ID", .integer(id)])
+        let failure = await #expect(throws: RedisError.self) { try await blocked.value }
+        #expect(failure?.kind == .connection)
+        #expect(try await client.send(["PING"]) == simple("PONG"), "the next command reconnects")
+        #expect(try await client.send(["CLIENT", "ID"]).decodeInteger("CLIENT ID") != id)
+    }
+
+    @Test func subscriptionCommandsAreRefusedOnTheCommandConnection() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let error = await #expect(throws: RedisError.self) { try await client.send(["SUBSCRIBE", "x"]) }
+        #expect(error?.kind == .usage)
+    }
+}
