@@ -20,6 +20,7 @@ test-fast: build
 bench:
 	scripts/bench-transport.sh
 	scripts/bench-settings.sh
+	scripts/bench-redis.sh
 
 clean:
 	rm -rf .build .bench

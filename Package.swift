@@ -28,6 +28,11 @@ let package = Package(
         .target(name: "Infra", dependencies: ["Transport", "PGWire", "RESP", "NATSProto"]),
         .executableTarget(name: "infra-up", dependencies: ["Infra"]),
         .executableTarget(
+            name: "redis-bench",
+            dependencies: ["RESP"],
+            path: "Benchmarks/redis-bench"
+        ),
+        .executableTarget(
             name: "settings-bench",
             dependencies: ["Infra"],
             path: "Benchmarks/settings-bench"

@@ -13,23 +13,26 @@ import Darwin
 /// number of times, however the reads and writes interleave.
 public struct ByteBuffer: Sendable {
     @usableFromInline var storage: [UInt8]
+    @usableFromInline var _readerIndex: Int
+    @usableFromInline var _writerIndex: Int
+
     /// Index of the next byte to read.
-    public private(set) var readerIndex: Int
+    @inlinable public var readerIndex: Int { _readerIndex }
     /// Index where the next written byte goes.
-    public private(set) var writerIndex: Int
+    @inlinable public var writerIndex: Int { _writerIndex }
 
     /// Creates an empty buffer with room for `capacity` bytes.
     public init(capacity: Int = 0) {
         storage = [UInt8](repeating: 0, count: max(0, capacity))
-        readerIndex = 0
-        writerIndex = 0
+        _readerIndex = 0
+        _writerIndex = 0
     }
 
     /// Creates a buffer whose readable bytes are `bytes`.
     public init<Bytes: Sequence>(bytes: Bytes) where Bytes.Element == UInt8 {
         storage = Array(bytes)
-        readerIndex = 0
-        writerIndex = storage.count
+        _readerIndex = 0
+        _writerIndex = storage.count
     }
 
     /// Creates a buffer whose readable bytes are the UTF-8 encoding of `string`.
@@ -37,19 +40,23 @@ public struct ByteBuffer: Sendable {
         self.init(bytes: Array(string.utf8))
     }
 
-    private init(storage: [UInt8], readerIndex: Int, writerIndex: Int) {
+    @usableFromInline init(storage: [UInt8], readerIndex: Int, writerIndex: Int) {
         self.storage = storage
-        self.readerIndex = readerIndex
-        self.writerIndex = writerIndex
+        self._readerIndex = readerIndex
+        self._writerIndex = writerIndex
     }
 
     /// Number of bytes that can be read.
+    @inlinable
     public var readableBytes: Int { writerIndex - readerIndex }
     /// Number of bytes that can be written without growing the storage.
+    @inlinable
     public var writableBytes: Int { storage.count - writerIndex }
     /// Total bytes allocated.
+    @inlinable
     public var capacity: Int { storage.count }
     /// Whether there is nothing left to read.
+    @inlinable
     public var isEmpty: Bool { writerIndex == readerIndex }
 
     /// The readable bytes as a collection that shares this buffer's storage.
@@ -78,8 +85,8 @@ public struct ByteBuffer: Sendable {
             memset(base + unread, 0, newCapacity - unread)
             initialized = newCapacity
         }
-        readerIndex = 0
-        writerIndex = unread
+        _readerIndex = 0
+        _writerIndex = unread
     }
 
     /// Reclaims consumed bytes. Moves the unread bytes to the front only when at least half of
@@ -87,8 +94,8 @@ public struct ByteBuffer: Sendable {
     public mutating func compact() {
         if readerIndex == 0 { return }
         if readerIndex == writerIndex {
-            readerIndex = 0
-            writerIndex = 0
+            _readerIndex = 0
+            _writerIndex = 0
             return
         }
         guard readerIndex >= storage.count / 2 else { return }
@@ -98,14 +105,14 @@ public struct ByteBuffer: Sendable {
             guard let base = raw.baseAddress else { return }
             (base).copyMemory(from: base + from, byteCount: count)
         }
-        readerIndex = 0
-        writerIndex = count
+        _readerIndex = 0
+        _writerIndex = count
     }
 
     /// Drops all bytes, keeping the allocation when this buffer is its only owner.
     public mutating func clear() {
-        readerIndex = 0
-        writerIndex = 0
+        _readerIndex = 0
+        _writerIndex = 0
     }
 
     // MARK: - Raw access
@@ -124,7 +131,7 @@ public struct ByteBuffer: Sendable {
         }
         let written = try result.get()
         precondition(written >= 0 && written <= storage.count - start, "wrote outside the writable region")
-        writerIndex += written
+        _writerIndex += written
         return written
     }
 
@@ -143,22 +150,23 @@ public struct ByteBuffer: Sendable {
     }
 
     /// Moves the reader index forward by `count` readable bytes.
+    @inlinable
     public mutating func moveReaderIndex(forwardBy count: Int) {
         precondition(count >= 0 && count <= readableBytes, "moved the reader past the readable bytes")
-        readerIndex += count
+        _readerIndex += count
     }
 
     /// Moves the reader index back to `index`, which must lie between 0 and the writer index.
     /// Decoders use it to rewind when a frame turns out to be incomplete.
     public mutating func moveReaderIndex(to index: Int) {
         precondition(index >= 0 && index <= writerIndex, "reader index outside the buffer")
-        readerIndex = index
+        _readerIndex = index
     }
 
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
         precondition(index >= readerIndex && index <= storage.count, "writer index outside the buffer")
-        writerIndex = index
+        _writerIndex = index
     }
 
     // MARK: - Writing
@@ -182,7 +190,7 @@ public struct ByteBuffer: Sendable {
                 index += 1
             }
         }
-        writerIndex += count
+        _writerIndex += count
     }
 
     /// Appends the readable bytes of `other` without consuming them.
@@ -218,11 +226,12 @@ public struct ByteBuffer: Sendable {
         storage.withUnsafeMutableBytes { raw in
             _ = memset(raw.baseAddress! + start, Int32(byte), count)
         }
-        writerIndex += count
+        _writerIndex += count
     }
 
     /// Appends an integer in the given byte order (network order by default).
 
+    @inlinable
     public mutating func writeInteger<T: FixedWidthInteger>(_ value: T, endianness: Endianness = .big) {
         let size = MemoryLayout<T>.size
         reserveWritableBytes(size)
@@ -231,11 +240,12 @@ public struct ByteBuffer: Sendable {
         storage.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: encoded, toByteOffset: start, as: T.self)
         }
-        writerIndex += size
+        _writerIndex += size
     }
 
     /// Overwrites an integer at an absolute index that was already written.
 
+    @inlinable
     public mutating func setInteger<T: FixedWidthInteger>(_ value: T, at index: Int, endianness: Endianness = .big) {
         let size = MemoryLayout<T>.size
         precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")
@@ -268,6 +278,7 @@ public struct ByteBuffer: Sendable {
 
     /// Returns the integer at `readerIndex + offset` without consuming it, or nil if not all of it has arrived.
 
+    @inlinable
     public func getInteger<T: FixedWidthInteger>(
         at offset: Int = 0, as type: T.Type = T.self, endianness: Endianness = .big
     ) -> T? {
@@ -280,11 +291,12 @@ public struct ByteBuffer: Sendable {
 
     /// Reads and consumes an integer, or returns nil (consuming nothing) if not all of it has arrived.
 
+    @inlinable
     public mutating func readInteger<T: FixedWidthInteger>(
         as type: T.Type = T.self, endianness: Endianness = .big
     ) -> T? {
         guard let value = getInteger(as: T.self, endianness: endianness) else { return nil }
-        readerIndex += MemoryLayout<T>.size
+        _readerIndex += MemoryLayout<T>.size
         return value
     }
 
@@ -292,18 +304,20 @@ public struct ByteBuffer: Sendable {
     public mutating func readBytes(count: Int) -> [UInt8]? {
         guard count >= 0, readableBytes >= count else { return nil }
         let bytes = Array(storage[readerIndex..<readerIndex + count])
-        readerIndex += count
+        _readerIndex += count
         return bytes
     }
 
     /// Reads and consumes `count` bytes as a buffer that shares this buffer's storage (no copy).
+    @inlinable
     public mutating func readSlice(count: Int) -> ByteBuffer? {
         guard let slice = getSlice(at: 0, count: count) else { return nil }
-        readerIndex += count
+        _readerIndex += count
         return slice
     }
 
     /// Returns `count` bytes starting `offset` bytes after the reader index, sharing storage, or nil.
+    @inlinable
     public func getSlice(at offset: Int, count: Int) -> ByteBuffer? {
         guard offset >= 0, count >= 0, readableBytes - offset >= count else { return nil }
         let start = readerIndex + offset
@@ -317,7 +331,7 @@ public struct ByteBuffer: Sendable {
         let string = storage.withUnsafeBytes { raw in
             String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<start + count]), as: UTF8.self)
         }
-        readerIndex += count
+        _readerIndex += count
         return string
     }
 
@@ -341,7 +355,7 @@ public struct ByteBuffer: Sendable {
             return nil
         }
         let string = readString(count: end)
-        readerIndex += 1
+        _readerIndex += 1
         return string
     }
 
@@ -357,7 +371,7 @@ public struct ByteBuffer: Sendable {
         }
         let size = MemoryLayout<T>.size
         guard readableBytes - size >= count else { return nil }
-        readerIndex += size
+        _readerIndex += size
         return readSlice(count: count)
     }
 }

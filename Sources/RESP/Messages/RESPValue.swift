@@ -1,7 +1,7 @@
 import Transport
 
 /// A RESP3 (or RESP2) value as the server sent it. Payloads are slices of the read buffer.
-public indirect enum RESPValue: Sendable, Equatable {
+public enum RESPValue: Sendable, Equatable {
     /// `+OK`.
     case simpleString(ByteBuffer)
     /// `-ERR message`.
@@ -31,7 +31,7 @@ public indirect enum RESPValue: Sendable, Equatable {
     /// `>3\r\n…`: out-of-band data (pub/sub messages, invalidations). Never a command's reply.
     case push([RESPValue])
     /// A value preceded by an attribute (`|1\r\n…`): the value and the attribute's pairs.
-    case attributed(RESPValue, attributes: [RESPPair])
+    indirect case attributed(RESPValue, attributes: [RESPPair])
 
     /// The value without any attribute attached to it.
     public var withoutAttributes: RESPValue {

@@ -1,0 +1,113 @@
+// The Redis client benchmark, beside redis-benchmark and redis-py on the same server.
+//   redis-bench PORT sequential-set|sequential-get COUNT
+//   redis-bench PORT pipelined-set COUNT BATCH      (one connection, batches kept in flight)
+//   redis-bench PORT concurrent-set COUNT TASKS     (TASKS tasks share one connection)
+//   redis-bench - parse FILE REPEAT                 (parser throughput on a captured stream)
+// Prints operations (or MB) per second.
+
+import RESP
+import Transport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchError: Error { let message: String }
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+func run(_ arguments: [String]) async throws -> Double {
+    guard arguments.count >= 4 else { throw BenchError(message: "usage: see the header of main.swift") }
+    let mode = arguments[2]
+    if mode == "parse" { return try parse(file: arguments[3], repeat: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1) }
+    guard let count = Int(arguments[3]) else { throw BenchError(message: "bad count") }
+    guard let port = Int(arguments[1]) else { throw BenchError(message: "bad port") }
+    let client = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: port))
+    defer { client.close() }
+    let connection = try await client.connection()
+    let value = RESPArgument.bytes(ByteBuffer(bytes: Array(repeating: UInt8(ascii: "x"), count: 3)))
+    try await connection.send(["SET", "key:__rand_int__", value])
+    switch mode {
+    case "sequential-set":
+        let start = ContinuousClock.now
+        for _ in 0..<count { try await connection.send(["SET", "key:__rand_int__", value]) }
+        return Double(count) / seconds(since: start)
+    case "sequential-get":
+        let start = ContinuousClock.now
+        for _ in 0..<count { try await connection.send(["GET", "key:__rand_int__"]) }
+        return Double(count) / seconds(since: start)
+    case "pipelined-set":
+        let batchSize = Int(arguments[4]) ?? 1000
+        let batch = [[RESPArgument]](repeating: ["SET", "key:__rand_int__", value], count: batchSize)
+        let batches = count / batchSize
+        let inFlight = 4
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var issued = 0
+            for _ in 0..<Swift.min(inFlight, batches) {
+                group.addTask { _ = try await connection.pipeline(batch) }
+                issued += 1
+            }
+            while try await group.next() != nil {
+                if issued < batches {
+                    group.addTask { _ = try await connection.pipeline(batch) }
+                    issued += 1
+                }
+            }
+        }
+        return Double(batches * batchSize) / seconds(since: start)
+    case "concurrent-set":
+        let tasks = Int(arguments[4]) ?? 50
+        let perTask = count / tasks
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<tasks {
+                group.addTask { for _ in 0..<perTask { try await connection.send(["SET", "key:__rand_int__", value]) } }
+            }
+            try await group.waitForAll()
+        }
+        return Double(perTask * tasks) / seconds(since: start)
+    default:
+        throw BenchError(message: "unknown mode \(mode)")
+    }
+}
+
+func parse(file: String, repeat times: Int) throws -> Double {
+    guard let handle = fopen(file, "rb") else { throw BenchError(message: "cannot read \(file)") }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, handle)
+        if count <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    fclose(handle)
+    let start = ContinuousClock.now
+    var values = 0
+    for _ in 0..<times {
+        var parser = RESPParser()
+        var buffer = ByteBuffer()
+        var offset = 0
+        while offset < bytes.count {
+            let end = Swift.min(bytes.count, offset + 16384)
+            buffer.writeBytes(bytes[offset..<end])
+            offset = end
+            while try parser.next(&buffer) != nil { values += 1 }
+            buffer.compact()
+        }
+    }
+    precondition(values > 0)
+    return Double(bytes.count * times) / 1e6 / seconds(since: start)
+}
+
+let task = Task.detached { try await run(CommandLine.arguments) }
+do {
+    let rate = try await task.value
+    print(Int(rate.rounded()))
+} catch {
+    print("redis-bench: \(error)")
+    exit(1)
+}
