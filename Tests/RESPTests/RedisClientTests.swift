@@ -217,3 +217,53 @@ struct RedisClientTests {
         #expect(error?.kind == .usage)
     }
 }
+
+struct TestSession: Codable, Sendable, Equatable {
+    var user: Int64
+    var language: String
+}
+
+@Suite("Redis scans and sessions (live)", .enabled(if: LiveRedis.isAvailable))
+struct RedisScanAndSessionTests {
+    @Test func scanSequencesVisitEveryElement() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let base = LiveRedis.key("scan")
+        try await client.mset((0..<250).map { ("\(base):\($0)", RESPArgument.integer(Int64($0))) })
+        var keys = Set<String>()
+        for try await key in client.scan(match: base + ":*", count: 50) { keys.insert(key.string ?? "") }
+        #expect(keys.count == 250)
+        try await client.hset(base + ":h", (0..<120).map { ("f\($0)", RESPArgument.integer(Int64($0))) })
+        var fields = 0
+        for try await _ in client.hscan(base + ":h", count: 20) { fields += 1 }
+        #expect(fields == 240, "field and value alternate")
+        try await client.sadd(base + ":s", (0..<70).map { .string("m\($0)") })
+        var members = Set<String>()
+        for try await member in client.sscan(base + ":s") { members.insert(member.string ?? "") }
+        #expect(members.count == 70)
+        try await client.zadd(base + ":z", [(1, "a"), (2, "b")])
+        var scored: [String] = []
+        for try await item in client.zscan(base + ":z") { scored.append(item.string ?? "\(item)") }
+        #expect(scored.count == 4)
+        try await client.send(["DEL"] + (0..<250).map { .string("\(base):\($0)") } + [.string(base + ":h"), .string(base + ":s"), .string(base + ":z")])
+    }
+
+    @Test func sessionsLiveForTheirTTLAndTouchRenewsIt() async throws {
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let store = SessionStore<TestSession>(client: client, prefix: LiveRedis.key("session") + ":", timeToLive: .milliseconds(400))
+        try await store.put("42", TestSession(user: 42, language: "ru"))
+        #expect(try await store.get("42") == TestSession(user: 42, language: "ru"))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await store.touch("42"))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await store.get("42") != nil, "touch renewed the TTL")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await store.get("42") == nil)
+        #expect(try await store.touch("42") == false)
+        try await client.set(store.prefix + "bad", "not json")
+        let error = await #expect(throws: RedisError.self) { try await store.get("bad") }
+        #expect(error?.message.contains(store.prefix + "bad") == true)
+        #expect(try await store.delete("bad"))
+    }
+}
