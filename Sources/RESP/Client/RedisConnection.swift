@@ -149,6 +149,24 @@ public final class RedisConnection: Sendable {
         return try await submit(encoded, replies: commands.count, timeout: timeout ?? commandTimeout)
     }
 
+    /// Sends a command whose answer comes as pushes (SUBSCRIBE and its family on RESP3): nothing
+    /// waits for a reply in order.
+    func sendForPushes(_ arguments: [RESPArgument]) async throws {
+        guard protocolVersion == 3 else {
+            throw RedisError(.usage, message: "pub/sub on a shared connection needs RESP3; the server answered HELLO 3 with an error")
+        }
+        var encoded = ByteBuffer()
+        RESPCommandEncoder.encode(arguments, into: &encoded)
+        let mustFlush = try state.withLock { state throws(RedisError) -> Bool in
+            if let failure = state.failure { throw failure }
+            state.outbound.writeBuffer(encoded)
+            if state.isFlushing { return false }
+            state.isFlushing = true
+            return true
+        }
+        if mustFlush { await flush() }
+    }
+
     static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
 
     /// Closes the connection; waiting callers fail with a connection error.
