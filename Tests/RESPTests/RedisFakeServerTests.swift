@@ -1,0 +1,74 @@
+import Testing
+@testable import Transport
+@testable import RESP
+
+/// A scripted server on our own listener: for each command it reads, it answers with the next
+/// canned reply, and records the commands.
+final class ScriptedRedisServer: Sendable {
+    let listener: Listener
+    let task: Task<[String], any Error>
+
+    init(replies: [String]) throws {
+        let listener = try Listener.bind()
+        self.listener = listener
+        task = Task {
+            let connection = try await listener.accept()
+            defer { connection.close() }
+            var parser = RESPParser()
+            var buffer = ByteBuffer()
+            var seen: [String] = []
+            for reply in replies {
+                var command: RESPValue?
+                while command == nil {
+                    command = try parser.next(&buffer)
+                    if command == nil { try await connection.read(into: &buffer, deadline: .after(.seconds(5))) }
+                }
+                if case .array(let parts)? = command { seen.append(parts.compactMap(\.string).joined(separator: " ")) }
+                try await connection.write(ByteBuffer(string: reply))
+            }
+            return seen
+        }
+    }
+
+    var port: Int {
+        if case .tcp(_, let port) = listener.endpoint { return port }
+        return 0
+    }
+}
+
+@Suite("Redis client against a scripted server")
+struct RedisFakeServerTests {
+    @Test func fallsBackToRESP2WhenHELLOIsUnknown() async throws {
+        let server = try ScriptedRedisServer(replies: [
+            "-ERR unknown command 'HELLO'\r\n", "+OK\r\n", "+OK\r\n", "+OK\r\n", "-ERR unknown subcommand 'SETINFO'\r\n",
+            "*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+        ])
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: server.port, user: "app", password: "pw", database: 3)
+        configuration.clientName = "worker"
+        let connection = try await RedisConnection.connect(configuration)
+        defer { connection.close() }
+        #expect(connection.protocolVersion == 2)
+        let pairs = try await connection.send(["HGETALL", "h"]).decodePairs("HGETALL")
+        #expect(pairs == [RESPPair(key: bulk("a"), value: bulk("b"))], "a RESP2 flat array reads as pairs")
+        let seen = try await server.task.value
+        #expect(seen == ["HELLO 3 AUTH app pw SETNAME worker", "AUTH app pw", "CLIENT SETNAME worker", "SELECT 3", "CLIENT SETINFO LIB-NAME transcription-infra", "HGETALL h"])
+    }
+
+    @Test func aProtocolViolationFailsWaitingCommandsWithATypedError() async throws {
+        let server = try ScriptedRedisServer(replies: ["%0\r\n", "+OK\r\n", "?garbage\r\n"])
+        let connection = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: server.port))
+        let error = await #expect(throws: RedisError.self) { try await connection.send(["GET", "k"]) }
+        #expect(error?.kind == .protocolViolation)
+        #expect(error?.message.contains("unknown type byte") == true)
+        #expect(connection.isClosed)
+    }
+
+    @Test func anAttributeBeforeAReplyStaysAttachedToIt() async throws {
+        let server = try ScriptedRedisServer(replies: ["%0\r\n", "+OK\r\n", "|1\r\n+ttl\r\n:5\r\n$1\r\nv\r\n"])
+        let connection = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: server.port))
+        defer { connection.close() }
+        let reply = try await connection.send(["GET", "k"])
+        #expect(reply == .attributed(bulk("v"), attributes: [RESPPair(key: simple("ttl"), value: .integer(5))]))
+        #expect(try reply.decodeOptionalString("GET") == "v")
+    }
+}
