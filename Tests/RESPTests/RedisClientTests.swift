@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import Transport
 @testable import RESP
@@ -307,5 +310,89 @@ struct RedisPubSubTests {
         }
         #expect(delivered?.text == "after")
         #expect(subscriber.reconnectCount >= 1)
+    }
+}
+
+/// A redis-server of the test's own, so it can be stopped and started again. Started with
+/// posix_spawn and reaped with waitpid: Foundation's Process.waitUntilExit spins a run loop.
+final class PrivateRedisServer: Sendable {
+    let port: Int
+    private let pid = Mutex<pid_t>(0)
+
+    init() throws {
+        let listener = try Listener.bind()
+        guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
+        listener.close()
+        self.port = port
+        try start()
+    }
+
+    func start() throws {
+        let arguments = ["/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        // Worker threads block most signals and a spawned child inherits that mask: clear it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var child: pid_t = 0
+        let status = posix_spawn(&child, arguments[0], nil, &attributes, &argv, environ)
+        guard status == 0 else { throw TransportError(.system, errno: status, message: "could not start redis-server") }
+        pid.withLock { $0 = child }
+    }
+
+    func stop() {
+        let child = pid.withLock { pid -> pid_t in
+            defer { pid = 0 }
+            return pid
+        }
+        guard child > 0 else { return }
+        kill(child, SIGKILL)  // a crash, as far as the clients can tell
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+    }
+
+    deinit { stop() }
+}
+
+@Suite("Redis server restart", .enabled(if: LiveRedis.isAvailable))
+struct RedisRestartTests {
+    @Test func clientAndSubscriberRecoverFromARestart() async throws {
+        let server = try PrivateRedisServer()
+        defer { server.stop() }
+        let configuration = RedisConfiguration(host: "127.0.0.1", port: server.port)
+        let client = RedisClient(configuration: configuration)
+        let subscriber = RedisSubscriber(configuration: configuration)
+        defer { client.close(); subscriber.close() }
+        var ready = false
+        for _ in 0..<50 where !ready {
+            ready = (try? await client.send(["PING"])) != nil
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+        let messages = try await subscriber.subscribe(["restart"])
+
+        server.stop()
+        let failure = await #expect(throws: RedisError.self) { try await client.send(["PING"]) }
+        #expect(failure?.kind == .connection)
+        try server.start()
+
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            try await Task.sleep(for: .milliseconds(100))
+            recovered = (try? await client.send(["PING"])) == simple("PONG")
+        }
+        #expect(recovered, "new commands reconnect once the server is back")
+        var delivered: RedisMessage?
+        var iterator = messages.makeAsyncIterator()
+        for _ in 0..<50 where delivered == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            if try await client.send(["PUBLISH", "restart", "back"]).decodeInteger("PUBLISH") == 1 { delivered = try await iterator.next() }
+        }
+        #expect(delivered?.text == "back", "the subscription was restored on the new server")
     }
 }
