@@ -43,11 +43,13 @@ let package = Package(
             path: "Benchmarks/transport-bench"
         ),
 
+        // Helpers shared by the test targets (seeded generators); not a product.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire"]),
-        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto"]),
-        .testTarget(name: "InfraTests", dependencies: ["Infra"]),
+        .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Infra
 
 @Suite("TOML parser")
@@ -104,30 +105,9 @@ struct TOMLParserTests {
         let alphabet = Array("[]{}=\"'#.,\\\n\r\t 0x_+-:eTZ".utf8) + [0, 0x7F, 0xC3, 0xFF]
         var parsed = 0
         for _ in 0..<20_000 {
-            var bytes = seed
-            for _ in 0..<Int(generator.next() % 4 + 1) {
-                let index = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 3 {
-                case 0: bytes[index] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
-                case 1: bytes.remove(at: index)
-                default: bytes.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: index)
-                }
-            }
+            let bytes = generator.mutate(seed, alphabet: alphabet)
             if (try? TOML.parse(bytes: bytes)) != nil { parsed += 1 }
         }
         #expect(parsed > 0, "some mutations stay valid")
-    }
-}
-
-/// A small deterministic generator for seeded tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

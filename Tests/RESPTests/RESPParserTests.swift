@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Transport
 @testable import RESP
 
@@ -249,15 +250,7 @@ struct RESPGoldenTests {
         let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 10_000, maximumDepth: 32, maximumLineLength: 4096)
         var outcomes = (values: 0, errors: 0)
         for _ in 0..<3_000 {
-            var bytes = fixture.received
-            for _ in 0..<Int(generator.next() % 4 + 1) {
-                let index = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 3 {
-                case 0: bytes[index] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
-                case 1: bytes.remove(at: index)
-                default: bytes.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: index)
-                }
-            }
+            let bytes = generator.mutate(fixture.received, alphabet: alphabet)
             do {
                 outcomes.values += try parseAll(bytes, chunk: Int(generator.next() % 64 + 1), parser: RESPParser(limits: limits)).count
             } catch {
