@@ -23,7 +23,7 @@ enum LiveRedis {
     static func key(_ name: String) -> String { "test:\(UUID().uuidString.prefix(8)):\(name)" }
 }
 
-@Suite("Redis client (live)", .enabled(if: LiveRedis.isAvailable))
+@Suite("Redis client (live)", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
 struct RedisClientTests {
     @Test func handshakeIsRESP3WithAuth() async throws {
         let client = try LiveRedis.client()
@@ -226,7 +226,7 @@ struct TestSession: Codable, Sendable, Equatable {
     var language: String
 }
 
-@Suite("Redis scans and sessions (live)", .enabled(if: LiveRedis.isAvailable))
+@Suite("Redis scans and sessions (live)", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
 struct RedisScanAndSessionTests {
     @Test func scanSequencesVisitEveryElement() async throws {
         let client = try LiveRedis.client()
@@ -271,7 +271,8 @@ struct RedisScanAndSessionTests {
     }
 }
 
-@Suite("Redis pub/sub (live)", .enabled(if: LiveRedis.isAvailable))
+// Serialized: the resubscribe test kills every pub/sub connection of the server.
+@Suite("Redis pub/sub (live)", .serialized, .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
 struct RedisPubSubTests {
     @Test func channelsAndPatternsAsAsyncSequences() async throws {
         let client = try LiveRedis.client()
@@ -359,7 +360,7 @@ final class PrivateRedisServer: Sendable {
     deinit { stop() }
 }
 
-@Suite("Redis server restart", .enabled(if: LiveRedis.isAvailable))
+@Suite("Redis server restart", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
 struct RedisRestartTests {
     @Test func clientAndSubscriberRecoverFromARestart() async throws {
         let server = try PrivateRedisServer()

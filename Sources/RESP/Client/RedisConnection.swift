@@ -7,8 +7,20 @@ import Transport
 public final class RedisConnection: Sendable {
     /// The server's protocol version after the handshake: 3, or 2 when HELLO was refused.
     public let protocolVersion: Int
-    /// Out-of-band messages from the server, in arrival order.
-    public let pushes: AsyncStream<RESPValue>
+    private let pushStream: AsyncStream<RESPValue>
+
+    /// Out-of-band messages from the server, in arrival order. Asking for them keeps the connection
+    /// reading while no command is in flight, so pushes arrive without waiting for the next reply.
+    public var pushes: AsyncStream<RESPValue> {
+        let start = state.withLock { state -> Bool in
+            state.readsContinuously = true
+            guard !state.readerActive, state.failure == nil else { return false }
+            state.readerActive = true
+            return true
+        }
+        if start { Task { await self.readInBackground() } }
+        return pushStream
+    }
 
     private let connection: Connection
     private let state: Mutex<State>
@@ -34,14 +46,27 @@ public final class RedisConnection: Sendable {
         var isFlushing = false
         var nextID: UInt64 = 1
         var failure: RedisError?
+        /// Whether some task is reading (a caller leading, or the background reader).
+        var readerActive = false
+        /// The parser and read buffer, parked here while no one reads.
+        var reader: ReaderState?
+        /// Keep reading with no command in flight (someone listens for pushes).
+        var readsContinuously = false
     }
 
-    private init(connection: Connection, protocolVersion: Int, commandTimeout: Duration?) {
+    private struct ReaderState: Sendable {
+        var parser: RESPParser
+        var buffer: ByteBuffer
+    }
+
+    private init(connection: Connection, protocolVersion: Int, commandTimeout: Duration?, parser: RESPParser, buffer: ByteBuffer) {
         self.connection = connection
         self.protocolVersion = protocolVersion
         self.commandTimeout = commandTimeout
-        self.state = Mutex(State())
-        (pushes, pushContinuation) = AsyncStream.makeStream(of: RESPValue.self, bufferingPolicy: .bufferingNewest(10_000))
+        var initial = State()
+        initial.reader = ReaderState(parser: parser, buffer: buffer)
+        self.state = Mutex(initial)
+        (pushStream, pushContinuation) = AsyncStream.makeStream(of: RESPValue.self, bufferingPolicy: .bufferingNewest(10_000))
     }
 
     /// Connects, authenticates and selects the database. Tries `HELLO 3` (with AUTH and SETNAME)
@@ -115,11 +140,8 @@ public final class RedisConnection: Sendable {
             transport.close()
             throw RedisError(.connection, message: "handshake failed: \(error)")
         }
-        let connection = RedisConnection(connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout)
-        let leftover = buffer
-        let handshakeParser = parser
-        Task { await connection.readLoop(parser: handshakeParser, buffer: leftover) }
-        return connection
+        return RedisConnection(
+            connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout, parser: parser, buffer: buffer)
     }
 
     /// Whether the connection has failed or was closed.
@@ -193,7 +215,20 @@ public final class RedisConnection: Sendable {
         // The caller that finds no write in progress writes everything queued (its own and later
         // callers' commands) in as few writes as the socket allows.
         if mustFlush { await flush() }
-        let timer: Task<Void, Never>? = timeout.map { duration in
+        // Leader/follower reading: the caller that finds no one reading reads itself, routing every
+        // reply (its own included) until its own has come, then hands reading on. This saves the
+        // hop through a separate reader task on the common, sequential path.
+        let deadline = timeout.map { Deadline.after($0) } ?? .never
+        let leads = state.withLock { state -> Bool in
+            guard !state.readerActive, state.failure == nil, case .registered? = state.slots[id] else { return false }
+            state.readerActive = true
+            return true
+        }
+        if leads {
+            let outcome = await readAsLeader(until: id, deadline: deadline)
+            if let outcome { return try outcome.get() }
+        }
+        let timer: Task<Void, Never>? = (leads ? nil : timeout).map { duration in
             Task { [weak self] in
                 try? await Task.sleep(for: duration)
                 guard !Task.isCancelled else { return }
@@ -272,23 +307,79 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    private func readLoop(parser: RESPParser, buffer: ByteBuffer) async {
-        var parser = parser
-        var buffer = buffer
+    /// Reads as the leader until request `id` is answered (or fails). Returns its outcome, or nil
+    /// when the caller should wait as a follower instead (its read was cancelled). Always hands
+    /// reading on before returning.
+    private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<[RESPValue], any Error>? {
+        let stopped = await read(deadline: deadline) { state in
+            if case .registered? = state.slots[id] { return false }
+            return true
+        }
+        return state.withLock { state -> Result<[RESPValue], any Error>? in
+            switch state.slots[id] {
+            case .done(let replies)?:
+                state.slots[id] = nil
+                return .success(replies)
+            case .failed(let error)?:
+                state.slots[id] = nil
+                return .failure(error)
+            case .registered?:
+                // Our read stopped early: a deadline, a cancellation or a failure.
+                state.slots[id] = nil
+                state.router.abandon(id)
+                let error = state.failure ?? stopped ?? RedisError(.connection, message: "read stopped")
+                return .failure(error)
+            default:
+                return .failure(RedisError(.connection, message: "request was abandoned"))
+            }
+        }
+    }
+
+    /// Reads in a task of its own while commands are in flight or pushes are listened for.
+    private func readInBackground() async {
+        _ = await read(deadline: .never) { state in
+            state.router.pendingCount == 0 && !state.readsContinuously
+        }
+    }
+
+    /// The read loop, run by whoever holds `readerActive`: routes every value read until `isDone`
+    /// holds (checked between reads), then parks the parser and buffer and, if someone still
+    /// needs replies, starts the background reader. Returns the error that stopped it early, if any.
+    private func read(deadline: Deadline, until isDone: (inout State) -> Bool) async -> RedisError? {
+        guard var reader = state.withLock({ state -> ReaderState? in
+            defer { state.reader = nil }
+            return state.reader
+        }) else { return RedisError(.connection, message: "no reader state") }
+        var stoppedBy: RedisError?
         while true {
             do {
-                while let value = try parser.next(&buffer) { route(value) }
-                buffer.compact()
-                try await connection.read(into: &buffer)
+                while let value = try reader.parser.next(&reader.buffer) { route(value) }
+                reader.buffer.compact()
+                if state.withLock({ isDone(&$0) || $0.failure != nil }) { break }
+                try await connection.read(into: &reader.buffer, deadline: deadline)
             } catch let error as RESPProtocolError {
                 connection.close()
                 fail(RedisError(.protocolViolation, message: "\(error)"))
-                return
+                break
+            } catch let error as TransportError where error.kind == .timedOut || error.kind == .cancelled {
+                stoppedBy = RedisError(error.kind == .timedOut ? .timedOut : .connection, message: error.kind == .timedOut ? "no reply in time" : "cancelled; the reply will be discarded")
+                break
             } catch {
                 fail(RedisError(.connection, message: "connection lost: \(error)"))
-                return
+                break
             }
         }
+        let parked = reader
+        let restart = state.withLock { state -> Bool in
+            state.reader = parked
+            guard state.failure == nil, state.router.pendingCount > 0 || state.readsContinuously else {
+                state.readerActive = false
+                return false
+            }
+            return true  // stays active: the background reader takes over
+        }
+        if restart { Task { await self.readInBackground() } }
+        return stoppedBy
     }
 
     private func route(_ value: RESPValue) {
