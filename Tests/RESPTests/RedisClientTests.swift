@@ -93,9 +93,16 @@ struct RedisClientTests {
         let id = try await client.xadd(base + ":x", [("event", "uploaded")])
         #expect(id.contains("-"))
         try await client.send(["XGROUP", "CREATE", .string(base + ":x"), "workers", "0"])
-        let read = try await client.send(["XREADGROUP", "GROUP", "workers", "w1", "COUNT", "1", "STREAMS", .string(base + ":x"), ">"])
-        #expect(read.kindDescription.hasPrefix("a map") || read.kindDescription.hasPrefix("an array"))
+        let read = try await client.xreadgroup(group: "workers", consumer: "w1", [(base + ":x", ">")], count: 1)
+        #expect(read[base + ":x"] == [StreamEntry(id: id, fields: [("event", "uploaded")])])
         #expect(try await client.xack(base + ":x", group: "workers", ids: [id]) == 1)
+        #expect(try await client.xread([(base + ":x", "0")])[base + ":x"]?.first?["event"] == "uploaded")
+        // A blocking read on the blocking connection, answered by an XADD from the shared one.
+        async let waiting = client.xread([(base + ":x", "$")], block: .seconds(5))
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await client.xadd(base + ":x", [("event", "transcribed")])
+        #expect(try await waiting[base + ":x"]?.first?.id == second)
+        #expect(try await client.xread([(base + ":x", "$")], block: .milliseconds(100)).isEmpty, "a timeout is an empty result")
         try await client.delete(base + ":h", base + ":l", base + ":s", base + ":z", base + ":x")
     }
 
