@@ -44,12 +44,13 @@ let package = Package(
         ),
 
         // Coverage-guided fuzzers (libFuzzer), built by `make fuzz` with -sanitize=fuzzer.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
         .executableTarget(
-            name: "resp-fuzz", dependencies: ["RESP"], path: "Fuzz/resp-fuzz",
+            name: "resp-fuzz", dependencies: ["RESP", "FuzzSupport"], path: "Fuzz/resp-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "toml-fuzz", dependencies: ["Infra"], path: "Fuzz/toml-fuzz",
+            name: "toml-fuzz", dependencies: ["Infra", "FuzzSupport"], path: "Fuzz/toml-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 

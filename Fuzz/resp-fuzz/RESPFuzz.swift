@@ -2,6 +2,7 @@
 // must end in values or a RESPProtocolError — never a crash, a hang or unbounded memory.
 // Built and run by `make fuzz`.
 
+import FuzzSupport
 import RESP
 import Transport
 
@@ -28,26 +29,8 @@ public func respFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-// SwiftPM links an executable's entry point as `<module>_main`. Built by `make fuzz` (with
-// -sanitize=fuzzer and -DFUZZING) it hands control to libFuzzer's driver; in an ordinary build,
-// which has no libFuzzer, it only says how to run it.
-#if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
-) -> Int32
-
+// SwiftPM links an executable's entry point as `<module>_main`.
 @_cdecl("resp_fuzz_main")
 public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments) { data, size in respFuzz(data, size) }
+    runLibFuzzer(argc, argv) { data, size in respFuzz(data, size) }
 }
-#else
-@_cdecl("resp_fuzz_main")
-public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    print("this fuzzer runs under libFuzzer: use `make fuzz`")
-    return 2
-}
-#endif

@@ -52,6 +52,22 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
+
+        /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
+        mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
+            switch slots[id] {
+            case .done(let replies)?:
+                slots[id] = nil
+                return .success(replies)
+            case .failed(let error)?:
+                slots[id] = nil
+                return .failure(error)
+            case nil:
+                return .failure(RedisError(.connection, message: "request was abandoned"))
+            case .registered?, .waiting?:
+                return nil
+            }
+        }
     }
 
     private struct ReaderState: Sendable {
@@ -239,24 +255,14 @@ public final class RedisConnection: Sendable {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[RESPValue], any Error>) in
                 let ready = state.withLock { state -> Result<[RESPValue], RedisError>? in
-                    switch state.slots[id] {
-                    case .done(let replies)?:
+                    if let outcome = state.takeOutcome(id) { return outcome }
+                    if Task.isCancelled {
                         state.slots[id] = nil
-                        return .success(replies)
-                    case .failed(let error)?:
-                        state.slots[id] = nil
-                        return .failure(error)
-                    case nil:
-                        return .failure(RedisError(.connection, message: "request was abandoned"))
-                    case .registered?, .waiting?:
-                        if Task.isCancelled {
-                            state.slots[id] = nil
-                            state.router.abandon(id)
-                            return .failure(RedisError(.connection, message: "cancelled; the reply will be discarded"))
-                        }
-                        state.slots[id] = .waiting(continuation)
-                        return nil
+                        state.router.abandon(id)
+                        return .failure(RedisError(.connection, message: "cancelled; the reply will be discarded"))
                     }
+                    state.slots[id] = .waiting(continuation)
+                    return nil
                 }
                 if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
             }
@@ -316,22 +322,11 @@ public final class RedisConnection: Sendable {
             return true
         }
         return state.withLock { state -> Result<[RESPValue], any Error>? in
-            switch state.slots[id] {
-            case .done(let replies)?:
-                state.slots[id] = nil
-                return .success(replies)
-            case .failed(let error)?:
-                state.slots[id] = nil
-                return .failure(error)
-            case .registered?:
-                // Our read stopped early: a deadline, a cancellation or a failure.
-                state.slots[id] = nil
-                state.router.abandon(id)
-                let error = state.failure ?? stopped ?? RedisError(.connection, message: "read stopped")
-                return .failure(error)
-            default:
-                return .failure(RedisError(.connection, message: "request was abandoned"))
-            }
+            if let outcome = state.takeOutcome(id) { return outcome.mapError { $0 as any Error } }
+            // Our read stopped early: a deadline, a cancellation or a failure.
+            state.slots[id] = nil
+            state.router.abandon(id)
+            return .failure(state.failure ?? stopped ?? RedisError(.connection, message: "read stopped"))
         }
     }
 
