@@ -52,6 +52,8 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
+        /// The previously written outbound buffer, kept for reuse.
+        var spare: ByteBuffer?
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -170,9 +172,7 @@ public final class RedisConnection: Sendable {
         if case .string(let name)? = arguments.first, Self.subscriptionCommands.contains(name.uppercased()) {
             throw RedisError(.usage, message: "\(name) changes the connection's mode; use a dedicated subscriber connection")
         }
-        var encoded = ByteBuffer()
-        RESPCommandEncoder.encode(arguments, into: &encoded)
-        let replies = try await submit(encoded, replies: 1, timeout: timeout ?? commandTimeout)
+        let replies = try await submit(replies: 1, timeout: timeout ?? commandTimeout) { RESPCommandEncoder.encode(arguments, into: &$0) }
         let reply = replies[0]
         if reply.isError { throw RedisError.server(reply.string ?? "") }
         return reply
@@ -182,9 +182,9 @@ public final class RedisConnection: Sendable {
     /// returned as a value and affects only its own command.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        var encoded = ByteBuffer(capacity: commands.count * 32)
-        for command in commands { RESPCommandEncoder.encode(command, into: &encoded) }
-        return try await submit(encoded, replies: commands.count, timeout: timeout ?? commandTimeout)
+        return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout) { outbound in
+            for command in commands { RESPCommandEncoder.encode(command, into: &outbound) }
+        }
     }
 
     /// Sends a command whose answer comes as pushes (SUBSCRIBE and its family on RESP3): nothing
@@ -215,7 +215,9 @@ public final class RedisConnection: Sendable {
 
     // MARK: - Driver
 
-    private func submit(_ encoded: ByteBuffer, replies: Int, timeout: Duration?) async throws -> [RESPValue] {
+    /// Registers a request, has `encode` write its commands straight into the outbound buffer
+    /// (no intermediate copy), sends, and waits for its replies.
+    private func submit(replies: Int, timeout: Duration?, encode: (inout ByteBuffer) -> Void) async throws -> [RESPValue] {
         // Register first, so that a reply can never arrive before its slot exists.
         let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
             if let failure = state.failure { throw failure }
@@ -223,7 +225,7 @@ public final class RedisConnection: Sendable {
             state.nextID &+= 1
             state.router.enqueue(id, replies: replies)
             state.slots[id] = .registered
-            state.outbound.writeBuffer(encoded)
+            encode(&state.outbound)
             if state.isFlushing { return (id, false) }
             state.isFlushing = true
             return (id, true)
@@ -300,15 +302,22 @@ public final class RedisConnection: Sendable {
                     return nil
                 }
                 let batch = state.outbound
-                state.outbound = ByteBuffer(capacity: Swift.max(16384, batch.readableBytes))
+                // Double buffering: the buffer written last time, emptied, takes the new commands.
+                state.outbound = state.spare ?? ByteBuffer(capacity: 16384)
+                state.spare = nil
                 return batch
             }
-            guard let batch else { return }
+            guard var batch else { return }
             do {
                 try await connection.write(batch)
             } catch {
                 fail(RedisError(.connection, message: "write failed: \(error)"))
                 return
+            }
+            batch.clear()
+            if batch.capacity <= 1 << 20 {
+                let emptied = batch
+                state.withLock { $0.spare = emptied }
             }
         }
     }
