@@ -19,7 +19,7 @@ for f in glob.glob("Fixtures/resp/*.resp"):
     data = b"".join(bytes.fromhex(l[2:].strip()) for l in open(f) if l.startswith("< "))
     open(os.path.join(out, "corpus-resp", os.path.basename(f) + ".bin"), "wb").write(data)
 sources = glob.glob("../shared/toml-test/valid/**/*.toml", recursive=True) + glob.glob("Fixtures/settings/*/*.toml") \
-    + glob.glob("Fixtures/settings/*/.*.toml") + glob.glob("Fixtures/settings/*/.env") + ["settings.toml"]
+    + glob.glob("Fixtures/settings/*/env.fixture") + ["settings.toml"]
 for i, f in enumerate(sources):
     open(os.path.join(out, "corpus-toml", f"{i:04d}"), "wb").write(open(f, "rb").read())
 PY

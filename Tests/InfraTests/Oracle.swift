@@ -26,11 +26,20 @@ enum SettingsOracle {
         return copy
     }()
 
-    /// Copies `folder` (dot files included) into a fresh temporary folder, so that neither loader
-    /// finds files of the project or of the developer in the folders above it.
+    /// Fixture files stored under names git does not ignore, and the names the loaders look for.
+    /// (`.env` and `.secrets.toml` are never committed, not even as test inputs.)
+    static let fixtureNames = [
+        "env.fixture": ".env", "secrets.fixture.toml": ".secrets.toml", "secrets.local.fixture.toml": ".secrets.local.toml",
+    ]
+
+    /// Copies `folder` into a fresh temporary folder, giving fixture files their real names, so that
+    /// neither loader finds files of the project or of the developer in the folders above it.
     static func isolatedCopy(of folder: URL) throws -> URL {
         let target = FileManager.default.temporaryDirectory.appendingPathComponent("settings-case-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: folder, to: target)
+        for (stored, real) in fixtureNames where FileManager.default.fileExists(atPath: target.appendingPathComponent(stored).path) {
+            try FileManager.default.moveItem(at: target.appendingPathComponent(stored), to: target.appendingPathComponent(real))
+        }
         return target
     }
 
