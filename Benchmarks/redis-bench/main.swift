@@ -5,6 +5,7 @@
 //   redis-bench - parse FILE REPEAT                 (parser throughput on a captured stream)
 // Prints operations (or MB) per second.
 
+import Foundation
 import RESP
 import Transport
 
@@ -76,15 +77,8 @@ func run(_ arguments: [String]) async throws -> Double {
 }
 
 func parse(file: String, repeat times: Int) throws -> Double {
-    guard let handle = fopen(file, "rb") else { throw BenchError(message: "cannot read \(file)") }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, handle)
-        if count <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    fclose(handle)
+    guard let data = FileManager.default.contents(atPath: file) else { throw BenchError(message: "cannot read \(file)") }
+    let bytes = [UInt8](data)
     let start = ContinuousClock.now
     var values = 0
     for _ in 0..<times {

@@ -2,24 +2,12 @@
 //   settings-bench toml FILE ITERATIONS   -> MB/s
 //   settings-bench load FOLDER ITERATIONS -> loads/s (variables from this process's environment)
 
+import Foundation
 import Infra
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-func readAll(_ path: String) -> [UInt8]? {
-    guard let handle = fopen(path, "rb") else { return nil }
-    defer { fclose(handle) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, handle)
-        if count <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    return bytes
-}
 
 func seconds(_ start: ContinuousClock.Instant) -> Double {
     let elapsed = ContinuousClock.now - start
@@ -54,7 +42,7 @@ let task = Task.detached { () -> Result<Double, any Error> in
     do {
         switch mode {
         case "toml":
-            guard let bytes = readAll(target) else { return .failure(BenchError(message: "cannot read \(target)")) }
+            guard let bytes = FileManager.default.contents(atPath: target).map(Array.init) else { return .failure(BenchError(message: "cannot read \(target)")) }
             _ = try TOML.parse(bytes: bytes)  // warm-up
             let start = ContinuousClock.now
             for _ in 0..<iterations { _ = try TOML.parse(bytes: bytes) }

@@ -179,7 +179,7 @@ public struct ByteBuffer: Sendable {
         let start = writerIndex
         let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
             storage.withUnsafeMutableBytes { raw in
-                (raw.baseAddress! + start).copyMemory(from: source.baseAddress!, byteCount: count)
+                (raw.baseAddress! + start).copyMemory(from: source.baseAddress!, byteCount: count)  // safe: count > 0 checked and reserved
             }
             return true
         }
@@ -224,7 +224,7 @@ public struct ByteBuffer: Sendable {
         reserveWritableBytes(count)
         let start = writerIndex
         storage.withUnsafeMutableBytes { raw in
-            _ = memset(raw.baseAddress! + start, Int32(byte), count)
+            _ = memset(raw.baseAddress! + start, Int32(byte), count)  // safe: count > 0 checked and reserved
         }
         _writerIndex += count
     }

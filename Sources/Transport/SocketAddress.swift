@@ -13,7 +13,7 @@ struct SocketAddress: Sendable, CustomStringConvertible {
 
     func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         storage.withUnsafeBytes { raw in
-            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))  // safe: storage is always a whole sockaddr
         }
     }
 
@@ -37,14 +37,14 @@ struct SocketAddress: Sendable, CustomStringConvertible {
         var copy = address
         var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
         _ = inet_ntop(AF_INET, &copy, &text, socklen_t(text.count))
-        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return String(nulTerminated: text)
     }
 
     static func format(_ address: in6_addr) -> String {
         var copy = address
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         _ = inet_ntop(AF_INET6, &copy, &text, socklen_t(text.count))
-        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return String(nulTerminated: text)
     }
 
     /// Parses an IPv4 or IPv6 literal without touching the resolver.
@@ -111,5 +111,12 @@ enum Resolver {
             return .failure(TransportError(.resolutionFailed, endpoint: endpoint, message: "\(host) has no IPv4 or IPv6 address"))
         }
         return .success(addresses)
+    }
+}
+
+extension String {
+    /// The text of a C character buffer up to its first NUL (the whole buffer if there is none).
+    init(nulTerminated characters: [CChar]) {
+        self.init(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -250,7 +250,7 @@ final class TLSSession: @unchecked Sendable {
         try ciphertext.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = BIO_write(readBIO, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))
+                let written = BIO_write(readBIO, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))  // safe: offset < raw.count, so non-empty
                 if written <= 0 {
                     throw TransportError(.tlsFailure, endpoint: endpoint, message: "could not buffer TLS input")
                 }
@@ -265,7 +265,7 @@ final class TLSSession: @unchecked Sendable {
             var offset = 0
             while offset < raw.count {
                 ERR_clear_error()
-                let written = SSL_write(ssl, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))
+                let written = SSL_write(ssl, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))  // safe: offset < raw.count, so non-empty
                 if written <= 0 {
                     throw TransportError(.tlsFailure, endpoint: endpoint, message: "TLS write failed: " + OpenSSLErrors.drain())
                 }
@@ -340,7 +340,7 @@ enum OpenSSLErrors {
             if code == 0 { break }
             var text = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &text, text.count)
-            messages.append(text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+            messages.append(String(nulTerminated: text))
         }
         return messages.isEmpty ? "no detail from OpenSSL" : messages.joined(separator: "; ")
     }

@@ -63,41 +63,36 @@ public struct LazySetting: Sendable, Equatable {
 
 /// An ordered table of settings whose lookups can ignore case, as Dynaconf's do.
 public struct SettingsTable: Sendable, Equatable {
-    /// Keys in order.
-    public private(set) var keys: [String] = []
-    private var values: [String: SettingValue] = [:]
+    private var storage = OrderedValues<SettingValue>()
 
     /// Creates an empty table.
     public init() {}
 
+    /// Keys in order.
+    public var keys: [String] { storage.keys }
+
     /// The value under exactly `key`.
     public subscript(key: String) -> SettingValue? {
-        get { values[key] }
-        set {
-            if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
-            }
-        }
+        get { storage[key] }
+        set { storage[key] = newValue }
     }
 
     /// The stored spelling of `key`, matched exactly, then ignoring case (and spaces as underscores).
     public func existingKey(matching key: String) -> String? {
-        if values[key] != nil { return key }
+        if storage.index.position(of: key) != nil { return key }
         if let match = keys.first(where: { $0.equalsIgnoringCase(key) }) { return match }
         return keys.first { $0.contains(" ") && String($0.map { $0 == " " ? "_" : $0 }).equalsIgnoringCase(key) }
     }
 
     /// The value under `key`, ignoring case.
     public func value(forKeyIgnoringCase key: String) -> SettingValue? {
-        existingKey(matching: key).flatMap { values[$0] }
+        existingKey(matching: key).flatMap { self[$0] }
     }
 
     /// Key/value pairs in order.
-    public var entries: [(key: String, value: SettingValue)] { keys.map { ($0, values[$0]!) } }
+    public var entries: [(key: String, value: SettingValue)] { storage.entries }
 
     /// Equal when the same keys hold equal values, in any order.
-    public static func == (lhs: SettingsTable, rhs: SettingsTable) -> Bool { lhs.values == rhs.values }
+    public static func == (lhs: SettingsTable, rhs: SettingsTable) -> Bool { lhs.storage.hasSameContents(as: rhs.storage) }
 }
 

@@ -1,3 +1,5 @@
+import Transport
+
 extension Settings {
     /// The placeholder the example secrets file ships for BOT_TOKEN; refused in production.
     public static let placeholderBotToken = "your-telegram-bot-token"
@@ -103,7 +105,7 @@ extension Settings {
     /// The PostgreSQL URL with the password from POSTGRES.PASSWORD added (percent-encoded) when
     /// DATABASE_URL carries none. For connecting only: print ``redactedDescription`` instead.
     public var postgresConnectionURL: String {
-        guard !postgres.password.isEmpty, let schemeEnd = databaseURL.range(of: "://") else { return databaseURL }
+        guard !postgres.password.isEmpty, let schemeEnd = databaseURL.firstRange(of: "://") else { return databaseURL }
         let rest = databaseURL[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         guard let at = rest[..<authorityEnd].lastIndex(of: "@"), !rest[..<at].contains(":") else { return databaseURL }
@@ -258,7 +260,7 @@ struct SettingsReader {
 
     mutating func url(_ path: [String], _ fallback: String, schemes: [String]) -> String {
         let text = string(path, fallback)
-        guard let end = text.range(of: "://"), schemes.contains(String(text[..<end.lowerBound]).lowercased()) else {
+        guard let end = text.firstRange(of: "://"), schemes.contains(String(text[..<end.lowerBound]).lowercased()) else {
             report(path, "expected a URL starting with \(schemes.map { $0 + "://" }.joined(separator: " or ")), got \(Redaction.url(text).debugDescription)")
             return fallback
         }

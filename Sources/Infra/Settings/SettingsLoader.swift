@@ -60,7 +60,7 @@ public struct SettingsLoader: Sendable {
     public func load(environment realEnvironment: [String: String]) throws(SettingsError) -> Result {
         var environment = realEnvironment
         if let dotenvPath = findFile(".env") {
-            let text = readFile(dotenvPath) ?? ""
+            let text = String(decoding: readFile(dotenvPath) ?? [], as: UTF8.self)
             for (key, value) in DotEnv(parsing: text).variables(overlaying: realEnvironment) {
                 environment[key] = value
             }
@@ -89,11 +89,12 @@ public struct SettingsLoader: Sendable {
         found += found.filter { !$0.contains(".local.") }.map(Self.localTwin)
         var loaded: [String] = []
         for path in found {
-            guard let text = readFile(path) else { continue }
+            guard let bytes = readFile(path) else { continue }
             loaded.append(path)
             let document: TOMLTable
             do {
-                document = try TOML.parse(text)
+                // The bytes as they are: invalid UTF-8 is an error with its position, not repaired.
+                document = try TOML.parse(bytes: bytes)
             } catch {
                 throw SettingsError(message: "\(path): \(error)")
             }
@@ -134,10 +135,11 @@ public struct SettingsLoader: Sendable {
     func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         guard getcwd(&buffer, buffer.count) != nil else { return "." }
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    func readFile(_ path: String) -> String? {
+    /// The file's bytes, or nil when it cannot be opened.
+    func readFile(_ path: String) -> [UInt8]? {
         guard let handle = fopen(path, "rb") else { return nil }
         defer { fclose(handle) }
         var bytes: [UInt8] = []
@@ -147,7 +149,7 @@ public struct SettingsLoader: Sendable {
             if count <= 0 { break }
             bytes.append(contentsOf: chunk[0..<count])
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// A variable's value: `True`/`False` fixed to TOML booleans, `@token` converters, otherwise
@@ -176,8 +178,9 @@ enum ParsedValue: Sendable {
 extension String {
     func trimmingSpaces() -> String {
         let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
         return String(scalars[first...last])
     }
 }

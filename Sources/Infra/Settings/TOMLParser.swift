@@ -38,35 +38,28 @@ private final class TableBuilder {
     }
 
     var origin: TableOrigin
-    var order: [String] = []
+    var keys = KeyIndex()
     var items: [Entry] = []
-    var index: [String: Int]?
 
     init(origin: TableOrigin) {
         self.origin = origin
     }
 
     func position(of key: String) -> Int? {
-        if let index { return index[key] }
-        return order.firstIndex(of: key)
+        keys.position(of: key)
     }
 
     subscript(key: String) -> Entry? {
-        position(of: key).map { items[$0] }
+        keys.position(of: key).map { items[$0] }
     }
 
     /// Adds a new key, or replaces the entry of an existing one.
     func set(_ key: String, _ entry: Entry) {
-        if let existing = position(of: key) {
+        if let existing = keys.position(of: key) {
             items[existing] = entry
-            return
-        }
-        order.append(key)
-        items.append(entry)
-        if index != nil {
-            index?[key] = order.count - 1
-        } else if order.count > TOMLTable.indexThreshold {
-            index = TOMLTable.makeIndex(order)
+        } else {
+            _ = keys.append(key)
+            items.append(entry)
         }
     }
 
@@ -86,7 +79,7 @@ private final class TableBuilder {
             case .tableArray(let children): .array(children.map { .table($0.build()) })
             }
         }
-        return TOMLTable(orderedKeys: order, values: values)
+        return TOMLTable(orderedKeys: keys.keys, values: values)
     }
 }
 
@@ -722,7 +715,7 @@ private struct TOMLParser {
             return nil
         }
         let body = token.dropFirst(2)
-        guard let digits = stripUnderscores(body, allowed: { $0.isHexDigit && Int(String($0), radix: 16)! < radix }) else {
+        guard let digits = stripUnderscores(body, allowed: { ($0.hexDigitValue ?? radix) < radix }) else {
             throw error("invalid \(radix == 16 ? "hexadecimal" : radix == 8 ? "octal" : "binary") integer \(token)", at: start)
         }
         guard let value = Int64(digits, radix: radix) else { throw error("integer \(token) does not fit in 64 bits", at: start) }

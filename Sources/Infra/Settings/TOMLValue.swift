@@ -28,74 +28,36 @@ public enum TOMLValue: Sendable, Equatable {
     }
 }
 
-/// A table with its keys in document order. Small tables (the common case) are searched
-/// linearly; larger ones keep a hash index.
+/// A table with its keys in document order.
 public struct TOMLTable: Sendable, Equatable {
-    /// Keys in the order they were defined.
-    public private(set) var keys: [String] = []
-    private var values: [TOMLValue] = []
-    private var index: [String: Int]?
-    static let indexThreshold = 12
+    private var storage = OrderedValues<TOMLValue>()
 
     /// Creates an empty table.
     public init() {}
 
     /// A table from keys in order and their values (same count, keys unique).
     init(orderedKeys: [String], values: [TOMLValue]) {
-        self.keys = orderedKeys
-        self.values = values
-        if orderedKeys.count > Self.indexThreshold { index = Self.makeIndex(orderedKeys) }
+        storage = OrderedValues(uniqueKeys: orderedKeys, values: values)
     }
 
-    static func makeIndex(_ keys: [String]) -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, $0) })
-    }
-
+    /// Keys in the order they were defined.
+    public var keys: [String] { storage.keys }
     /// The number of keys.
-    public var count: Int { keys.count }
+    public var count: Int { storage.count }
     /// Whether the table has no keys.
-    public var isEmpty: Bool { keys.isEmpty }
-
-    private func position(of key: String) -> Int? {
-        if let index { return index[key] }
-        return keys.firstIndex(of: key)
-    }
+    public var isEmpty: Bool { storage.count == 0 }
 
     /// The value for `key` (exact spelling), or nil.
     public subscript(key: String) -> TOMLValue? {
-        get { position(of: key).map { values[$0] } }
-        set {
-            if let existing = position(of: key) {
-                if let newValue {
-                    values[existing] = newValue
-                } else {
-                    keys.remove(at: existing)
-                    values.remove(at: existing)
-                    index = keys.count > Self.indexThreshold ? Self.makeIndex(keys) : nil
-                }
-            } else if let newValue {
-                keys.append(key)
-                values.append(newValue)
-                if index != nil {
-                    index?[key] = keys.count - 1
-                } else if keys.count > Self.indexThreshold {
-                    index = Self.makeIndex(keys)
-                }
-            }
-        }
+        get { storage[key] }
+        set { storage[key] = newValue }
     }
 
     /// The key/value pairs in document order.
-    public var entries: [(key: String, value: TOMLValue)] {
-        Array(zip(keys, values))
-    }
+    public var entries: [(key: String, value: TOMLValue)] { storage.entries }
 
     /// Tables are equal when they hold the same keys with equal values, whatever the order.
-    public static func == (lhs: TOMLTable, rhs: TOMLTable) -> Bool {
-        guard lhs.keys.count == rhs.keys.count else { return false }
-        for (key, value) in zip(lhs.keys, lhs.values) where rhs[key] != value { return false }
-        return true
-    }
+    public static func == (lhs: TOMLTable, rhs: TOMLTable) -> Bool { lhs.storage.hasSameContents(as: rhs.storage) }
 }
 
 /// A calendar date.

@@ -37,17 +37,20 @@ public final class RedisClient: Sendable {
 
     private func connection(in slot: ConnectionSlot) async throws -> RedisConnection {
         let configuration = configuration
-        let task = slot.current { Task { try await RedisConnection.connect(configuration) } }
-        do {
-            let connection = try await task.value
-            if !connection.isClosed { return connection }
-        } catch {
+        // A connection closed since it was made is replaced once; one that is closed again at
+        // once (a server that drops every connection) is an error, not a reconnect loop.
+        for _ in 0..<2 {
+            let task = slot.current { Task { try await RedisConnection.connect(configuration) } }
+            do {
+                let connection = try await task.value
+                if !connection.isClosed { return connection }
+            } catch {
+                slot.clear(ifStill: task)
+                throw error
+            }
             slot.clear(ifStill: task)
-            throw error
         }
-        // Closed since: replace it, unless another caller already did.
-        slot.clear(ifStill: task)
-        return try await connection(in: slot)
+        throw RedisError(.connection, message: "the server closed the new connection at once")
     }
 
     /// Sends any command and returns the server's RESP3 value; error replies throw ``RedisError``.

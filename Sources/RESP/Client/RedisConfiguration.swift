@@ -45,7 +45,7 @@ public struct RedisConfiguration: Sendable {
     /// `rediss://` turns TLS on with `tls` (the system trust store by default).
     public init(url: String, tls: TLSConfiguration = TLSConfiguration()) throws(RedisError) {
         self.init()
-        let redacted = Redaction.redacted(url)
+        let redacted = Redaction.url(url, bareUserInfoIsSecret: true)
         let scheme: String
         var rest: Substring
         if url.hasPrefix("redis://") {
@@ -143,19 +143,5 @@ public struct RedisConfiguration: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-/// Redaction of URLs for messages and logs.
-enum Redaction {
-    /// The URL with its password replaced by `***`.
-    static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return url }
-        let rest = url[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
-        let userInfo = rest[..<at]
-        if let colon = userInfo.firstIndex(of: ":") { return String(url[..<colon]) + ":***" + String(url[at...]) }
-        return String(url[..<schemeEnd.upperBound]) + "***" + String(url[at...])
     }
 }

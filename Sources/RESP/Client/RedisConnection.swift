@@ -169,7 +169,7 @@ public final class RedisConnection: Sendable {
     /// server's code. Pub/sub commands belong to ``RedisSubscriber``, not here.
     @discardableResult
     public func send(_ arguments: [RESPArgument], timeout: Duration? = nil) async throws -> RESPValue {
-        if case .string(let name)? = arguments.first, Self.subscriptionCommands.contains(name.uppercased()) {
+        if case .string(let name)? = arguments.first, Self.mayChangeMode(name), Self.subscriptionCommands.contains(name.uppercased()) {
             throw RedisError(.usage, message: "\(name) changes the connection's mode; use a dedicated subscriber connection")
         }
         let replies = try await submit(replies: 1, timeout: timeout ?? commandTimeout) { RESPCommandEncoder.encode(arguments, into: &$0) }
@@ -203,6 +203,13 @@ public final class RedisConnection: Sendable {
             return true
         }
         if mustFlush { await flush() }
+    }
+
+    /// A cheap first filter: every mode-changing command starts with S, U, P or M and is short,
+    /// so ordinary commands never pay for the upper-cased copy.
+    static func mayChangeMode(_ name: String) -> Bool {
+        guard let first = name.utf8.first, name.utf8.count <= 12 else { return false }
+        return [UInt8(ascii: "S"), UInt8(ascii: "U"), UInt8(ascii: "P"), UInt8(ascii: "M")].contains(first & 0xDF)
     }
 
     static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]

@@ -19,10 +19,8 @@ public enum RESPCommandEncoder {
                 writeDecimal(bytes.readableBytes, into: &buffer)
                 buffer.writeBuffer(bytes)
             case .integer(let integer):
-                var digits = ByteBuffer()
-                writeDecimalDigits(integer, into: &digits)
-                writeDecimal(digits.readableBytes, into: &buffer)
-                buffer.writeBuffer(digits)
+                writeDecimal(decimalLength(integer), into: &buffer)
+                writeDecimalDigits(integer, into: &buffer)
             }
             buffer.writeInteger(UInt16(0x0D0A))
         }
@@ -32,6 +30,17 @@ public enum RESPCommandEncoder {
     static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
         writeDecimalDigits(Int64(value), into: &buffer)
         buffer.writeInteger(UInt16(0x0D0A))
+    }
+
+    /// How many characters `value` takes in decimal, sign included.
+    static func decimalLength(_ value: Int64) -> Int {
+        var magnitude = value.magnitude
+        var length = value < 0 ? 2 : 1
+        while magnitude >= 10 {
+            magnitude /= 10
+            length += 1
+        }
+        return length
     }
 
     static func writeDecimalDigits(_ value: Int64, into buffer: inout ByteBuffer) {

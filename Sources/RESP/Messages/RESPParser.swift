@@ -75,7 +75,7 @@ public struct RESPParser: Sendable {
                 guard buffer.getInteger(at: length, as: UInt8.self) == 13, buffer.getInteger(at: length + 1, as: UInt8.self) == 10 else {
                     throw error(.malformed, "payload of \(length) bytes is not followed by CRLF")
                 }
-                let payload = buffer.readSlice(count: length)!
+                guard let payload = buffer.readSlice(count: length) else { return nil }  // checked above
                 buffer.moveReaderIndex(forwardBy: 2)
                 bytesExamined += 2
                 consumed += length + 2
@@ -299,8 +299,9 @@ public struct RESPParser: Sendable {
         guard end >= 2, buffer.getInteger(at: end - 1, as: UInt8.self) == 13 else {
             throw error(.malformed, "line not ended by CRLF")
         }
-        let type = buffer.getInteger(at: 0, as: UInt8.self)!
-        let content = buffer.getSlice(at: 1, count: end - 2)!
+        guard let type = buffer.getInteger(at: 0, as: UInt8.self), let content = buffer.getSlice(at: 1, count: end - 2) else {
+            throw error(.malformed, "empty line")
+        }
         buffer.moveReaderIndex(forwardBy: end + 1)
         consumed += end + 1
         return (type, content)
