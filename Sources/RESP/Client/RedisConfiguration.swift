@@ -46,66 +46,33 @@ public struct RedisConfiguration: Sendable {
     public init(url: String, tls: TLSConfiguration = TLSConfiguration()) throws(RedisError) {
         self.init()
         let redacted = Redaction.url(url, bareUserInfoIsSecret: true)
-        let scheme: String
-        var rest: Substring
-        if url.hasPrefix("redis://") {
-            scheme = "redis"
-            rest = url.dropFirst(8)
-        } else if url.hasPrefix("rediss://") {
-            scheme = "rediss"
-            rest = url.dropFirst(9)
-        } else {
+        let parsed: ConnectionURL
+        do throws(ConnectionURLError) {
+            parsed = try ConnectionURL(parsing: url)
+        } catch {
+            throw RedisError(.usage, message: "invalid Redis URL \(redacted): \(error.message)")
+        }
+        guard parsed.scheme == "redis" || parsed.scheme == "rediss" else {
             throw RedisError(.usage, message: "not a redis:// or rediss:// URL: \(redacted)")
         }
-        var query: Substring = ""
-        if let mark = rest.firstIndex(of: "?") {
-            query = rest[rest.index(after: mark)...]
-            rest = rest[..<mark]
+        if let password = parsed.password {
+            user = parsed.user.flatMap { $0.isEmpty ? nil : $0 }
+            self.password = password
+        } else if let alone = parsed.user, !alone.isEmpty {
+            // redis://password@host is how some clients pass a password alone.
+            password = alone
         }
-        var path: Substring = ""
-        if let slash = rest.firstIndex(of: "/") {
-            path = rest[rest.index(after: slash)...]
-            rest = rest[..<slash]
+        guard parsed.hosts.count <= 1 else { throw RedisError(.usage, message: "more than one host in \(redacted)") }
+        if let first = parsed.hosts.first {
+            if !first.host.isEmpty { host = first.host }
+            if let number = first.port { port = number }
         }
-        if let at = rest.lastIndex(of: "@") {
-            let userInfo = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = userInfo.firstIndex(of: ":") {
-                let name = Self.percentDecode(userInfo[..<colon])
-                user = name.isEmpty ? nil : name
-                password = Self.percentDecode(userInfo[userInfo.index(after: colon)...])
-            } else if !userInfo.isEmpty {
-                // redis://password@host is how some clients pass a password alone.
-                password = Self.percentDecode(userInfo)
-            }
-        }
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw RedisError(.usage, message: "unterminated IPv6 address in \(redacted)") }
-            host = String(rest[rest.index(after: rest.startIndex)..<close])
-            rest = rest[rest.index(after: close)...]
-            if rest.hasPrefix(":") { rest = rest.dropFirst() } else { rest = "" }
-            if !rest.isEmpty {
-                guard let number = Int(rest), (1...65535).contains(number) else { throw RedisError(.usage, message: "bad port in \(redacted)") }
-                port = number
-            }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = String(rest[..<colon])
-            guard let number = Int(rest[rest.index(after: colon)...]), (1...65535).contains(number) else {
-                throw RedisError(.usage, message: "bad port in \(redacted)")
-            }
-            port = number
-        } else if !rest.isEmpty {
-            host = String(rest)
-        }
-        if !path.isEmpty {
-            guard let number = Int(path), number >= 0 else { throw RedisError(.usage, message: "bad database number in \(redacted)") }
+        if !parsed.path.isEmpty {
+            guard let number = Int(parsed.path), number >= 0 else { throw RedisError(.usage, message: "bad database number in \(redacted)") }
             database = number
         }
-        for item in query.split(separator: "&") {
-            let pair = item.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2 else { continue }
-            let value = Self.percentDecode(pair[1])
-            switch pair[0] {
+        for (key, value) in parsed.query {
+            switch key {
             case "timeout":
                 guard let seconds = Double(value), seconds > 0 else { throw RedisError(.usage, message: "bad timeout in \(redacted)") }
                 commandTimeout = .milliseconds(Int64(seconds * 1000))
@@ -118,30 +85,15 @@ public struct RedisConfiguration: Sendable {
                 guard let number = Int(value), number >= 0 else { throw RedisError(.usage, message: "bad db in \(redacted)") }
                 database = number
             default:
-                throw RedisError(.usage, message: "unknown option \(pair[0]) in \(redacted)")
+                throw RedisError(.usage, message: "unknown option \(key) in \(redacted)")
             }
         }
-        if scheme == "rediss" {
+        if parsed.scheme == "rediss" {
             do {
                 self.tls = try TLSContext(configuration: tls)
             } catch {
                 throw RedisError(.usage, message: "TLS configuration failed: \(error)")
             }
         }
-    }
-
-    static func percentDecode(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -42,8 +42,7 @@ public final class RedisConnection: Sendable {
     private struct State: ~Copyable {
         var router = ReplyRouter()
         var slots: [UInt64: Slot] = [:]
-        var outbound = ByteBuffer(capacity: 16384)
-        var isFlushing = false
+        var writes = WriteQueue()
         var nextID: UInt64 = 1
         var failure: RedisError?
         /// Whether some task is reading (a caller leading, or the background reader).
@@ -52,8 +51,6 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
-        /// The previously written outbound buffer, kept for reuse.
-        var spare: ByteBuffer?
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -197,10 +194,8 @@ public final class RedisConnection: Sendable {
         RESPCommandEncoder.encode(arguments, into: &encoded)
         let mustFlush = try state.withLock { state throws(RedisError) -> Bool in
             if let failure = state.failure { throw failure }
-            state.outbound.writeBuffer(encoded)
-            if state.isFlushing { return false }
-            state.isFlushing = true
-            return true
+            state.writes.pending.writeBuffer(encoded)
+            return state.writes.claimFlush()
         }
         if mustFlush { await flush() }
     }
@@ -232,10 +227,8 @@ public final class RedisConnection: Sendable {
             state.nextID &+= 1
             state.router.enqueue(id, replies: replies)
             state.slots[id] = .registered
-            encode(&state.outbound)
-            if state.isFlushing { return (id, false) }
-            state.isFlushing = true
-            return (id, true)
+            encode(&state.writes.pending)
+            return (id, state.writes.claimFlush())
         }
         // The caller that finds no write in progress writes everything queued (its own and later
         // callers' commands) in as few writes as the socket allows.
@@ -302,30 +295,12 @@ public final class RedisConnection: Sendable {
 
     /// Writes everything queued, again and again, until the queue stays empty.
     private func flush() async {
-        while true {
-            let batch = state.withLock { state -> ByteBuffer? in
-                if state.outbound.isEmpty || state.failure != nil {
-                    state.isFlushing = false
-                    return nil
-                }
-                let batch = state.outbound
-                // Double buffering: the buffer written last time, emptied, takes the new commands.
-                state.outbound = state.spare ?? ByteBuffer(capacity: 16384)
-                state.spare = nil
-                return batch
-            }
-            guard var batch else { return }
-            do {
-                try await connection.write(batch)
-            } catch {
-                fail(RedisError(.connection, message: "write failed: \(error)"))
-                return
-            }
-            batch.clear()
-            if batch.capacity <= 1 << 20 {
-                let emptied = batch
-                state.withLock { $0.spare = emptied }
-            }
+        do {
+            try await connection.writeQueued(
+                take: { state.withLock { $0.writes.nextBatch(stop: $0.failure != nil) } },
+                giveBack: { batch in state.withLock { $0.writes.recycle(batch) } })
+        } catch {
+            fail(RedisError(.connection, message: "write failed: \(error)"))
         }
     }
 

@@ -1,0 +1,147 @@
+import COpenSSL
+
+/// The hashes, MACs and key derivations the protocols' authentication needs, through libcrypto.
+/// Every function takes and returns plain bytes; none keeps state between calls.
+public enum Crypto {
+    /// SHA-256 of `bytes` (32 bytes).
+    public static func sha256<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> [UInt8] {
+        digest(bytes, EVP_sha256())
+    }
+
+    /// MD5 of `bytes` (16 bytes). Only for protocols that still ask for it (PostgreSQL `md5` auth).
+    public static func md5<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> [UInt8] {
+        digest(bytes, EVP_md5())
+    }
+
+    /// HMAC-SHA-256 of `message` under `key` (32 bytes).
+    public static func hmacSHA256<Key: Collection<UInt8>, Message: Collection<UInt8>>(key: Key, message: Message) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let keyBytes = Array(key)
+        let messageBytes = Array(message)
+        let result = keyBytes.withUnsafeBytes { keyBuffer in
+            messageBytes.withUnsafeBufferPointer { messageBuffer in
+                HMAC(EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count), messageBuffer.baseAddress, messageBuffer.count, &output, &length)
+            }
+        }
+        // HMAC fails only when libcrypto cannot allocate; there is no answer to give then.
+        precondition(result != nil, "HMAC-SHA-256 failed: \(OpenSSLErrors.drain())")
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// PBKDF2 with HMAC-SHA-256 (RFC 8018): a `length`-byte key from `password` and `salt`.
+    /// Returns nil when libcrypto refuses the parameters (an iteration count below 1).
+    public static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int, length: Int = 32) -> [UInt8]? {
+        guard iterations >= 1, iterations <= Int(Int32.max), length >= 1 else { return nil }
+        var output = [UInt8](repeating: 0, count: length)
+        let result = password.withUnsafeBufferPointer { passwordBuffer in
+            salt.withUnsafeBufferPointer { saltBuffer in
+                passwordBuffer.withMemoryRebound(to: CChar.self) { passwordChars in
+                    PKCS5_PBKDF2_HMAC(
+                        passwordChars.baseAddress, Int32(passwordBuffer.count), saltBuffer.baseAddress, Int32(saltBuffer.count),
+                        Int32(iterations), EVP_sha256(), Int32(length), &output)
+                }
+            }
+        }
+        return result == 1 ? output : nil
+    }
+
+    /// `count` bytes from the operating system's cryptographically secure generator.
+    public static func randomBytes(count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var generator = SystemRandomNumberGenerator()
+        if count > 0, RAND_bytes(&bytes, Int32(count)) != 1 {
+            // RAND_bytes fails only without an entropy source; the system generator reads getrandom.
+            for index in bytes.indices { bytes[index] = generator.next() }
+        }
+        return bytes
+    }
+
+    /// Lower-case hexadecimal of `bytes`.
+    public static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Constant-time comparison of two byte strings (false when their lengths differ).
+    public static func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+
+    private static func digest<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ type: OpaquePointer?) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let input = Array(bytes)
+        let result = input.withUnsafeBufferPointer { EVP_Digest($0.baseAddress, $0.count, &output, &length, type, nil) }
+        // EVP_Digest fails only when libcrypto cannot allocate or the digest is unavailable.
+        precondition(result == 1, "digest failed: \(OpenSSLErrors.drain())")
+        return Array(output.prefix(Int(length)))
+    }
+}
+
+/// Base64 (RFC 4648, standard alphabet, padded), as SCRAM and the NATS JWTs use it.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Encodes `bytes`.
+    public static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var iterator = bytes.makeIterator()
+        while let first = iterator.next() {
+            let second = iterator.next()
+            let third = iterator.next()
+            let word = UInt32(first) << 16 | UInt32(second ?? 0) << 8 | UInt32(third ?? 0)
+            out.append(alphabet[Int(word >> 18 & 63)])
+            out.append(alphabet[Int(word >> 12 & 63)])
+            out.append(second == nil ? UInt8(ascii: "=") : alphabet[Int(word >> 6 & 63)])
+            out.append(third == nil ? UInt8(ascii: "=") : alphabet[Int(word & 63)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes padded standard Base64; nil for any character outside the alphabet, a wrong length
+    /// or misplaced padding.
+    public static func decode(_ string: String) -> [UInt8]? {
+        let input = Array(string.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count / 4 * 3)
+        var index = 0
+        while index < input.count {
+            var word: UInt32 = 0
+            var padding = 0
+            for offset in 0..<4 {
+                let character = input[index + offset]
+                let value: UInt32
+                switch character {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(character - UInt8(ascii: "A"))
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(character - UInt8(ascii: "a")) + 26
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(character - UInt8(ascii: "0")) + 52
+                case UInt8(ascii: "+"): value = 62
+                case UInt8(ascii: "/"): value = 63
+                case UInt8(ascii: "=") where offset >= 2 && index + 4 == input.count:
+                    value = 0
+                    padding += 1
+                default: return nil
+                }
+                if padding > 0 && character != UInt8(ascii: "=") { return nil }
+                word = word << 6 | value
+            }
+            out.append(UInt8(word >> 16 & 0xFF))
+            if padding < 2 { out.append(UInt8(word >> 8 & 0xFF)) }
+            if padding < 1 { out.append(UInt8(word & 0xFF)) }
+            index += 4
+        }
+        return out
+    }
+}

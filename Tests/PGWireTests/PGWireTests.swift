@@ -1,1 +1,0 @@
-// Tests for PGWire arrive with the module's implementation.
