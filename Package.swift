@@ -22,7 +22,7 @@ let package = Package(
         // Header-only access to epoll, eventfd and a few socket helpers that Glibc does not export.
         .systemLibrary(name: "CTransport"),
         .target(name: "Transport", dependencies: ["COpenSSL", "CTransport"]),
-        .target(name: "PGWire", dependencies: ["Transport"]),
+        .target(name: "PGWire", dependencies: ["Transport", "COpenSSL"]),
         .target(name: "RESP", dependencies: ["Transport"]),
         .target(name: "NATSProto", dependencies: ["Transport"]),
         .target(name: "Infra", dependencies: ["Transport", "PGWire", "RESP", "NATSProto"]),
@@ -57,7 +57,7 @@ let package = Package(
         // Helpers shared by the test targets (seeded generators); not a product.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),
-        .testTarget(name: "PGWireTests", dependencies: ["PGWire"]),
+        .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),

@@ -1,0 +1,300 @@
+import Synchronization
+import Transport
+
+extension PostgresConnection {
+    // MARK: - Simple protocol
+
+    /// Runs `sql` with the simple query protocol: any number of statements separated by
+    /// semicolons, without parameters, results in text. Returns one result per statement. An
+    /// error stops the string there (earlier statements of an implicit transaction are rolled back)
+    /// and is thrown.
+    public func simpleQuery(_ sql: String) async throws(PostgresError) -> [PostgresQueryResult] {
+        let id = try await submit { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
+            do throws(FrontendEncodingError) {
+                try FrontendMessage.query(sql, into: &out)
+            } catch {
+                throw PostgresError(.usage, message: error.message)
+            }
+        }
+        var results: [PostgresQueryResult] = []
+        var current = PostgresQueryResult(columns: [], rows: [], commandTag: "")
+        var failure: PostgresError?
+        while true {
+            let (events, complete) = try await nextEvents(id)
+            for event in events {
+                switch event {
+                case .rowDescription(let description):
+                    current.columns = description.columns
+                case .row(let row):
+                    current.rows.append(PostgresRow(columns: current.columns, data: row))
+                case .commandComplete(let tag):
+                    current.commandTag = tag
+                    results.append(current)
+                    current = PostgresQueryResult(columns: [], rows: [], commandTag: "")
+                case .emptyQuery:
+                    results.append(current)
+                case .error(let diagnostics):
+                    failure = .server(diagnostics)
+                case .copyIn:
+                    // COPY FROM STDIN inside a simple query needs data this call has none of.
+                    sendCopyFail("COPY FROM STDIN is not supported by simpleQuery; use copyIn")
+                case .copyOut, .copyData, .copyDone:
+                    break  // COPY TO STDOUT output is dropped here; copyOut streams it
+                default:
+                    break
+                }
+            }
+            if complete { break }
+        }
+        if let failure { throw failure }
+        return results
+    }
+
+    // MARK: - Extended protocol
+
+    /// Runs one statement with its parameters bound (never spliced into the SQL), results in
+    /// binary, and returns its rows as they arrive. The statement is prepared once per connection
+    /// and cached. Throws the server's error if the statement fails before its first row.
+    public func query(_ query: PostgresQuery) async throws(PostgresError) -> PostgresRowSequence {
+        var retried = false
+        while true {
+            let (id, plan) = try await submitExtended(query)
+            let stream = PostgresRowStream(connection: self, id: id)
+            do throws(PostgresError) {
+                let columns = try await stream.start(plan: plan)
+                if plan.isNew, let key = plan.key {
+                    state.withLock { $0.statements.describe(key, name: plan.statement, columns: columns) }
+                }
+                return PostgresRowSequence(stream: stream, columns: columns)
+            } catch {
+                if let key = plan.key, plan.isNew || error.sqlState == .featureNotSupported {
+                    forgetStatement(key)
+                }
+                // "cached plan must not change result type": the table changed under a cached
+                // statement. Prepare it again, once, when the session can still run it.
+                if !retried, error.sqlState == .featureNotSupported, plan.key != nil, !plan.isNew,
+                    error.message.contains("cached plan"), transactionStatus != .failed
+                {
+                    retried = true
+                    continue
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Runs one statement and collects its result: all rows and the command tag.
+    @discardableResult
+    public func execute(_ query: PostgresQuery) async throws(PostgresError) -> PostgresQueryResult {
+        let rows = try await self.query(query)
+        let collected = try await rows.collect()
+        return PostgresQueryResult(columns: rows.columns, rows: collected, commandTag: rows.stream.commandTag ?? "")
+    }
+
+    /// What was sent for an extended query.
+    struct Plan: Sendable {
+        /// The statement name ("" for the unnamed statement).
+        var statement: String
+        /// The cache key, when the statement is cached.
+        var key: StatementCache.Key?
+        /// Whether Parse was sent with this request.
+        var isNew: Bool
+        /// The result columns, when the cache knows them (no Describe was sent).
+        var columns: [RowDescription.Column]?
+    }
+
+    private func submitExtended(_ query: PostgresQuery) async throws(PostgresError) -> (UInt64, Plan) {
+        let bindings = query.bindings
+        guard !bindings.isOversized else { throw PostgresError(.usage, message: "a parameter is larger than the protocol's 2 GiB limit") }
+        var plan = Plan(statement: "", key: nil, isNew: true, columns: nil)
+        let id = try await submit { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
+            do throws(FrontendEncodingError) {
+                if cache.isEnabled {
+                    let key = StatementCache.Key(sql: query.sql, types: bindings.dataTypes)
+                    plan.key = key
+                    if let entry = cache.lookup(key) {
+                        plan.statement = entry.name
+                        plan.isNew = false
+                        plan.columns = entry.columns
+                    } else {
+                        let (name, evicted) = cache.insert(key)
+                        if let evicted { try FrontendMessage.close(.statement, name: evicted, into: &out) }
+                        plan.statement = name
+                        try FrontendMessage.parse(statement: name, sql: query.sql, parameterTypes: bindings.dataTypes, into: &out)
+                    }
+                } else {
+                    try FrontendMessage.parse(statement: "", sql: query.sql, parameterTypes: bindings.dataTypes, into: &out)
+                }
+                try FrontendMessage.bind(
+                    portal: "", statement: plan.statement, parameterCount: bindings.count, parameterFormats: [true],
+                    parameters: bindings.bytes, binaryResults: true, into: &out)
+                if plan.columns == nil { try FrontendMessage.describe(.portal, name: "", into: &out) }
+                try FrontendMessage.execute(portal: "", into: &out)
+                FrontendMessage.sync(into: &out)
+            } catch {
+                throw PostgresError(.usage, message: error.message)
+            }
+        }
+        return (id, plan)
+    }
+
+    private func forgetStatement(_ key: StatementCache.Key) {
+        let name = state.withLock { state -> String? in
+            guard let name = state.statements.remove(key) else { return nil }
+            // Closed with the next request's messages; its CloseComplete is ignored there.
+            do { try FrontendMessage.close(.statement, name: name, into: &state.writes.pending) } catch {}
+            return name
+        }
+        _ = name
+    }
+
+    /// Aborts a COPY FROM STDIN the caller cannot feed.
+    func sendCopyFail(_ reason: String) {
+        let mustFlush = state.withLock { state -> Bool in
+            do { try FrontendMessage.copyFail(reason: reason, into: &state.writes.pending) } catch { return false }
+            return state.writes.claimFlush()
+        }
+        if mustFlush { Task { await self.flush() } }
+    }
+}
+
+/// The consumer side of one extended query: buffers the events the reader delivered and decides
+/// when the query failed. A class so that dropping the last reference abandons the request.
+final class PostgresRowStream: Sendable {
+    let connection: PostgresConnection
+    let id: UInt64
+    private let progress: Mutex<Progress>
+
+    struct Progress: Sendable {
+        var pending: [PostgresConnection.Event] = []
+        var index = 0
+        var isComplete = false
+        var commandTag: String?
+        var error: PostgresError?
+        var columns: [RowDescription.Column] = []
+    }
+
+    init(connection: PostgresConnection, id: UInt64) {
+        self.connection = connection
+        self.id = id
+        self.progress = Mutex(Progress())
+    }
+
+    deinit {
+        let finished = progress.withLock { $0.isComplete }
+        if !finished { connection.abandon(id) }
+    }
+
+    var commandTag: String? { progress.withLock { $0.commandTag } }
+
+    /// Waits for the statement's columns (or its failure, or its end without rows).
+    func start(plan: PostgresConnection.Plan) async throws(PostgresError) -> [RowDescription.Column] {
+        // Even when the cache knows the columns, wait for the first response: an error that
+        // comes before any row (a changed plan, a failed cast) is thrown here, where the query
+        // can still be retried.
+        if let columns = plan.columns { progress.withLock { $0.columns = columns } }
+        while true {
+            let (events, complete) = try await connection.nextEvents(id)
+            let outcome = progress.withLock { progress -> Result<[RowDescription.Column], PostgresError>? in
+                progress.pending += events
+                progress.isComplete = complete
+                while progress.index < progress.pending.count {
+                    let event = progress.pending[progress.index]
+                    switch event {
+                    case .rowDescription(let description):
+                        progress.index += 1
+                        progress.columns = description.columns.map { column in
+                            var binary = column
+                            binary.isBinary = true  // Bind asked for every result column in binary
+                            return binary
+                        }
+                        return .success(progress.columns)
+                    case .noData:
+                        progress.index += 1
+                        return .success([])
+                    case .error(let diagnostics):
+                        if complete { return .failure(.server(diagnostics)) }
+                        return nil  // wait for ReadyForQuery so the session is clean when we throw
+                    case .row, .commandComplete, .emptyQuery, .portalSuspended:
+                        return .success(progress.columns)
+                    default:
+                        progress.index += 1
+                    }
+                }
+                if complete { return .success(progress.columns) }
+                return nil
+            }
+            if let outcome { return try outcome.get() }
+        }
+    }
+
+    /// The next row, or nil at the end. Throws the server's error if the statement failed midway.
+    func next(columns: [RowDescription.Column]) async throws(PostgresError) -> PostgresRow? {
+        while true {
+            let step = progress.withLock { progress -> Result<PostgresRow?, PostgresError>? in
+                while progress.index < progress.pending.count {
+                    let event = progress.pending[progress.index]
+                    progress.index += 1
+                    switch event {
+                    case .row(let data):
+                        return .success(PostgresRow(columns: columns, data: data))
+                    case .commandComplete(let tag):
+                        progress.commandTag = tag
+                    case .error(let diagnostics):
+                        progress.error = .server(diagnostics)
+                    default:
+                        break
+                    }
+                }
+                progress.pending.removeAll(keepingCapacity: true)
+                progress.index = 0
+                if progress.isComplete {
+                    if let error = progress.error { return .failure(error) }
+                    return .success(nil)
+                }
+                return nil
+            }
+            if let step { return try step.get() }
+            let (events, complete) = try await connection.nextEvents(id)
+            progress.withLock { progress in
+                progress.pending += events
+                progress.isComplete = complete
+            }
+        }
+    }
+}
+
+/// The rows of one query, as they arrive. Iterate it once; dropping it unread discards the rest.
+public struct PostgresRowSequence: AsyncSequence, Sendable {
+    public typealias Element = PostgresRow
+
+    let stream: PostgresRowStream
+    /// The result's columns.
+    public let columns: [RowDescription.Column]
+
+    /// Iterates the rows.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: PostgresRowStream
+        let columns: [RowDescription.Column]
+
+        /// The next row, or nil after the last.
+        public mutating func next() async throws(PostgresError) -> PostgresRow? {
+            try await stream.next(columns: columns)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(PostgresError) -> PostgresRow? {
+            try await stream.next(columns: columns)
+        }
+    }
+
+    /// An iterator over the rows.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream, columns: columns) }
+
+    /// All remaining rows, collected.
+    public func collect() async throws(PostgresError) -> [PostgresRow] {
+        var rows: [PostgresRow] = []
+        var iterator = makeAsyncIterator()
+        while let row = try await iterator.next() { rows.append(row) }
+        return rows
+    }
+}

@@ -1,0 +1,417 @@
+import Synchronization
+import Transport
+
+/// One session with a PostgreSQL server.
+///
+/// Requests from any number of tasks are pipelined: each is written as soon as it is made (queued
+/// bytes leave together in one write) and its responses are matched by order. Reading is done by
+/// the callers themselves: the first caller that needs a response and finds no one reading reads
+/// for everyone, hands each response to its request, and passes the role on once its own has
+/// come. Nothing is read unless some caller wants it, which is the back-pressure for large results
+/// (rows of an unfinished sequence are buffered only while a later request on the same connection
+/// waits behind them).
+public final class PostgresConnection: Sendable {
+    typealias Event = ConnectionStateMachine.Event
+
+    let transport: Connection
+    let state: Mutex<State>
+    /// The host this session is connected to (for CancelRequest).
+    let host: PostgresConfiguration.Host
+    let configuration: PostgresConfiguration
+    let noticeContinuation: AsyncStream<PostgresDiagnostics>.Continuation
+    private let noticeStream: AsyncStream<PostgresDiagnostics>
+    private let notificationContinuation: AsyncStream<PostgresNotification>.Continuation
+    private let notificationStream: AsyncStream<PostgresNotification>
+
+    struct RequestState {
+        var events: [Event] = []
+        var isComplete = false
+        var waiter: UnsafeContinuation<Void, Never>?
+        /// The caller went away: events are dropped as they come.
+        var isAbandoned = false
+    }
+
+    struct ReaderState: Sendable {
+        var decoder: BackendMessageDecoder
+        var buffer: ByteBuffer
+    }
+
+    struct State: ~Copyable {
+        var machine: ConnectionStateMachine
+        var writes = WriteQueue()
+        var nextID: UInt64 = 1
+        var failure: PostgresError?
+        var readerActive = false
+        var reader: ReaderState?
+        var requests: [UInt64: RequestState] = [:]
+        var statements = StatementCache(capacity: 0)
+        /// Keep reading with nothing pending (LISTEN).
+        var readsContinuously = false
+    }
+
+    init(
+        transport: Connection, machine: ConnectionStateMachine, reader: ReaderState, host: PostgresConfiguration.Host,
+        configuration: PostgresConfiguration
+    ) {
+        self.transport = transport
+        self.host = host
+        self.configuration = configuration
+        var initial = State(machine: machine)
+        initial.reader = reader
+        initial.statements = StatementCache(capacity: configuration.statementCacheCapacity)
+        self.state = Mutex(initial)
+        (noticeStream, noticeContinuation) = AsyncStream.makeStream(of: PostgresDiagnostics.self, bufferingPolicy: .bufferingNewest(1000))
+        (notificationStream, notificationContinuation) = AsyncStream.makeStream(
+            of: PostgresNotification.self, bufferingPolicy: .bufferingNewest(100_000))
+    }
+
+    deinit {
+        transport.close()
+    }
+
+    // MARK: - Session facts
+
+    /// A run-time parameter the server reported (`server_version`, `TimeZone`, `integer_datetimes` …).
+    public func parameter(_ name: String) -> String? { state.withLock { $0.machine.parameters[name] } }
+
+    /// The session's transaction status after the last completed request.
+    public var transactionStatus: TransactionStatus { state.withLock { $0.machine.transactionStatus } }
+
+    /// The key a CancelRequest quotes.
+    public var backendKey: BackendKeyData? { state.withLock { $0.machine.backendKey } }
+
+    /// Whether the connection has failed or was closed.
+    public var isClosed: Bool { state.withLock { $0.failure != nil } }
+
+    /// Whether the session is encrypted.
+    public var isTLS: Bool { transport.isTLS }
+
+    /// Notices (warnings, `RAISE NOTICE` …) the server sent, in order.
+    public var notices: AsyncStream<PostgresDiagnostics> { noticeStream }
+
+    /// NOTIFY messages for the channels this session LISTENs to. Asking for them keeps the
+    /// connection reading while no query runs, so they arrive without waiting for the next query.
+    public var notifications: AsyncStream<PostgresNotification> {
+        let start = state.withLock { state -> Bool in
+            state.readsContinuously = true
+            guard !state.readerActive, state.failure == nil else { return false }
+            state.readerActive = true
+            return true
+        }
+        if start { startBackgroundReader() }
+        return notificationStream
+    }
+
+    /// Sends Terminate and closes; waiting callers fail with a connection error.
+    public func close() {
+        let farewell = state.withLock { state -> ByteBuffer? in
+            // With a write in progress the stream cannot take another message cleanly.
+            guard state.failure == nil, !state.writes.isFlushing else { return nil }
+            var bytes = ByteBuffer()
+            FrontendMessage.terminate(into: &bytes)
+            return bytes
+        }
+        fail(PostgresError(.connection, message: "connection closed"), closingTransport: farewell == nil)
+        if let farewell {
+            Task { [transport] in
+                try? await transport.write(farewell, deadline: .after(.seconds(1)))
+                transport.close()
+            }
+        }
+    }
+
+    // MARK: - Submitting
+
+    /// Registers a request whose messages `encode` appends to the outbound buffer, and writes them.
+    /// Returns the request's id; its events come from ``nextEvents(_:)``.
+    func submit(_ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void) async throws(PostgresError) -> UInt64 {
+        let (id, mustFlush) = try state.withLock { state throws(PostgresError) -> (UInt64, Bool) in
+            if let failure = state.failure { throw failure }
+            let start = state.writes.pending.writerIndex
+            do throws(PostgresError) {
+                try encode(&state.writes.pending, &state.statements)
+            } catch {
+                state.writes.pending.moveWriterIndex(to: start)
+                throw error
+            }
+            let id = state.nextID
+            state.nextID &+= 1
+            state.machine.enqueue(id)
+            state.requests[id] = RequestState()
+            return (id, state.writes.claimFlush())
+        }
+        if mustFlush { await flush() }
+        return id
+    }
+
+    /// Writes everything queued, again and again, until the queue stays empty.
+    func flush() async {
+        do {
+            try await transport.writeQueued(
+                take: { state.withLock { $0.writes.nextBatch(stop: $0.failure != nil) } },
+                giveBack: { batch in state.withLock { $0.writes.recycle(batch) } })
+        } catch {
+            fail(PostgresError(.connection, message: "write failed: \(error)"))
+        }
+    }
+
+    // MARK: - Receiving
+
+    private enum Step {
+        case events([Event], complete: Bool)
+        case failed(PostgresError)
+        case lead
+        case wait
+    }
+
+    /// The events that arrived for request `id` since the last call, and whether it is complete.
+    /// Suspends until there is at least one event or the request completes. A request's events are
+    /// delivered even when the connection failed after they arrived.
+    func nextEvents(_ id: UInt64) async throws(PostgresError) -> (events: [Event], isComplete: Bool) {
+        while true {
+            let cancelled = Task.isCancelled
+            let step = state.withLock { state -> Step in
+                if var request = state.requests[id], !request.events.isEmpty || request.isComplete {
+                    let events = request.events
+                    if request.isComplete {
+                        state.requests[id] = nil
+                    } else {
+                        request.events = []
+                        state.requests[id] = request
+                    }
+                    return .events(events, complete: request.isComplete)
+                }
+                if let failure = state.failure { return .failed(failure) }
+                guard state.requests[id] != nil else {
+                    return .failed(PostgresError(.usage, message: "request \(id) is unknown"))
+                }
+                // A cancelled task cannot read (its reads end at once); someone else must.
+                if !state.readerActive {
+                    state.readerActive = true
+                    return cancelled ? .wait : .lead
+                }
+                return .wait
+            }
+            switch step {
+            case .events(let events, let complete):
+                return (events, complete)
+            case .failed(let error):
+                throw error
+            case .lead:
+                await lead(for: id)
+            case .wait:
+                if cancelled { ensureBackgroundReader() }
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        guard var request = state.requests[id], request.events.isEmpty, !request.isComplete, state.failure == nil,
+                            state.readerActive
+                        else { return true }
+                        request.waiter = continuation
+                        state.requests[id] = request
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// The caller no longer wants request `id`'s events (its row sequence was dropped).
+    func abandon(_ id: UInt64) {
+        let wake = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            guard var request = state.requests[id] else { return nil }
+            if request.isComplete {
+                state.requests[id] = nil
+                return nil
+            }
+            request.isAbandoned = true
+            request.events = []
+            state.requests[id] = request
+            return state.readerActive ? nil : Self.takeHandOff(&state)
+        }
+        wake?.resume()
+    }
+
+    /// Reads as the leader until request `id` has events, then hands the reader role on.
+    private func lead(for id: UInt64) async {
+        guard var reader = takeReader() else { return }
+        await readLoop(&reader) { state in
+            // Earlier requests' rows are buffered on the way: stalling until their consumers
+            // read could deadlock a caller that holds an unfinished sequence.
+            guard let request = state.requests[id] else { return true }
+            return !request.events.isEmpty || request.isComplete
+        }
+        releaseReader(reader)
+    }
+
+    private func takeReader() -> ReaderState? {
+        let reader = state.withLock { state -> ReaderState? in
+            defer { state.reader = nil }
+            return state.reader
+        }
+        if reader == nil { fail(PostgresError(.connection, message: "reader state missing")) }
+        return reader
+    }
+
+    /// Decodes and routes what has arrived, then reads more, until `isDone` holds (checked after
+    /// each batch), the connection fails, or the reading task is cancelled.
+    private func readLoop(_ reader: inout ReaderState, until isDone: (inout State) -> Bool) async {
+        var wakeups: [UnsafeContinuation<Void, Never>] = []
+        var outOfBand: [ConnectionStateMachine.Action] = []
+        while true {
+            do {
+                let stop = try state.withLock { state throws(PostgresProtocolError) -> Bool in
+                    while let message = try reader.decoder.decode(&reader.buffer) {
+                        Self.route(state.machine.received(message), &state, &wakeups, &outOfBand)
+                        if state.failure != nil { return true }
+                    }
+                    return state.failure != nil || isDone(&state)
+                }
+                reader.buffer.compact()
+                deliverOutOfBand(&outOfBand)
+                for waiter in wakeups { waiter.resume() }
+                wakeups.removeAll(keepingCapacity: true)
+                if stop { return }
+                _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536)
+            } catch let error as PostgresProtocolError {
+                transport.close()
+                fail(PostgresError(.protocolViolation, message: error.description))
+                return
+            } catch let error as TransportError where error.kind == .cancelled {
+                return  // the reading task was cancelled; its caller waits for a background reader instead
+            } catch {
+                fail(PostgresError(.connection, message: "connection lost: \(error)"))
+                return
+            }
+        }
+    }
+
+    /// Parks the reader state and passes the reader role to the next waiting request, or to a
+    /// background reader when notifications are listened for.
+    private func releaseReader(_ reader: ReaderState) {
+        let (wake, background) = state.withLock { state -> (UnsafeContinuation<Void, Never>?, Bool) in
+            state.reader = reader
+            state.readerActive = false
+            guard state.failure == nil else { return (nil, false) }
+            if let next = Self.takeHandOff(&state) { return (next, false) }
+            if state.readsContinuously {
+                state.readerActive = true
+                return (nil, true)
+            }
+            return (nil, false)
+        }
+        wake?.resume()
+        if background { startBackgroundReader() }
+    }
+
+    /// The waiter of the earliest pending request, which should read next (nil when none waits).
+    private static func takeHandOff(_ state: inout State) -> UnsafeContinuation<Void, Never>? {
+        var best: UInt64?
+        for (id, request) in state.requests where request.waiter != nil {
+            if best == nil || id < best! { best = id }  // safe: checked non-nil on the left
+        }
+        guard let id = best, var request = state.requests[id], let waiter = request.waiter else { return nil }
+        request.waiter = nil
+        state.requests[id] = request
+        return waiter
+    }
+
+    /// Starts a reader task if no one reads and someone waits (a cancelled caller cannot read).
+    private func ensureBackgroundReader() {
+        let start = state.withLock { state -> Bool in
+            guard !state.readerActive, state.failure == nil else { return false }
+            state.readerActive = true
+            return true
+        }
+        if start { startBackgroundReader() }
+    }
+
+    /// A task that reads while any request waits or notifications are listened for.
+    private func startBackgroundReader() {
+        Task.detached { [self] in
+            guard var reader = takeReader() else { return }
+            await readLoop(&reader) { state in
+                !state.readsContinuously && !state.requests.values.contains { $0.waiter != nil }
+            }
+            releaseReader(reader)
+        }
+    }
+
+    /// Applies one action of the state machine while the lock is held; continuations to resume
+    /// and out-of-band messages are collected for after the lock.
+    private static func route(
+        _ action: ConnectionStateMachine.Action, _ state: inout State, _ wakeups: inout [UnsafeContinuation<Void, Never>],
+        _ outOfBand: inout [ConnectionStateMachine.Action]
+    ) {
+        switch action {
+        case .none, .ready, .write:
+            break
+        case .deliver(let id, let event):
+            guard var request = state.requests[id] else { return }
+            state.requests[id] = nil  // keep the stored value unique while appending
+            if !request.isAbandoned { request.events.append(event) }
+            if let waiter = request.waiter {
+                wakeups.append(waiter)
+                request.waiter = nil
+            }
+            state.requests[id] = request
+        case .complete(let id):
+            guard var request = state.requests[id] else { return }
+            if request.isAbandoned {
+                state.requests[id] = nil
+                return
+            }
+            request.isComplete = true
+            if let waiter = request.waiter {
+                wakeups.append(waiter)
+                request.waiter = nil
+            }
+            state.requests[id] = request
+        case .notice, .notification:
+            outOfBand.append(action)
+        case .fail(let error):
+            failLocked(error, &state, &wakeups)
+        }
+    }
+
+    private func deliverOutOfBand(_ actions: inout [ConnectionStateMachine.Action]) {
+        guard !actions.isEmpty else { return }
+        for action in actions {
+            switch action {
+            case .notice(let diagnostics): noticeContinuation.yield(diagnostics)
+            case .notification(let notification): notificationContinuation.yield(notification)
+            default: break
+            }
+        }
+        actions.removeAll(keepingCapacity: true)
+    }
+
+    private static func failLocked(_ error: PostgresError, _ state: inout State, _ wakeups: inout [UnsafeContinuation<Void, Never>]) {
+        if state.failure == nil { state.failure = error }
+        _ = state.machine.failAll()
+        for (id, request) in state.requests {
+            if let waiter = request.waiter {
+                wakeups.append(waiter)
+                var updated = request
+                updated.waiter = nil
+                state.requests[id] = updated
+            }
+        }
+    }
+
+    /// Fails the connection: every waiting caller wakes and sees `error`.
+    func fail(_ error: PostgresError, closingTransport: Bool = true) {
+        var wakeups: [UnsafeContinuation<Void, Never>] = []
+        let first = state.withLock { state -> Bool in
+            let first = state.failure == nil
+            Self.failLocked(error, &state, &wakeups)
+            return first
+        }
+        if first {
+            if closingTransport { transport.close() }
+            noticeContinuation.finish()
+            notificationContinuation.finish()
+        }
+        for waiter in wakeups { waiter.resume() }
+    }
+}

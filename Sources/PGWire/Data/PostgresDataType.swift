@@ -1,0 +1,84 @@
+/// A PostgreSQL data type, by OID. The built-in types' OIDs are fixed across server versions;
+/// enums, domains and extension types get theirs at creation.
+public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The type's OID (`pg_type.oid`).
+    public let rawValue: UInt32
+
+    /// Wraps an OID.
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Wraps an OID.
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The type's name when it is a built-in this library knows, else `oid N`.
+    public var description: String { Self.names[rawValue] ?? "oid \(rawValue)" }
+
+    /// The element type when this is a known built-in array type.
+    public var elementType: PostgresDataType? { Self.elementOfArray[rawValue].map { PostgresDataType(rawValue: $0) } }
+    /// The array type whose elements are this type, when it is a known built-in.
+    public var arrayType: PostgresDataType? { Self.arrayOfElement[rawValue].map { PostgresDataType(rawValue: $0) } }
+
+    public static let bool = PostgresDataType(16)
+    public static let bytea = PostgresDataType(17)
+    public static let char = PostgresDataType(18)
+    public static let name = PostgresDataType(19)
+    public static let int8 = PostgresDataType(20)
+    public static let int2 = PostgresDataType(21)
+    public static let int4 = PostgresDataType(23)
+    public static let regproc = PostgresDataType(24)
+    public static let text = PostgresDataType(25)
+    public static let oid = PostgresDataType(26)
+    public static let json = PostgresDataType(114)
+    public static let xml = PostgresDataType(142)
+    public static let cidr = PostgresDataType(650)
+    public static let float4 = PostgresDataType(700)
+    public static let float8 = PostgresDataType(701)
+    public static let unknown = PostgresDataType(705)
+    public static let money = PostgresDataType(790)
+    public static let macaddr = PostgresDataType(829)
+    public static let inet = PostgresDataType(869)
+    public static let bpchar = PostgresDataType(1042)
+    public static let varchar = PostgresDataType(1043)
+    public static let date = PostgresDataType(1082)
+    public static let time = PostgresDataType(1083)
+    public static let timestamp = PostgresDataType(1114)
+    public static let timestamptz = PostgresDataType(1184)
+    public static let interval = PostgresDataType(1186)
+    public static let timetz = PostgresDataType(1266)
+    public static let numeric = PostgresDataType(1700)
+    public static let record = PostgresDataType(2249)
+    public static let void = PostgresDataType(2278)
+    public static let uuid = PostgresDataType(2950)
+    public static let jsonb = PostgresDataType(3802)
+    public static let int4range = PostgresDataType(3904)
+    public static let numrange = PostgresDataType(3906)
+    public static let tsrange = PostgresDataType(3908)
+    public static let tstzrange = PostgresDataType(3910)
+    public static let daterange = PostgresDataType(3912)
+    public static let int8range = PostgresDataType(3926)
+
+    /// (name, OID, array OID) of the built-ins above; the test suite checks them against `pg_type`.
+    static let builtins: [(name: String, oid: UInt32, array: UInt32)] = [
+        ("bool", 16, 1000), ("bytea", 17, 1001), ("char", 18, 1002), ("name", 19, 1003), ("int8", 20, 1016),
+        ("int2", 21, 1005), ("int4", 23, 1007), ("regproc", 24, 1008), ("text", 25, 1009), ("oid", 26, 1028),
+        ("json", 114, 199), ("xml", 142, 143), ("cidr", 650, 651), ("float4", 700, 1021), ("float8", 701, 1022),
+        ("unknown", 705, 0), ("money", 790, 791), ("macaddr", 829, 1040), ("inet", 869, 1041), ("bpchar", 1042, 1014),
+        ("varchar", 1043, 1015), ("date", 1082, 1182), ("time", 1083, 1183), ("timestamp", 1114, 1115),
+        ("timestamptz", 1184, 1185), ("interval", 1186, 1187), ("timetz", 1266, 1270), ("numeric", 1700, 1231),
+        ("record", 2249, 2287), ("void", 2278, 0), ("uuid", 2950, 2951), ("jsonb", 3802, 3807),
+        ("int4range", 3904, 3905), ("numrange", 3906, 3907), ("tsrange", 3908, 3909), ("tstzrange", 3910, 3911),
+        ("daterange", 3912, 3913), ("int8range", 3926, 3927),
+    ]
+
+    private static let names: [UInt32: String] = {
+        var names: [UInt32: String] = [:]
+        for entry in builtins {
+            names[entry.oid] = entry.name
+            if entry.array != 0 { names[entry.array] = entry.name + "[]" }
+        }
+        return names
+    }()
+    private static let elementOfArray: [UInt32: UInt32] = Dictionary(
+        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.array, $0.oid) })
+    private static let arrayOfElement: [UInt32: UInt32] = Dictionary(
+        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.oid, $0.array) })
+}

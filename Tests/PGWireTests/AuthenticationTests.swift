@@ -1,0 +1,111 @@
+import Testing
+import Transport
+
+@testable import PGWire
+
+@Suite("SCRAM and SASLprep")
+struct AuthenticationTests {
+    @Test("RFC 7677's SCRAM-SHA-256 exchange, with its client nonce")
+    func rfc7677() throws {
+        var scram = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "rOprNGfwEbeRWgbNEkqO", username: "user")
+        #expect(String(decoding: scram.clientFirstMessage(), as: UTF8.self) == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        let serverFirst = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        let final = try scram.receiveServerFirst(Array(serverFirst.utf8))
+        #expect(
+            String(decoding: final, as: UTF8.self)
+                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        try scram.receiveServerFinal(Array("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8))
+        #expect(scram.isComplete)
+    }
+
+    @Test("a wrong server signature, a foreign nonce or a hostile iteration count fail")
+    func refusals() throws {
+        var scram = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "abc")
+        _ = scram.clientFirstMessage()
+        #expect(throws: SCRAMError.self) { try scram.receiveServerFirst(Array("r=xyz123,s=QUJD,i=4096".utf8)) }
+
+        var slow = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "abc")
+        _ = slow.clientFirstMessage()
+        #expect(throws: SCRAMError.self) { try slow.receiveServerFirst(Array("r=abcdef,s=QUJD,i=999999999".utf8)) }
+
+        var forged = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "abc")
+        _ = forged.clientFirstMessage()
+        _ = try forged.receiveServerFirst(Array("r=abcdef,s=QUJD,i=16".utf8))
+        #expect(throws: SCRAMError.self) { try forged.receiveServerFinal(Array("v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".utf8)) }
+    }
+
+    @Test("channel binding goes into the gs2 header and the c= attribute")
+    func channelBinding() throws {
+        var scram = SCRAMClient(password: "p", binding: .tlsServerEndPoint([1, 2, 3]), nonce: "n0")
+        #expect(scram.mechanism == "SCRAM-SHA-256-PLUS")
+        #expect(String(decoding: scram.clientFirstMessage(), as: UTF8.self) == "p=tls-server-end-point,,n=,r=n0")
+        let final = String(decoding: try scram.receiveServerFirst(Array("r=n0xx,s=QUJD,i=1".utf8)), as: UTF8.self)
+        let expected = Base64.encode(Array("p=tls-server-end-point,,".utf8) + [1, 2, 3])
+        #expect(final.hasPrefix("c=\(expected),r=n0xx,p="))
+    }
+
+    @Test("RFC 4013's examples")
+    func saslprep() {
+        #expect(SASLprep.prepare("I\u{00AD}X") == "IX")  // soft hyphen mapped to nothing
+        #expect(SASLprep.prepare("user") == "user")
+        #expect(SASLprep.prepare("USER") == "USER")
+        #expect(SASLprep.prepare("\u{00AA}") == "a")  // NFKC
+        #expect(SASLprep.prepare("\u{2168}") == "IX")  // NFKC
+        #expect(SASLprep.prepare("\u{0007}") == "\u{0007}")  // ASCII passes as PostgreSQL passes it
+        #expect(SASLprep.prepare("a\u{0007}\u{00E9}") == nil)  // prohibited once non-ASCII
+        #expect(SASLprep.prepare("\u{0627}1") == nil)  // RandALCat not at both ends
+        #expect(SASLprep.prepare("\u{0627}1\u{0628}") == "\u{0627}1\u{0628}")
+        #expect(SASLprep.prepare("a\u{00A0}b") == "a b")  // non-ASCII space to SPACE
+        #expect(SASLprep.prepare("\u{0221}x\u{00E9}") == nil)  // unassigned in Unicode 3.2
+    }
+
+    @Test("Base64 round trips and rejects what is not Base64")
+    func base64() {
+        for length in 0..<20 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+        #expect(Base64.encode(Array("biws".utf8)) == "Yml3cw==")
+        #expect(Base64.decode("Yml3cw=") == nil)
+        #expect(Base64.decode("Y=l3") == nil)
+        #expect(Base64.decode("Yml*") == nil)
+    }
+}
+
+@Suite("Connection strings")
+struct ConfigurationTests {
+    @Test("URIs as libpq reads them")
+    func uri() throws {
+        let config = try PostgresConfiguration(
+            connectionString: "postgresql://al%40ice:p%3Ass@db1:5433,[::1]:5434/my%20db?sslmode=verify-full&application_name=bot&connect_timeout=7&channel_binding=require")
+        #expect(config.user == "al@ice")
+        #expect(config.password == "p:ss")
+        #expect(config.hosts == [.init("db1", port: 5433), .init("::1", port: 5434)])
+        #expect(config.database == "my db")
+        #expect(config.sslMode == .verifyFull)
+        #expect(config.channelBinding == .require)
+        #expect(config.applicationName == "bot")
+        #expect(config.connectTimeout == .seconds(7))
+        #expect(!config.redactedDescription.contains("p:ss"))
+
+        let socket = try PostgresConfiguration(connectionString: "postgres://%2Fvar%2Frun%2Fpostgresql:5432/app")
+        #expect(socket.hosts[0].isUnixSocket)
+        #expect(socket.hosts[0].endpoint == .unix(path: "/var/run/postgresql/.s.PGSQL.5432"))
+
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "postgresql://h/db?sslmode=sometimes") }
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "postgresql://h/db?bogus=1") }
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "postgresql://h:99999/db") }
+    }
+
+    @Test("keyword=value strings, quoting and escapes")
+    func keywords() throws {
+        let config = try PostgresConfiguration(
+            connectionString: "host=a,b port=1,2 user=bob password='it\\'s a secret' dbname = app sslmode=disable")
+        #expect(config.hosts == [.init("a", port: 1), .init("b", port: 2)])
+        #expect(config.password == "it's a secret")
+        #expect(config.database == "app")
+        #expect(config.sslMode == .disable)
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "host=a password='open") }
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "host=a,b,c port=1,2") }
+    }
+}
