@@ -44,6 +44,9 @@ struct ConnectionStateMachine: Sendable {
         case notification(PostgresNotification)
         /// The connection must close with this error (failing every request).
         case fail(PostgresError)
+        /// Send a CancelRequest: a request whose caller asked to cancel it is now running. (The
+        /// driver raises this; the machine never does.)
+        case cancelRunningQuery
     }
 
     private enum Phase: Sendable {

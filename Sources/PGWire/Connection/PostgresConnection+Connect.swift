@@ -96,7 +96,7 @@ extension PostgresConnection {
                     continue
                 }
                 switch machine.received(message) {
-                case .none, .deliver, .complete, .notification:
+                case .none, .deliver, .complete, .notification, .cancelRunningQuery:
                     continue
                 case .notice(let diagnostics):
                     notices.append(diagnostics)

@@ -7,9 +7,10 @@ extension PostgresConnection {
     /// Runs `sql` with the simple query protocol: any number of statements separated by
     /// semicolons, without parameters, results in text. Returns one result per statement. An
     /// error stops the string there (earlier statements of an implicit transaction are rolled back)
-    /// and is thrown.
-    public func simpleQuery(_ sql: String) async throws(PostgresError) -> [PostgresQueryResult] {
-        let id = try await submit { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
+    /// and is thrown. Past `timeout`, the server is asked to cancel it (as when the calling task
+    /// is cancelled): it then fails with ``PostgresError/Kind/queryCancelled``.
+    public func simpleQuery(_ sql: String, timeout: Duration? = nil) async throws(PostgresError) -> [PostgresQueryResult] {
+        let id = try await submit(timeout: timeout) { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
             do throws(FrontendEncodingError) {
                 try FrontendMessage.query(sql, into: &out)
             } catch {
@@ -54,11 +55,12 @@ extension PostgresConnection {
 
     /// Runs one statement with its parameters bound (never spliced into the SQL), results in
     /// binary, and returns its rows as they arrive. The statement is prepared once per connection
-    /// and cached. Throws the server's error if the statement fails before its first row.
-    public func query(_ query: PostgresQuery) async throws(PostgresError) -> PostgresRowSequence {
+    /// and cached. Throws the server's error if the statement fails before its first row. Past
+    /// `timeout`, or when the calling task is cancelled, the server is asked to cancel it.
+    public func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws(PostgresError) -> PostgresRowSequence {
         var retried = false
         while true {
-            let (id, plan) = try await submitExtended(query)
+            let (id, plan) = try await submitExtended(query, timeout: timeout)
             let stream = PostgresRowStream(connection: self, id: id)
             do throws(PostgresError) {
                 let columns = try await stream.start(plan: plan)
@@ -85,8 +87,8 @@ extension PostgresConnection {
 
     /// Runs one statement and collects its result: all rows and the command tag.
     @discardableResult
-    public func execute(_ query: PostgresQuery) async throws(PostgresError) -> PostgresQueryResult {
-        let rows = try await self.query(query)
+    public func execute(_ query: PostgresQuery, timeout: Duration? = nil) async throws(PostgresError) -> PostgresQueryResult {
+        let rows = try await self.query(query, timeout: timeout)
         let collected = try await rows.collect()
         return PostgresQueryResult(columns: rows.columns, rows: collected, commandTag: rows.stream.commandTag ?? "")
     }
@@ -103,11 +105,11 @@ extension PostgresConnection {
         var columns: [RowDescription.Column]?
     }
 
-    private func submitExtended(_ query: PostgresQuery) async throws(PostgresError) -> (UInt64, Plan) {
+    private func submitExtended(_ query: PostgresQuery, timeout: Duration?) async throws(PostgresError) -> (UInt64, Plan) {
         let bindings = query.bindings
         guard !bindings.isOversized else { throw PostgresError(.usage, message: "a parameter is larger than the protocol's 2 GiB limit") }
         var plan = Plan(statement: "", key: nil, isNew: true, columns: nil)
-        let id = try await submit { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
+        let id = try await submit(timeout: timeout) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
             do throws(FrontendEncodingError) {
                 if cache.isEnabled {
                     let key = StatementCache.Key(sql: query.sql, types: bindings.dataTypes)
@@ -158,9 +160,10 @@ extension PostgresConnection {
     }
 }
 
-/// The consumer side of one extended query: buffers the events the reader delivered and decides
-/// when the query failed. A class so that dropping the last reference abandons the request.
-final class PostgresRowStream: Sendable {
+/// The consumer side of one request: takes the events the reader delivered, one at a time,
+/// fetching more when they run out. A class so that dropping the last reference abandons the
+/// request (its remaining responses are then read and dropped).
+final class RequestConsumer: Sendable {
     let connection: PostgresConnection
     let id: UInt64
     private let progress: Mutex<Progress>
@@ -171,7 +174,6 @@ final class PostgresRowStream: Sendable {
         var isComplete = false
         var commandTag: String?
         var error: PostgresError?
-        var columns: [RowDescription.Column] = []
     }
 
     init(connection: PostgresConnection, id: UInt64) {
@@ -181,78 +183,33 @@ final class PostgresRowStream: Sendable {
     }
 
     deinit {
-        let finished = progress.withLock { $0.isComplete }
+        let finished = progress.withLock { $0.isComplete && $0.index >= $0.pending.count }
         if !finished { connection.abandon(id) }
     }
 
+    /// The command tag, once CommandComplete has been consumed.
     var commandTag: String? { progress.withLock { $0.commandTag } }
 
-    /// Waits for the statement's columns (or its failure, or its end without rows).
-    func start(plan: PostgresConnection.Plan) async throws(PostgresError) -> [RowDescription.Column] {
-        // Even when the cache knows the columns, wait for the first response: an error that
-        // comes before any row (a changed plan, a failed cast) is thrown here, where the query
-        // can still be retried.
-        if let columns = plan.columns { progress.withLock { $0.columns = columns } }
+    /// The next event, or nil once the request is complete and every event was taken. An
+    /// ErrorResponse is remembered and thrown at the end, when the session is in step again.
+    func nextEvent() async throws(PostgresError) -> PostgresConnection.Event? {
         while true {
-            let (events, complete) = try await connection.nextEvents(id)
-            let outcome = progress.withLock { progress -> Result<[RowDescription.Column], PostgresError>? in
-                progress.pending += events
-                progress.isComplete = complete
-                while progress.index < progress.pending.count {
-                    let event = progress.pending[progress.index]
-                    switch event {
-                    case .rowDescription(let description):
-                        progress.index += 1
-                        progress.columns = description.columns.map { column in
-                            var binary = column
-                            binary.isBinary = true  // Bind asked for every result column in binary
-                            return binary
-                        }
-                        return .success(progress.columns)
-                    case .noData:
-                        progress.index += 1
-                        return .success([])
-                    case .error(let diagnostics):
-                        if complete { return .failure(.server(diagnostics)) }
-                        return nil  // wait for ReadyForQuery so the session is clean when we throw
-                    case .row, .commandComplete, .emptyQuery, .portalSuspended:
-                        return .success(progress.columns)
-                    default:
-                        progress.index += 1
-                    }
-                }
-                if complete { return .success(progress.columns) }
-                return nil
-            }
-            if let outcome { return try outcome.get() }
-        }
-    }
-
-    /// The next row, or nil at the end. Throws the server's error if the statement failed midway.
-    func next(columns: [RowDescription.Column]) async throws(PostgresError) -> PostgresRow? {
-        while true {
-            let step = progress.withLock { progress -> Result<PostgresRow?, PostgresError>? in
-                while progress.index < progress.pending.count {
+            let step = progress.withLock { progress -> Result<PostgresConnection.Event?, PostgresError>? in
+                if progress.index < progress.pending.count {
                     let event = progress.pending[progress.index]
                     progress.index += 1
                     switch event {
-                    case .row(let data):
-                        return .success(PostgresRow(columns: columns, data: data))
-                    case .commandComplete(let tag):
-                        progress.commandTag = tag
-                    case .error(let diagnostics):
-                        progress.error = .server(diagnostics)
-                    default:
-                        break
+                    case .commandComplete(let tag): progress.commandTag = tag
+                    case .error(let diagnostics): progress.error = .server(diagnostics)
+                    default: break
                     }
+                    return .success(event)
                 }
                 progress.pending.removeAll(keepingCapacity: true)
                 progress.index = 0
-                if progress.isComplete {
-                    if let error = progress.error { return .failure(error) }
-                    return .success(nil)
-                }
-                return nil
+                guard progress.isComplete else { return nil }
+                if let error = progress.error { return .failure(error) }
+                return .success(nil)
             }
             if let step { return try step.get() }
             let (events, complete) = try await connection.nextEvents(id)
@@ -261,6 +218,64 @@ final class PostgresRowStream: Sendable {
                 progress.isComplete = complete
             }
         }
+    }
+
+    /// Puts the event just taken back, so the next call returns it again.
+    func unread() {
+        progress.withLock { progress in
+            if progress.index > 0 { progress.index -= 1 }
+        }
+    }
+
+    /// Reads to the end, dropping rows and data: for callers that only want the outcome.
+    func drain() async throws(PostgresError) {
+        while try await nextEvent() != nil {}
+    }
+}
+
+/// One extended query's rows, on top of its events.
+final class PostgresRowStream: Sendable {
+    let consumer: RequestConsumer
+
+    init(connection: PostgresConnection, id: UInt64) {
+        consumer = RequestConsumer(connection: connection, id: id)
+    }
+
+    var commandTag: String? { consumer.commandTag }
+
+    /// Waits for the statement's columns (or its failure, or its end without rows). Even when the
+    /// cache knows the columns, it waits for the first response: an error before any row (a
+    /// changed plan, a failed cast) is thrown here, where the query can still be retried.
+    func start(plan: PostgresConnection.Plan) async throws(PostgresError) -> [RowDescription.Column] {
+        while let event = try await consumer.nextEvent() {
+            switch event {
+            case .rowDescription(let description):
+                // Bind asked for every result column in binary.
+                return description.columns.map { column in
+                    var binary = column
+                    binary.isBinary = true
+                    return binary
+                }
+            case .noData:
+                return []
+            case .row, .commandComplete, .emptyQuery, .portalSuspended:
+                consumer.unread()
+                return plan.columns ?? []
+            case .error:
+                try await consumer.drain()  // throws the error once the request is complete
+            default:
+                continue
+            }
+        }
+        return plan.columns ?? []
+    }
+
+    /// The next row, or nil at the end. Throws the server's error if the statement failed midway.
+    func next(columns: [RowDescription.Column]) async throws(PostgresError) -> PostgresRow? {
+        while let event = try await consumer.nextEvent() {
+            if case .row(let data) = event { return PostgresRow(columns: columns, data: data) }
+        }
+        return nil
     }
 }
 

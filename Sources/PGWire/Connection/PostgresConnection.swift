@@ -29,6 +29,12 @@ public final class PostgresConnection: Sendable {
         var waiter: UnsafeContinuation<Void, Never>?
         /// The caller went away: events are dropped as they come.
         var isAbandoned = false
+        /// The caller asked to cancel the query.
+        var isCancelRequested = false
+        /// A CancelRequest went out for it (only once it was the running request).
+        var isCancelSent = false
+        /// The task that cancels the query when its timeout passes.
+        var timer: Task<Void, Never>?
     }
 
     struct ReaderState: Sendable {
@@ -47,6 +53,12 @@ public final class PostgresConnection: Sendable {
         var statements = StatementCache(capacity: 0)
         /// Keep reading with nothing pending (LISTEN).
         var readsContinuously = false
+        /// A COPY FROM STDIN whose data is being sent: no other request may be written meanwhile.
+        var exclusiveHolder: UInt64?
+        /// Callers waiting for the exclusive use to end.
+        var blockedSubmitters: [UnsafeContinuation<Void, Never>] = []
+        /// Callers waiting for the write queue to drain.
+        var drainWaiters: [UnsafeContinuation<Void, Never>] = []
     }
 
     init(
@@ -123,22 +135,54 @@ public final class PostgresConnection: Sendable {
     // MARK: - Submitting
 
     /// Registers a request whose messages `encode` appends to the outbound buffer, and writes them.
-    /// Returns the request's id; its events come from ``nextEvents(_:)``.
-    func submit(_ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void) async throws(PostgresError) -> UInt64 {
-        let (id, mustFlush) = try state.withLock { state throws(PostgresError) -> (UInt64, Bool) in
-            if let failure = state.failure { throw failure }
-            let start = state.writes.pending.writerIndex
-            do throws(PostgresError) {
-                try encode(&state.writes.pending, &state.statements)
-            } catch {
-                state.writes.pending.moveWriterIndex(to: start)
-                throw error
+    /// Returns the request's id; its events come from ``nextEvents(_:)``. An `exclusive` request
+    /// (COPY FROM STDIN) keeps every later one out of the stream until ``endExclusive()``.
+    func submit(
+        timeout: Duration? = nil, exclusive: Bool = false,
+        _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
+    ) async throws(PostgresError) -> UInt64 {
+        var registered: (id: UInt64, mustFlush: Bool)?
+        while registered == nil {
+            registered = try state.withLock { state throws(PostgresError) -> (UInt64, Bool)? in
+                if let failure = state.failure { throw failure }
+                if state.exclusiveHolder != nil { return nil }
+                let start = state.writes.pending.writerIndex
+                do throws(PostgresError) {
+                    try encode(&state.writes.pending, &state.statements)
+                } catch {
+                    state.writes.pending.moveWriterIndex(to: start)
+                    throw error
+                }
+                let id = state.nextID
+                state.nextID &+= 1
+                state.machine.enqueue(id)
+                state.requests[id] = RequestState()
+                if exclusive { state.exclusiveHolder = id }
+                return (id, state.writes.claimFlush())
             }
-            let id = state.nextID
-            state.nextID &+= 1
-            state.machine.enqueue(id)
-            state.requests[id] = RequestState()
-            return (id, state.writes.claimFlush())
+            if registered == nil {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let wait = state.withLock { state -> Bool in
+                        guard state.exclusiveHolder != nil, state.failure == nil else { return false }
+                        state.blockedSubmitters.append(continuation)
+                        return true
+                    }
+                    if !wait { continuation.resume() }
+                }
+            }
+        }
+        guard let (id, mustFlush) = registered else { throw PostgresError(.usage, message: "request not registered") }
+        if let timeout {
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { self?.requestCancellation(of: id) }
+            }
+            let keep = state.withLock { state -> Bool in
+                guard state.requests[id] != nil else { return false }
+                state.requests[id]?.timer = timer
+                return true
+            }
+            if !keep { timer.cancel() }
         }
         if mustFlush { await flush() }
         return id
@@ -153,6 +197,33 @@ public final class PostgresConnection: Sendable {
         } catch {
             fail(PostgresError(.connection, message: "write failed: \(error)"))
         }
+        let waiters = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+            defer { state.drainWaiters = [] }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until no write is in progress (the bytes queued so far are out).
+    func waitForDrain() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let wait = state.withLock { state -> Bool in
+                guard state.writes.isFlushing, state.failure == nil else { return false }
+                state.drainWaiters.append(continuation)
+                return true
+            }
+            if !wait { continuation.resume() }
+        }
+    }
+
+    /// Ends an exclusive request's hold on the stream; blocked callers go on.
+    func endExclusive() {
+        let blocked = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+            state.exclusiveHolder = nil
+            defer { state.blockedSubmitters = [] }
+            return state.blockedSubmitters
+        }
+        for waiter in blocked { waiter.resume() }
     }
 
     // MARK: - Receiving
@@ -162,18 +233,26 @@ public final class PostgresConnection: Sendable {
         case failed(PostgresError)
         case lead
         case wait
+        case waitForBackgroundReader
     }
 
     /// The events that arrived for request `id` since the last call, and whether it is complete.
     /// Suspends until there is at least one event or the request completes. A request's events are
     /// delivered even when the connection failed after they arrived.
+    ///
+    /// When the calling task is cancelled, the server is asked to cancel the query (a
+    /// CancelRequest on a side connection) and the call goes on waiting for the server's answer,
+    /// so the session stays in step: the query ends with a 57014 error, or completes if it was
+    /// already done.
     func nextEvents(_ id: UInt64) async throws(PostgresError) -> (events: [Event], isComplete: Bool) {
         while true {
             let cancelled = Task.isCancelled
+            if cancelled { requestCancellation(of: id) }
             let step = state.withLock { state -> Step in
                 if var request = state.requests[id], !request.events.isEmpty || request.isComplete {
                     let events = request.events
                     if request.isComplete {
+                        request.timer?.cancel()
                         state.requests[id] = nil
                     } else {
                         request.events = []
@@ -185,12 +264,10 @@ public final class PostgresConnection: Sendable {
                 guard state.requests[id] != nil else {
                     return .failed(PostgresError(.usage, message: "request \(id) is unknown"))
                 }
-                // A cancelled task cannot read (its reads end at once); someone else must.
-                if !state.readerActive {
-                    state.readerActive = true
-                    return cancelled ? .wait : .lead
-                }
-                return .wait
+                guard !state.readerActive else { return .wait }
+                state.readerActive = true
+                // A cancelled task cannot read (its reads end at once): a reader task reads for it.
+                return cancelled ? .waitForBackgroundReader : .lead
             }
             switch step {
             case .events(let events, let complete):
@@ -199,20 +276,56 @@ public final class PostgresConnection: Sendable {
                 throw error
             case .lead:
                 await lead(for: id)
-            case .wait:
-                if cancelled { ensureBackgroundReader() }
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state -> Bool in
-                        guard var request = state.requests[id], request.events.isEmpty, !request.isComplete, state.failure == nil,
-                            state.readerActive
-                        else { return true }
-                        request.waiter = continuation
-                        state.requests[id] = request
-                        return false
+            case .wait, .waitForBackgroundReader:
+                if case .waitForBackgroundReader = step { startBackgroundReader() }
+                await withTaskCancellationHandler {
+                    await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                        let resumeNow = state.withLock { state -> Bool in
+                            guard var request = state.requests[id], request.events.isEmpty, !request.isComplete,
+                                state.failure == nil, state.readerActive
+                            else { return true }
+                            request.waiter = continuation
+                            state.requests[id] = request
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
                     }
-                    if resumeNow { continuation.resume() }
+                } onCancel: {
+                    self.requestCancellation(of: id)
                 }
             }
+        }
+    }
+
+    /// Asks the server to cancel request `id`: at once when it is the request the server is
+    /// running, else as soon as it becomes that one (a CancelRequest cancels whatever runs).
+    func requestCancellation(of id: UInt64) {
+        let send = state.withLock { state -> Bool in
+            guard var request = state.requests[id], !request.isComplete, !request.isCancelRequested else { return false }
+            request.isCancelRequested = true
+            let running = state.machine.currentRequest == id
+            request.isCancelSent = running
+            state.requests[id] = request
+            return running
+        }
+        if send { sendCancelRequest() }
+    }
+
+    /// Sends a CancelRequest with this session's key on a connection of its own; the server
+    /// closes that connection without an answer.
+    func sendCancelRequest() {
+        guard let key = backendKey else { return }
+        let endpoint = host.endpoint
+        let timeout = configuration.connectTimeout
+        Task.detached {
+            guard let side = try? await Connection.connect(to: endpoint, options: ConnectOptions(timeout: timeout)) else { return }
+            defer { side.close() }
+            var message = ByteBuffer()
+            FrontendMessage.cancelRequest(key, into: &message)
+            let deadline = Deadline.after(.seconds(5))
+            try? await side.write(message, deadline: deadline)
+            var sink = ByteBuffer()
+            _ = try? await side.read(into: &sink, deadline: deadline)  // returns at the server's close
         }
     }
 
@@ -367,7 +480,14 @@ public final class PostgresConnection: Sendable {
                 request.waiter = nil
             }
             state.requests[id] = request
-        case .notice, .notification:
+            if let next = state.machine.currentRequest, var waiting = state.requests[next], waiting.isCancelRequested,
+                !waiting.isCancelSent
+            {
+                waiting.isCancelSent = true
+                state.requests[next] = waiting
+                outOfBand.append(.cancelRunningQuery)
+            }
+        case .notice, .notification, .cancelRunningQuery:
             outOfBand.append(action)
         case .fail(let error):
             failLocked(error, &state, &wakeups)
@@ -380,6 +500,7 @@ public final class PostgresConnection: Sendable {
             switch action {
             case .notice(let diagnostics): noticeContinuation.yield(diagnostics)
             case .notification(let notification): notificationContinuation.yield(notification)
+            case .cancelRunningQuery: sendCancelRequest()
             default: break
             }
         }
@@ -388,6 +509,9 @@ public final class PostgresConnection: Sendable {
 
     private static func failLocked(_ error: PostgresError, _ state: inout State, _ wakeups: inout [UnsafeContinuation<Void, Never>]) {
         if state.failure == nil { state.failure = error }
+        wakeups += state.blockedSubmitters + state.drainWaiters
+        state.blockedSubmitters = []
+        state.drainWaiters = []
         _ = state.machine.failAll()
         for (id, request) in state.requests {
             if let waiter = request.waiter {

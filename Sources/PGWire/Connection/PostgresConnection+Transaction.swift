@@ -1,0 +1,63 @@
+import Transport
+
+/// How a transaction is isolated (`BEGIN ISOLATION LEVEL …`).
+public enum PostgresIsolationLevel: String, Sendable {
+    /// READ COMMITTED (the server's default).
+    case readCommitted = "READ COMMITTED"
+    /// REPEATABLE READ.
+    case repeatableRead = "REPEATABLE READ"
+    /// SERIALIZABLE.
+    case serializable = "SERIALIZABLE"
+}
+
+extension PostgresConnection {
+    /// Runs `body` in a transaction: BEGIN (with the isolation level and access mode asked for),
+    /// COMMIT when `body` returns, ROLLBACK when it throws or its task is cancelled. A COMMIT the
+    /// server turns into a rollback (the transaction had failed) throws.
+    ///
+    /// Other tasks' queries on this connection would run inside the transaction too: give a
+    /// transaction a connection of its own.
+    public func withTransaction<Result: Sendable>(
+        isolation: PostgresIsolationLevel? = nil, readOnly: Bool = false, deferrable: Bool = false,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        var begin = "BEGIN"
+        if let isolation { begin += " ISOLATION LEVEL \(isolation.rawValue)" }
+        if readOnly { begin += " READ ONLY" }
+        if deferrable { begin += " DEFERRABLE" }
+        _ = try await simpleQuery(begin)
+        let result: Result
+        do {
+            result = try await body(self)
+        } catch {
+            // The rollback runs even in a cancelled task: the request waits for its answer.
+            if !isClosed { _ = try? await simpleQuery("ROLLBACK") }
+            throw error
+        }
+        let commit = try await simpleQuery("COMMIT")
+        if commit.first?.commandTag == "ROLLBACK" {
+            throw PostgresError(.server, message: "the transaction had failed; COMMIT rolled it back")
+        }
+        return result
+    }
+
+    /// LISTENs to `channel` (quoted as an identifier); notifications arrive on ``notifications``.
+    public func listen(_ channel: String) async throws(PostgresError) {
+        _ = try await simpleQuery("LISTEN \(Self.quoteIdentifier(channel))")
+    }
+
+    /// Stops listening to `channel`.
+    public func unlisten(_ channel: String) async throws(PostgresError) {
+        _ = try await simpleQuery("UNLISTEN \(Self.quoteIdentifier(channel))")
+    }
+
+    /// Sends a notification with `pg_notify` (the payload is a bound parameter).
+    public func notify(_ channel: String, payload: String = "") async throws(PostgresError) {
+        _ = try await execute("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    /// `"name"` with embedded quotes doubled: an identifier the server reads as written.
+    public static func quoteIdentifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+import Transport
+
+@testable import PGWire
+
+@Suite("Live PostgreSQL: cancellation, transactions, COPY, LISTEN", .enabled(if: LivePostgres.isAvailable), .timeLimit(.minutes(1)))
+struct LiveSessionTests {
+    @Test("cancelling the caller's task cancels the query on the server; the session stays usable")
+    func taskCancellation() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        let start = ContinuousClock.now
+        let task = Task { try await connection.execute("SELECT pg_sleep(30)") }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("the sleep was not cancelled")
+        } catch let error as PostgresError {
+            #expect(error.kind == .queryCancelled)
+            #expect(error.sqlState == .queryCanceled)
+        }
+        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(try await connection.execute("SELECT 1::int8").rows[0].decode(Int.self, column: 0) == 1)
+    }
+
+    @Test("a query timeout cancels the query; statement_timeout ends the same way")
+    func timeouts() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        do {
+            _ = try await connection.simpleQuery("SELECT pg_sleep(30)", timeout: .milliseconds(200))
+            Issue.record("no timeout")
+        } catch {
+            #expect(error.kind == .queryCancelled)
+        }
+        _ = try await connection.simpleQuery("SET statement_timeout = 100")
+        do {
+            _ = try await connection.execute("SELECT pg_sleep(30)")
+            Issue.record("no statement_timeout")
+        } catch {
+            #expect(error.kind == .queryCancelled)
+        }
+        _ = try await connection.simpleQuery("RESET statement_timeout")
+        // A query queued behind the one being cancelled is not hit by the CancelRequest.
+        let slow = Task { try await connection.execute("SELECT pg_sleep(30)", timeout: .milliseconds(300)) }
+        try await Task.sleep(for: .milliseconds(50))
+        let next = try await connection.execute("SELECT 2::int8")
+        #expect(try next.rows[0].decode(Int.self, column: 0) == 2)
+        await #expect(throws: PostgresError.self) { _ = try await slow.value }
+    }
+
+    @Test("a transaction commits on return and rolls back on a throw")
+    func transactions() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        _ = try await connection.simpleQuery("CREATE TEMP TABLE ledger (amount int)")
+        try await connection.withTransaction(isolation: .serializable) { tx in
+            #expect(tx.transactionStatus == .inTransaction)
+            _ = try await tx.execute("INSERT INTO ledger VALUES (\(Int32(10)))")
+        }
+        struct Oops: Error {}
+        await #expect(throws: Oops.self) {
+            try await connection.withTransaction { tx in
+                _ = try await tx.execute("INSERT INTO ledger VALUES (\(Int32(99)))")
+                throw Oops()
+            }
+        }
+        #expect(connection.transactionStatus == .idle)
+        let total = try await connection.execute("SELECT sum(amount)::int8 FROM ledger").rows[0].decode(Int.self, column: 0)
+        #expect(total == 10)
+        // A failed statement inside, swallowed by the body: COMMIT becomes ROLLBACK, which throws.
+        await #expect(throws: PostgresError.self) {
+            try await connection.withTransaction { tx in
+                _ = try? await tx.execute("SELECT 1/0")
+            }
+        }
+        let readOnly = try await connection.withTransaction(isolation: .repeatableRead, readOnly: true) { tx in
+            try await tx.simpleQuery("SHOW transaction_read_only; SHOW transaction_isolation").map { try $0.rows[0].decode(String.self, column: 0) }
+        }
+        #expect(readOnly == ["on", "repeatable read"])
+    }
+
+    @Test("COPY FROM STDIN streams text and CSV; a failing producer aborts it; COPY TO STDOUT streams back")
+    func copy() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        _ = try await connection.simpleQuery("CREATE TEMP TABLE items (id int, name text)")
+        let count = try await connection.copyIn("COPY items FROM STDIN") { writer in
+            for index in 0..<50_000 { try await writer.write("\(index)\titem \(index)\n") }
+        }
+        #expect(count == 50_000)
+        let csv = try await connection.copyIn("COPY items FROM STDIN (FORMAT csv)") { writer in
+            try await writer.write("50000,\"quoted, name\"\n")
+        }
+        #expect(csv == 1)
+
+        struct Stop: Error {}
+        await #expect(throws: Stop.self) {
+            try await connection.copyIn("COPY items FROM STDIN") { writer in
+                try await writer.write("1\tpartial\n")
+                throw Stop()
+            }
+        }
+        // A COPY that fails on the server (bad data) throws the server's error.
+        await #expect(throws: PostgresError.self) {
+            try await connection.copyIn("COPY items FROM STDIN") { writer in try await writer.write("not-a-number\tx\n") }
+        }
+        #expect(try await connection.execute("SELECT count(*) FROM items").rows[0].decode(Int.self, column: 0) == 50_001)
+
+        var lines = 0
+        var bytes = 0
+        let out = try await connection.copyOut("COPY (SELECT * FROM items ORDER BY id) TO STDOUT")
+        for try await chunk in out {
+            lines += chunk.readableBytesView.filter { $0 == 10 }.count
+            bytes += chunk.readableBytes
+        }
+        #expect(lines == 50_001)
+        #expect(out.commandTag == "COPY 50001")
+        #expect(bytes > 500_000)
+    }
+
+    @Test("concurrent requests wait while COPY data is being sent, then run")
+    func copyIsExclusive() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        _ = try await connection.simpleQuery("CREATE TEMP TABLE rows (id int)")
+        async let copied = connection.copyIn("COPY rows FROM STDIN") { writer in
+            for index in 0..<20_000 { try await writer.write("\(index)\n") }
+        }
+        var answers: [Int] = []
+        for value in 0..<10 {
+            answers.append(try await connection.execute("SELECT \(value)::int8").rows[0].decode(Int.self, column: 0))
+        }
+        #expect(try await copied == 20_000)
+        #expect(answers == Array(0..<10))
+    }
+
+    @Test("LISTEN: notifications arrive while idle and while queries run")
+    func notifications() async throws {
+        let listener = try await LivePostgres.connect()
+        let sender = try await LivePostgres.connect()
+        defer {
+            listener.close()
+            sender.close()
+        }
+        let channel = "jobs \"quoted\""
+        try await listener.listen(channel)
+        var incoming = listener.notifications.makeAsyncIterator()
+        try await sender.notify(channel, payload: "{\"id\":1}")
+        let first = await incoming.next()
+        #expect(first?.channel == channel)
+        #expect(first?.payload == "{\"id\":1}")
+        #expect(first?.processID == sender.backendKey?.processID)
+        try await sender.notify(channel, payload: "second")
+        _ = try await listener.execute("SELECT pg_sleep(0.05)")
+        #expect(await incoming.next()?.payload == "second")
+    }
+
+    @Test("a server that goes away mid-query yields a connection error, and a later connect works")
+    func serverGoesAway() async throws {
+        let admin = try await LivePostgres.connect()
+        defer { admin.close() }
+        let victim = try await LivePostgres.connect()
+        let pid = try #require(victim.backendKey?.processID)
+        async let running = victim.execute("SELECT pg_sleep(30)")
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await admin.execute("SELECT pg_terminate_backend(\(pid))")
+        do {
+            _ = try await running
+            Issue.record("the query outlived its backend")
+        } catch let error as PostgresError {
+            #expect(error.kind == .connection || error.kind == .server)
+        }
+        #expect(victim.isClosed)
+        let again = try await LivePostgres.connect()
+        _ = try await again.simpleQuery("SELECT 1")
+        again.close()
+    }
+}
