@@ -28,6 +28,11 @@ let package = Package(
         .target(name: "Infra", dependencies: ["Transport", "PGWire", "RESP", "NATSProto"]),
         .executableTarget(name: "infra-up", dependencies: ["Infra"]),
         .executableTarget(
+            name: "pg-bench",
+            dependencies: ["PGWire"],
+            path: "Benchmarks/pg-bench"
+        ),
+        .executableTarget(
             name: "redis-bench",
             dependencies: ["RESP"],
             path: "Benchmarks/redis-bench"
@@ -47,6 +52,10 @@ let package = Package(
         .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
         .executableTarget(
             name: "resp-fuzz", dependencies: ["RESP", "FuzzSupport"], path: "Fuzz/resp-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
+            name: "pgwire-fuzz", dependencies: ["PGWire", "FuzzSupport"], path: "Fuzz/pgwire-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(

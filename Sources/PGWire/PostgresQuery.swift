@@ -83,9 +83,7 @@ public struct PostgresBindings: Sendable, ExpressibleByArrayLiteral {
     /// Appends a value.
     public mutating func append<Value: PostgresEncodable>(_ value: Value) {
         dataTypes.append(Value.postgresDataType)
-        let mark = bytes.beginLengthPrefix(Int32.self)
-        value.encode(into: &bytes)
-        do { try bytes.finishLengthPrefix(mark, includingPrefix: false) } catch { isOversized = true }
+        if !encodeWithLength(value, into: &bytes) { isOversized = true }
     }
 
     /// Appends a value whose type is known only at run time.

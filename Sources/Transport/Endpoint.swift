@@ -7,6 +7,12 @@ public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// A filesystem path of a Unix domain socket, such as `/var/run/postgresql/.s.PGSQL.5432`.
     case unix(path: String)
 
+    /// The TCP port (nil for a Unix socket).
+    public var port: Int? {
+        if case .tcp(_, let port) = self { return port }
+        return nil
+    }
+
     /// `host:port`, with IPv6 literals in brackets, or `unix:path`.
     public var description: String {
         switch self {

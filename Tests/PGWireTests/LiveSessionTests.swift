@@ -178,4 +178,28 @@ struct LiveSessionTests {
         _ = try await again.simpleQuery("SELECT 1")
         again.close()
     }
+
+    @Test("a COPY FROM STDIN run through simpleQuery or query is refused with CopyFail while other requests wait")
+    func copyWithoutData() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        _ = try await connection.simpleQuery("CREATE TEMP TABLE sink (id int)")
+        let refused = Task { try await connection.simpleQuery("COPY sink FROM STDIN") }
+        let after = Task { try await connection.execute("SELECT 3::int8") }
+        await #expect(throws: PostgresError.self) { _ = try await refused.value }
+        #expect(try await after.value.rows[0].decode(Int.self, column: 0) == 3)
+        await #expect(throws: PostgresError.self) { _ = try await connection.execute("COPY sink FROM STDIN") }
+        #expect(try await connection.execute("SELECT count(*) FROM sink").rows[0].decode(Int.self, column: 0) == 0)
+    }
+
+    @Test("with the statement cache off, every query uses the unnamed statement")
+    func noStatementCache() async throws {
+        var config = try LivePostgres.configuration()
+        config.statementCacheCapacity = 0
+        let connection = try await LivePostgres.connect(config)
+        defer { connection.close() }
+        for value in 0..<5 { #expect(try await connection.execute("SELECT \(value)::int8").rows[0].decode(Int.self, column: 0) == value) }
+        let prepared = try await connection.execute("SELECT count(*) FROM pg_prepared_statements").rows[0].decode(Int.self, column: 0)
+        #expect(prepared == 0)
+    }
 }

@@ -188,4 +188,12 @@ struct MessageTests {
         FrontendMessage.cancelRequest(BackendKeyData(processID: 7, secretKey: [1, 2, 3, 4]), into: &cancel)
         #expect(Array(cancel.readableBytesView) == [0, 0, 0, 16, 0x04, 0xD2, 0x16, 0x2E, 0, 0, 0, 7, 1, 2, 3, 4])
     }
+
+    @Test("statements that may start a COPY are recognised by the word, in any case")
+    func copyDetection() {
+        #expect(PostgresConnection.mayStartCopy("COPY t FROM STDIN"))
+        #expect(PostgresConnection.mayStartCopy("select 1; cOpY t from stdin"))
+        #expect(PostgresConnection.mayStartCopy("ccopy"))
+        #expect(!PostgresConnection.mayStartCopy("SELECT cop, y FROM t"))
+    }
 }

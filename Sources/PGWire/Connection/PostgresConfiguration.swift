@@ -96,6 +96,8 @@ public struct PostgresConfiguration: Sendable {
     public var statementCacheCapacity: Int
     /// The largest message accepted from the server.
     public var maximumMessageSize: Int
+    /// A fixed SCRAM client nonce, so tests can replay a captured exchange (never set otherwise).
+    var scramNonceForTesting: String?
 
     /// Creates a configuration.
     public init(

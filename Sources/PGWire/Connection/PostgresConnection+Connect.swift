@@ -69,7 +69,7 @@ extension PostgresConnection {
             }
             var machine = ConnectionStateMachine(
                 user: configuration.user, password: configuration.password, channelBinding: configuration.channelBinding,
-                serverEndPoint: transport.tlsServerEndPoint)
+                serverEndPoint: transport.tlsServerEndPoint, scramNonce: configuration.scramNonceForTesting)
             var out = ByteBuffer()
             var parameters: [(name: String, value: String)] = [("user", configuration.user), ("database", configuration.effectiveDatabase)]
             if let name = configuration.applicationName { parameters.append(("application_name", name)) }

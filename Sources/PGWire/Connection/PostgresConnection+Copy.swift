@@ -18,7 +18,7 @@ extension PostgresConnection {
                 throw PostgresError(.usage, message: error.message)
             }
         }
-        let consumer = RequestConsumer(connection: self, id: id)
+        let consumer = RequestConsumer(connection: self, id: id, acceptsCopyIn: true)
         // Until the server answers CopyInResponse, the statement may still fail (a syntax error,
         // a missing table) or turn out not to be a COPY FROM STDIN.
         var started = false
@@ -30,11 +30,11 @@ extension PostgresConnection {
                 }
             }
         } catch {
-            endExclusive()
+            endExclusive(id)
             throw error
         }
         guard started else {
-            endExclusive()
+            endExclusive(id)
             throw PostgresError(.usage, message: "the statement did not start COPY FROM STDIN")
         }
         var writer = PostgresCopyWriter(connection: self)
@@ -53,7 +53,7 @@ extension PostgresConnection {
     /// Runs `COPY … TO STDOUT` and returns its data as it arrives, in chunks as the server sends
     /// them (a row each in text and CSV format). Nothing is read ahead of the consumer.
     public func copyOut(_ sql: String) async throws(PostgresError) -> PostgresCopyOutSequence {
-        let id = try await submit { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
+        let id = try await submit(exclusive: true) { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
             do throws(FrontendEncodingError) {
                 try FrontendMessage.query(sql, into: &out)
             } catch {
@@ -63,10 +63,6 @@ extension PostgresConnection {
         let consumer = RequestConsumer(connection: self, id: id)
         while let event = try await consumer.nextEvent() {
             if case .copyOut(let response) = event { return PostgresCopyOutSequence(consumer: consumer, isBinary: response.isBinary) }
-            if case .copyIn = event {
-                sendCopyFail("copyOut was given a COPY FROM STDIN")
-                try await consumer.drain()
-            }
         }
         throw PostgresError(.usage, message: "the statement did not start COPY TO STDOUT")
     }
@@ -89,6 +85,7 @@ extension PostgresConnection {
     /// Queues CopyDone or CopyFail and ends the COPY's exclusive use of the stream.
     func endCopy(fail reason: String?) async {
         let mustFlush = state.withLock { state -> Bool in
+            state.exclusiveHolder = nil
             if let reason {
                 do { try FrontendMessage.copyFail(reason: reason, into: &state.writes.pending) } catch {
                     try? FrontendMessage.copyFail(reason: "copy aborted", into: &state.writes.pending)
@@ -98,7 +95,7 @@ extension PostgresConnection {
             }
             return state.writes.claimFlush()
         }
-        endExclusive()
+        wakeBlockedSubmitters()
         if mustFlush { await flush() }
     }
 }

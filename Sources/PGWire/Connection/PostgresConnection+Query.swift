@@ -10,7 +10,8 @@ extension PostgresConnection {
     /// and is thrown. Past `timeout`, the server is asked to cancel it (as when the calling task
     /// is cancelled): it then fails with ``PostgresError/Kind/queryCancelled``.
     public func simpleQuery(_ sql: String, timeout: Duration? = nil) async throws(PostgresError) -> [PostgresQueryResult] {
-        let id = try await submit(timeout: timeout) { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
+        let mayCopy = Self.mayStartCopy(sql)
+        let id = try await submit(timeout: timeout, exclusive: mayCopy) { (out: inout ByteBuffer, _: inout StatementCache) throws(PostgresError) in
             do throws(FrontendEncodingError) {
                 try FrontendMessage.query(sql, into: &out)
             } catch {
@@ -38,7 +39,7 @@ extension PostgresConnection {
                     failure = .server(diagnostics)
                 case .copyIn:
                     // COPY FROM STDIN inside a simple query needs data this call has none of.
-                    sendCopyFail("COPY FROM STDIN is not supported by simpleQuery; use copyIn")
+                    refuseCopyIn("COPY FROM STDIN is not supported by simpleQuery; use copyIn", extendedProtocol: false)
                 case .copyOut, .copyData, .copyDone:
                     break  // COPY TO STDOUT output is dropped here; copyOut streams it
                 default:
@@ -109,7 +110,8 @@ extension PostgresConnection {
         let bindings = query.bindings
         guard !bindings.isOversized else { throw PostgresError(.usage, message: "a parameter is larger than the protocol's 2 GiB limit") }
         var plan = Plan(statement: "", key: nil, isNew: true, columns: nil)
-        let id = try await submit(timeout: timeout) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
+        let mayCopy = Self.mayStartCopy(query.sql)
+        let id = try await submit(timeout: timeout, exclusive: mayCopy) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
             do throws(FrontendEncodingError) {
                 if cache.isEnabled {
                     let key = StatementCache.Key(sql: query.sql, types: bindings.dataTypes)
@@ -150,13 +152,36 @@ extension PostgresConnection {
         _ = name
     }
 
-    /// Aborts a COPY FROM STDIN the caller cannot feed.
-    func sendCopyFail(_ reason: String) {
-        let mustFlush = state.withLock { state -> Bool in
-            do { try FrontendMessage.copyFail(reason: reason, into: &state.writes.pending) } catch { return false }
-            return state.writes.claimFlush()
+    /// Aborts a COPY FROM STDIN the caller cannot feed, and lets other requests into the stream.
+    /// A COPY started by an extended query also needs a Sync after the CopyFail: the server
+    /// ignored the request's own Sync during copy-in mode.
+    func refuseCopyIn(_ reason: String, extendedProtocol: Bool) {
+        let (mustFlush, blocked) = state.withLock { state -> (Bool, [UnsafeContinuation<Void, Never>]) in
+            do { try FrontendMessage.copyFail(reason: reason, into: &state.writes.pending) } catch {}
+            if extendedProtocol { FrontendMessage.sync(into: &state.writes.pending) }
+            state.exclusiveHolder = nil
+            defer { state.blockedSubmitters = [] }
+            return (state.writes.claimFlush(), state.blockedSubmitters)
         }
+        for waiter in blocked { waiter.resume() }
         if mustFlush { Task { await self.flush() } }
+    }
+
+    /// Whether `sql` may start a COPY (it mentions the word): such a request keeps later ones out
+    /// of the stream until it completes, since the server reads only COPY data meanwhile.
+    static func mayStartCopy(_ sql: String) -> Bool {
+        let word: [UInt8] = Array("copy".utf8)
+        var matched = 0
+        for byte in sql.utf8 {
+            let lower = byte | 0x20
+            if lower == word[matched] {
+                matched += 1
+                if matched == word.count { return true }
+            } else {
+                matched = lower == word[0] ? 1 : 0
+            }
+        }
+        return false
     }
 }
 
@@ -166,6 +191,10 @@ extension PostgresConnection {
 final class RequestConsumer: Sendable {
     let connection: PostgresConnection
     let id: UInt64
+    /// Whether a CopyInResponse is expected (copyIn); otherwise the COPY is refused with CopyFail.
+    let acceptsCopyIn: Bool
+    /// Whether the request is an extended query (Parse/Bind/Execute/Sync) rather than a Query.
+    let isExtendedQuery: Bool
     private let progress: Mutex<Progress>
 
     struct Progress: Sendable {
@@ -176,9 +205,11 @@ final class RequestConsumer: Sendable {
         var error: PostgresError?
     }
 
-    init(connection: PostgresConnection, id: UInt64) {
+    init(connection: PostgresConnection, id: UInt64, acceptsCopyIn: Bool = false, isExtendedQuery: Bool = false) {
         self.connection = connection
         self.id = id
+        self.acceptsCopyIn = acceptsCopyIn
+        self.isExtendedQuery = isExtendedQuery
         self.progress = Mutex(Progress())
     }
 
@@ -211,7 +242,13 @@ final class RequestConsumer: Sendable {
                 if let error = progress.error { return .failure(error) }
                 return .success(nil)
             }
-            if let step { return try step.get() }
+            if let step {
+                let event = try step.get()
+                if case .copyIn? = event, !acceptsCopyIn {
+                    connection.refuseCopyIn("this request cannot send COPY data; use copyIn", extendedProtocol: isExtendedQuery)
+                }
+                return event
+            }
             let (events, complete) = try await connection.nextEvents(id)
             progress.withLock { progress in
                 progress.pending += events
@@ -238,7 +275,7 @@ final class PostgresRowStream: Sendable {
     let consumer: RequestConsumer
 
     init(connection: PostgresConnection, id: UInt64) {
-        consumer = RequestConsumer(connection: connection, id: id)
+        consumer = RequestConsumer(connection: connection, id: id, isExtendedQuery: true)
     }
 
     var commandTag: String? { consumer.commandTag }

@@ -136,7 +136,7 @@ public final class PostgresConnection: Sendable {
 
     /// Registers a request whose messages `encode` appends to the outbound buffer, and writes them.
     /// Returns the request's id; its events come from ``nextEvents(_:)``. An `exclusive` request
-    /// (COPY FROM STDIN) keeps every later one out of the stream until ``endExclusive()``.
+    /// (COPY FROM STDIN) keeps every later one out of the stream until it completes or ``endExclusive(_:)``.
     func submit(
         timeout: Duration? = nil, exclusive: Bool = false,
         _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
@@ -216,10 +216,18 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    /// Ends an exclusive request's hold on the stream; blocked callers go on.
-    func endExclusive() {
+    /// Ends request `id`'s exclusive hold on the stream (if it still has it); blocked callers go on.
+    func endExclusive(_ id: UInt64) {
+        state.withLock { state in
+            if state.exclusiveHolder == id { state.exclusiveHolder = nil }
+        }
+        wakeBlockedSubmitters()
+    }
+
+    /// Resumes callers that waited for an exclusive hold to end (when none is held any more).
+    func wakeBlockedSubmitters() {
         let blocked = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
-            state.exclusiveHolder = nil
+            guard state.exclusiveHolder == nil else { return [] }
             defer { state.blockedSubmitters = [] }
             return state.blockedSubmitters
         }
@@ -469,6 +477,12 @@ public final class PostgresConnection: Sendable {
             }
             state.requests[id] = request
         case .complete(let id):
+            // A request that might have started a COPY held the stream; it is over now.
+            if state.exclusiveHolder == id {
+                state.exclusiveHolder = nil
+                wakeups += state.blockedSubmitters
+                state.blockedSubmitters = []
+            }
             guard var request = state.requests[id] else { return }
             if request.isAbandoned {
                 state.requests[id] = nil

@@ -7,6 +7,8 @@ public protocol PostgresEncodable: Sendable {
     static var postgresDataType: PostgresDataType { get }
     /// Appends the value's binary representation (without the length prefix).
     func encode(into buffer: inout ByteBuffer)
+    /// Whether the value is SQL NULL (only an empty Optional is; the default is false).
+    var postgresIsNull: Bool { get }
 }
 
 /// A Swift value that a result cell can be decoded into, from binary or text format.
@@ -228,7 +230,8 @@ extension String: PostgresEncodable, PostgresDecodable {
         case .uuid where isBinary:
             self = try UUID(postgresCell: cell, type: type, isBinary: true).uuidString.lowercased()
         default:
-            guard !isBinary else { throw PostgresDecodingError.mismatch(type, String.self) }
+            // Enums (their own OIDs) send their label; other built-ins need their own decoder.
+            guard !isBinary || !type.isBuiltin else { throw PostgresDecodingError.mismatch(type, String.self) }
             self = cell.cellText
         }
     }
@@ -248,14 +251,12 @@ extension ByteBuffer: PostgresEncodable, PostgresDecodable {
     }
 }
 
-extension Array: PostgresEncodable where Element == UInt8 {
+extension Data: PostgresEncodable, PostgresDecodable {
     public static var postgresDataType: PostgresDataType { .bytea }
     public func encode(into buffer: inout ByteBuffer) { buffer.writeBytes(self) }
-}
-
-extension Array: PostgresDecodable where Element == UInt8 {
+    /// The cell's bytes, as ``ByteBuffer``'s decoding gives them.
     public init(postgresCell cell: ByteBuffer, type: PostgresDataType, isBinary: Bool) throws(PostgresDecodingError) {
-        self = Array(try ByteBuffer(postgresCell: cell, type: type, isBinary: isBinary).readableBytesView)
+        self = Data(try ByteBuffer(postgresCell: cell, type: type, isBinary: isBinary).readableBytesView)
     }
 }
 
@@ -335,7 +336,7 @@ extension UUID: PostgresEncodable, PostgresDecodable {
 }
 
 /// PostgreSQL's timestamps count microseconds from 2000-01-01 00:00:00 UTC.
-enum PostgresTime {
+enum PostgresEpoch {
     static let epochOffsetSeconds: Double = 946_684_800
     static let epochOffsetDays = 10_957
 }
@@ -343,7 +344,7 @@ enum PostgresTime {
 extension Date: PostgresEncodable, PostgresDecodable {
     public static var postgresDataType: PostgresDataType { .timestamptz }
     public func encode(into buffer: inout ByteBuffer) {
-        let microseconds = ((timeIntervalSince1970 - PostgresTime.epochOffsetSeconds) * 1_000_000).rounded()
+        let microseconds = ((timeIntervalSince1970 - PostgresEpoch.epochOffsetSeconds) * 1_000_000).rounded()
         buffer.writeInteger(Int64(exactly: microseconds) ?? (microseconds < 0 ? Int64.min + 1 : Int64.max - 1))
     }
     /// timestamptz and timestamp (read as UTC) in microseconds, date at midnight UTC.
@@ -355,73 +356,16 @@ extension Date: PostgresEncodable, PostgresDecodable {
             if microseconds == .max { self = .distantFuture; return }
             if microseconds == .min { self = .distantPast; return }
             let seconds = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
-            self = Date(timeIntervalSince1970: PostgresTime.epochOffsetSeconds + Double(seconds.quotient) + Double(seconds.remainder) / 1_000_000)
+            self = Date(timeIntervalSince1970: PostgresEpoch.epochOffsetSeconds + Double(seconds.quotient) + Double(seconds.remainder) / 1_000_000)
         case (.date, 4):
             let days = cell.getInteger(as: Int32.self) ?? 0
             if days == .max { self = .distantFuture; return }
             if days == .min { self = .distantPast; return }
-            self = Date(timeIntervalSince1970: Double(Int(days) + PostgresTime.epochOffsetDays) * 86_400)
+            self = Date(timeIntervalSince1970: Double(Int(days) + PostgresEpoch.epochOffsetDays) * 86_400)
         case (.timestamptz, _), (.timestamp, _), (.date, _):
             throw PostgresDecodingError.malformed(type, "\(cell.readableBytes) bytes")
         default:
             throw PostgresDecodingError.mismatch(type, Date.self)
         }
-    }
-}
-
-/// numeric's binary form: digit count, weight, sign, display scale, then base-10000 digits.
-enum PostgresNumeric {
-    /// The exact decimal text of a binary numeric (`NaN`, `Infinity`, `-Infinity` included).
-    static func decode(_ cell: ByteBuffer) throws(PostgresDecodingError) -> NumericText {
-        var body = cell
-        guard let count = body.readInteger(as: Int16.self), let weight = body.readInteger(as: Int16.self),
-            let sign = body.readInteger(as: UInt16.self), let scale = body.readInteger(as: Int16.self),
-            count >= 0, scale >= 0, body.readableBytes == Int(count) * 2
-        else { throw PostgresDecodingError.malformed(.numeric, "bad header") }
-        switch sign {
-        case 0xC000: return NumericText(description: "NaN")
-        case 0xD000: return NumericText(description: "Infinity")
-        case 0xF000: return NumericText(description: "-Infinity")
-        case 0x0000, 0x4000: break
-        default: throw PostgresDecodingError.malformed(.numeric, "sign 0x\(String(sign, radix: 16))")
-        }
-        var digits: [Int16] = []
-        for _ in 0..<count {
-            guard let digit = body.readInteger(as: Int16.self), (0..<10000).contains(digit) else {
-                throw PostgresDecodingError.malformed(.numeric, "digit out of range")
-            }
-            digits.append(digit)
-        }
-        // Integer part: groups 0...weight; fraction: the groups after, to `scale` decimal digits.
-        var text = sign == 0x4000 ? "-" : ""
-        if weight < 0 {
-            text += "0"
-        } else {
-            for group in 0...Int(weight) {
-                let digit = group < digits.count ? digits[group] : 0
-                text += group == 0 ? String(digit) : pad4(digit)
-            }
-        }
-        if scale > 0 {
-            var fraction = ""
-            var group = Int(weight) + 1
-            while fraction.count < Int(scale) {
-                let digit = group >= 0 && group < digits.count ? digits[group] : 0
-                fraction += pad4(digit)
-                group += 1
-            }
-            text += "." + fraction.prefix(Int(scale))
-        }
-        if text == "-0" || (text.hasPrefix("-") && text.dropFirst().allSatisfy({ $0 == "0" || $0 == "." })) { text.removeFirst() }
-        return NumericText(description: text)
-    }
-
-    private static func pad4(_ digit: Int16) -> String {
-        let text = String(digit)
-        return String(repeating: "0", count: 4 - text.count) + text
-    }
-
-    struct NumericText: CustomStringConvertible {
-        let description: String
     }
 }

@@ -12,6 +12,9 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
     /// The type's name when it is a built-in this library knows, else `oid N`.
     public var description: String { Self.names[rawValue] ?? "oid \(rawValue)" }
 
+    /// Whether this is one of the built-in types (or their arrays) this library knows by OID.
+    public var isBuiltin: Bool { Self.names[rawValue] != nil }
+
     /// The element type when this is a known built-in array type.
     public var elementType: PostgresDataType? { Self.elementOfArray[rawValue].map { PostgresDataType(rawValue: $0) } }
     /// The array type whose elements are this type, when it is a known built-in.

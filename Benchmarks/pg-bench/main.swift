@@ -1,0 +1,84 @@
+// The PostgreSQL client benchmark, beside postgres-nio, asyncpg, psycopg and pgbench on one server.
+//   pg-bench HOST PORT USER PASSWORD DATABASE MODE COUNT
+// Modes: select1 (simple protocol), prepared (SELECT $1::int, cached statement), fetch (COUNT rows
+// of (int8, text, timestamptz) decoded into (Int, String, Date)), insert (COUNT rows by 50 tasks
+// pipelined on one connection), connect (connect + SCRAM + close). Prints operations (rows) per second.
+
+import Foundation
+import PGWire
+
+struct BenchError: Error { let message: String }
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+func run(_ arguments: [String]) async throws -> Double {
+    guard arguments.count >= 8, let port = Int(arguments[2]), let count = Int(arguments[7]) else {
+        throw BenchError(message: "usage: pg-bench HOST PORT USER PASSWORD DATABASE MODE COUNT")
+    }
+    let configuration = PostgresConfiguration(
+        hosts: [.init(arguments[1], port: port)], user: arguments[3], password: arguments[4], database: arguments[5], sslMode: .disable)
+    let mode = arguments[6]
+    if mode == "connect" {
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            let connection = try await PostgresConnection.connect(configuration)
+            connection.close()
+        }
+        return Double(count) / seconds(since: start)
+    }
+    let connection = try await PostgresConnection.connect(configuration)
+    defer { connection.close() }
+    switch mode {
+    case "select1":
+        let start = ContinuousClock.now
+        for _ in 0..<count { _ = try await connection.simpleQuery("SELECT 1") }
+        return Double(count) / seconds(since: start)
+    case "prepared":
+        let start = ContinuousClock.now
+        for index in 0..<count {
+            let rows = try await connection.query("SELECT \(Int32(truncatingIfNeeded: index))::int")
+            for try await row in rows { _ = try row.decode(Int32.self, column: 0) }
+        }
+        return Double(count) / seconds(since: start)
+    case "fetch":
+        let start = ContinuousClock.now
+        let rows = try await connection.query("SELECT g, g::text, now() FROM generate_series(1, \(count)) g")
+        var total = 0
+        for try await row in rows {
+            let (number, _, _) = try row.decode((Int, String, Date).self)
+            total &+= number
+        }
+        precondition(total > 0)
+        return Double(count) / seconds(since: start)
+    case "insert":
+        _ = try await connection.simpleQuery("DROP TABLE IF EXISTS bench_pgwire; CREATE UNLOGGED TABLE bench_pgwire (id int, name text)")
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let tasks = 50
+            for task in 0..<tasks {
+                group.addTask {
+                    var index = task
+                    while index < count {
+                        try await connection.execute("INSERT INTO bench_pgwire VALUES (\(Int32(index)), \("name-\(index)"))")
+                        index += tasks
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(count) / seconds(since: start)
+    default:
+        throw BenchError(message: "unknown mode \(mode)")
+    }
+}
+
+let task = Task.detached { try await run(CommandLine.arguments) }
+do {
+    print(Int(try await task.value.rounded()))
+} catch {
+    print("pg-bench: \(error)")
+    exit(1)
+}
