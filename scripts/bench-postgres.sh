@@ -59,6 +59,11 @@ for round in $(seq "$rounds"); do
     record "asyncpg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" insert 50000)"
     record "psycopg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" insert 50000)"
 
+    record "swift copy" "$("$bench" "${args[@]}" copy 50000)"
+    record "nio copy" "$("$nio" "${args[@]}" copy 50000)"
+    record "asyncpg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" copy 50000)"
+    record "psycopg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" copy 50000)"
+
     record "swift connect" "$("$bench" "${args[@]}" connect 300)"
     record "nio connect" "$("$nio" "${args[@]}" connect 300)"
     record "asyncpg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" connect 300)"
@@ -70,7 +75,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 m() { [[ -n ${results[$1]:-} ]] && echo "${results[$1]}" | median || echo 0; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}'; }
 printf '\n%-34s %10s %10s %10s %10s %10s   %s\n' "workload (per second)" "Swift" "pg-nio" "asyncpg" "psycopg" "pgbench" "Swift vs: nio / asyncpg / psycopg / pgbench"
-for w in select1 prepared fetch insert connect; do
+for w in select1 prepared fetch insert copy connect; do
     s=$(m "swift $w") n=$(m "nio $w") a=$(m "asyncpg $w") p=$(m "psycopg $w") b=$(m "pgbench $w")
     printf '%-34s %10.0f %10.0f %10.0f %10.0f %10.0f   %s / %s / %s / %s\n' "$w" "$s" "$n" "$a" "$p" "$b" \
         "$(ratio "$s" "$n")" "$(ratio "$s" "$a")" "$(ratio "$s" "$p")" "$(ratio "$s" "$b")"

@@ -1,8 +1,9 @@
 // The PostgreSQL client benchmark, beside postgres-nio, asyncpg, psycopg and pgbench on one server.
 //   pg-bench HOST PORT USER PASSWORD DATABASE MODE COUNT
 // Modes: select1 (simple protocol), prepared (SELECT $1::int, cached statement), fetch (COUNT rows
-// of (int8, text, timestamptz) decoded into (Int, String, Date)), insert (COUNT rows by 50 tasks
-// pipelined on one connection), connect (connect + SCRAM + close). Prints operations (rows) per second.
+// of (int8, text, timestamptz) decoded into (Int, String, Date)), insert (COUNT rows
+// with executeMany, pipelined on one connection), copy (COUNT rows by COPY FROM STDIN, text),
+// connect (connect + SCRAM + close). Prints operations (rows) per second.
 
 import Foundation
 import PGWire
@@ -56,19 +57,24 @@ func run(_ arguments: [String]) async throws -> Double {
     case "insert":
         _ = try await connection.simpleQuery("DROP TABLE IF EXISTS bench_pgwire; CREATE UNLOGGED TABLE bench_pgwire (id int, name text)")
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let tasks = 50
-            for task in 0..<tasks {
-                group.addTask {
-                    var index = task
-                    while index < count {
-                        try await connection.execute("INSERT INTO bench_pgwire VALUES (\(Int32(index)), \("name-\(index)"))")
-                        index += tasks
-                    }
-                }
-            }
-            try await group.waitForAll()
+        var batch: [PostgresBindings] = []
+        batch.reserveCapacity(count)
+        for index in 0..<count {
+            var bindings = PostgresBindings()
+            bindings.append(Int32(index))
+            bindings.append("name-\(index)")
+            batch.append(bindings)
         }
+        let outcomes = try await connection.executeMany("INSERT INTO bench_pgwire VALUES ($1, $2)", batch)
+        precondition(outcomes.allSatisfy { if case .success = $0 { true } else { false } })
+        return Double(count) / seconds(since: start)
+    case "copy":
+        _ = try await connection.simpleQuery("DROP TABLE IF EXISTS bench_pgwire; CREATE UNLOGGED TABLE bench_pgwire (id int, name text)")
+        let start = ContinuousClock.now
+        let copied = try await connection.copyIn("COPY bench_pgwire FROM STDIN") { writer in
+            for index in 0..<count { try await writer.write("\(index)\tname-\(index)\n") }
+        }
+        precondition(copied == count)
         return Double(count) / seconds(since: start)
     default:
         throw BenchError(message: "unknown mode \(mode)")

@@ -40,6 +40,10 @@ async def run_asyncpg(host, port, user, password, database, mode, count):
             await connection.execute("DROP TABLE IF EXISTS bench_asyncpg; CREATE UNLOGGED TABLE bench_asyncpg (id int, name text)")
             start = time.perf_counter()
             await connection.executemany("INSERT INTO bench_asyncpg VALUES ($1, $2)", [(i, f"name-{i}") for i in range(count)])
+        elif mode == "copy":
+            await connection.execute("DROP TABLE IF EXISTS bench_asyncpg; CREATE UNLOGGED TABLE bench_asyncpg (id int, name text)")
+            start = time.perf_counter()
+            await connection.copy_records_to_table("bench_asyncpg", records=[(i, f"name-{i}") for i in range(count)])
         else:
             raise SystemExit(f"unknown mode {mode}")
         return count / (time.perf_counter() - start)
@@ -79,6 +83,13 @@ def run_psycopg(host, port, user, password, database, mode, count):
             start = time.perf_counter()
             with connection.pipeline():
                 cursor.executemany("INSERT INTO bench_psycopg VALUES (%s, %s)", [(i, f"name-{i}") for i in range(count)])
+        elif mode == "copy":
+            cursor.execute("DROP TABLE IF EXISTS bench_psycopg")
+            cursor.execute("CREATE UNLOGGED TABLE bench_psycopg (id int, name text)")
+            start = time.perf_counter()
+            with cursor.copy("COPY bench_psycopg (id, name) FROM STDIN") as copy:
+                for i in range(count):
+                    copy.write_row((i, f"name-{i}"))
         else:
             raise SystemExit(f"unknown mode {mode}")
         return count / (time.perf_counter() - start)

@@ -256,6 +256,7 @@ public struct ByteBuffer: Sendable {
     }
 
     /// Starts a length-prefixed frame: reserves room for a `T` length and returns its position.
+    @inlinable
     public mutating func beginLengthPrefix<T: FixedWidthInteger>(_ type: T.Type) -> LengthPrefixMark<T> {
         let offset = writerIndex - readerIndex
         writeInteger(T(0))
@@ -264,6 +265,7 @@ public struct ByteBuffer: Sendable {
 
     /// Ends a frame started with ``beginLengthPrefix(_:)``. The length counts the bytes after the
     /// prefix, plus the prefix itself when `includingPrefix` is true (PostgreSQL's convention).
+    @inlinable
     public mutating func finishLengthPrefix<T: FixedWidthInteger>(
         _ mark: LengthPrefixMark<T>, includingPrefix: Bool
     ) throws(ByteBufferError) {
@@ -390,6 +392,10 @@ public enum Endianness: Sendable {
 public struct LengthPrefixMark<T: FixedWidthInteger>: Sendable {
     /// Distance of the prefix from the reader index.
     public let offsetFromReader: Int
+
+    @usableFromInline init(offsetFromReader: Int) {
+        self.offsetFromReader = offsetFromReader
+    }
 }
 
 /// Malformed or out-of-bounds data met while encoding or decoding a buffer.

@@ -328,4 +328,30 @@ struct LiveQueryTests {
         _ = try await connection.simpleQuery("ALTER TABLE shape ADD COLUMN b text")
         #expect(try await connection.execute("SELECT * FROM shape").columns.count == 2)
     }
+
+    @Test("executeMany: atomic batches roll back on the first error; per-execution batches keep the rest")
+    func batches() async throws {
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        _ = try await connection.simpleQuery("CREATE TEMP TABLE batch (id int PRIMARY KEY, name text)")
+        let rows: [PostgresBindings] = (0..<1000).map { [Int32($0), "name-\($0)"] }
+        let tags = try await connection.executeMany("INSERT INTO batch VALUES ($1, $2)", rows)
+        #expect(tags.count == 1000)
+        #expect(try tags.allSatisfy { try $0.get() == "INSERT 0 1" })
+
+        // Row 2 collides with an existing key: nothing of the atomic batch stays.
+        let colliding: [PostgresBindings] = [[Int32(5000), "a"], [Int32(5001), "b"], [Int32(3), "dup"], [Int32(5002), "c"]]
+        do {
+            _ = try await connection.executeMany("INSERT INTO batch VALUES ($1, $2)", colliding)
+            Issue.record("a duplicate key was accepted")
+        } catch {
+            #expect(error.sqlState == .uniqueViolation)
+            #expect(error.message.contains("execution 2 of 4"))
+        }
+        #expect(try await connection.execute("SELECT count(*) FROM batch").rows[0].decode(Int.self, column: 0) == 1000)
+
+        let outcomes = try await connection.executeMany("INSERT INTO batch VALUES ($1, $2)", colliding, atomic: false)
+        #expect(outcomes.map { (try? $0.get()) != nil } == [true, true, false, true])
+        #expect(try await connection.execute("SELECT count(*) FROM batch").rows[0].decode(Int.self, column: 0) == 1003)
+    }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Transport
 
 /// The client side of SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, RFC 7677) as PostgreSQL
@@ -83,7 +84,7 @@ struct SCRAMClient: Sendable {
         let finalWithoutProof = "c=\(Base64.encode(bindingData)),r=\(serverNonce)"
         let authMessage = Array("\(clientFirstBare),\(serverFirst),\(finalWithoutProof)".utf8)
 
-        guard let salted = Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations) else {
+        guard let salted = Self.saltedPassword(password, salt: salt, iterations: iterations) else {
             throw SCRAMError("key derivation failed")
         }
         let clientKey = Crypto.hmacSHA256(key: salted, message: Array("Client Key".utf8))
@@ -113,6 +114,28 @@ struct SCRAMClient: Sendable {
     var isComplete: Bool {
         if case .done = state { return true }
         return false
+    }
+
+    /// The derived keys of recent logins. The server keeps a role's salt and iteration count until
+    /// its password changes, so a pool opening many sessions derives the key once (RFC 5802
+    /// §5.1 allows clients to keep it). Keyed by the password's SHA-256, never the password.
+    private static let saltedPasswords = Mutex<[SaltedKey: [UInt8]]>([:])
+
+    private struct SaltedKey: Hashable {
+        let passwordDigest: [UInt8]
+        let salt: [UInt8]
+        let iterations: Int
+    }
+
+    private static func saltedPassword(_ password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8]? {
+        let key = SaltedKey(passwordDigest: Crypto.sha256(password), salt: salt, iterations: iterations)
+        if let cached = saltedPasswords.withLock({ $0[key] }) { return cached }
+        guard let derived = Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations) else { return nil }
+        saltedPasswords.withLock { cache in
+            if cache.count >= 64 { cache.removeAll() }
+            cache[key] = derived
+        }
+        return derived
     }
 
     /// `a=value,b=value` attributes; the first occurrence of each wins.

@@ -100,42 +100,50 @@ extension PostgresConnection {
     }
 }
 
-/// Writes COPY FROM STDIN data: each call's bytes are framed as CopyData, gathered into chunks
-/// of about 64 KiB, and sent as the socket takes them.
+/// Writes COPY FROM STDIN data. The protocol lets CopyData boundaries fall anywhere, so writes
+/// are gathered into one CopyData message of about 64 KiB and sent as the socket takes it.
 public struct PostgresCopyWriter: ~Copyable {
     let connection: PostgresConnection
-    private var chunk = ByteBuffer(capacity: 65536 + 1024)
+    /// A CopyData message under construction: type byte, length (filled in on send), data.
+    private var chunk = ByteBuffer(capacity: 65536 + 4096)
     private var isFinished = false
     static let chunkSize = 65536
 
     init(connection: PostgresConnection) {
         self.connection = connection
+        startChunk()
+    }
+
+    private mutating func startChunk() {
+        chunk.clear()
+        chunk.writeInteger(UInt8(ascii: "d"))
+        chunk.writeInteger(Int32(0))
     }
 
     /// Adds data: rows in the COPY's format (text lines, CSV, or binary tuples).
     public mutating func write<Bytes: Collection<UInt8>>(_ bytes: Bytes) async throws(PostgresError) {
-        do throws(FrontendEncodingError) {
-            try FrontendMessage.copyData(bytes, into: &chunk)
-        } catch {
-            throw PostgresError(.usage, message: error.message)
-        }
+        chunk.writeBytes(bytes)
         if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
     /// Adds data from a buffer.
     public mutating func write(_ buffer: ByteBuffer) async throws(PostgresError) {
-        try await write(buffer.readableBytesView)
+        chunk.writeBuffer(buffer)
+        if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
     /// Adds a string's UTF-8 bytes (a text or CSV line, with its newline).
     public mutating func write(_ text: String) async throws(PostgresError) {
-        try await write(text.utf8)
+        _ = chunk.writeString(text)
+        if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
     private mutating func sendChunk() async throws(PostgresError) {
-        guard !chunk.isEmpty else { return }
+        let length = chunk.readableBytes - 1
+        guard length > 4 else { return }
+        chunk.setInteger(Int32(length), at: chunk.readerIndex + 1)
         try await connection.sendCopyData(chunk)
-        chunk.clear()
+        startChunk()
     }
 
     mutating func finish() async throws(PostgresError) {
@@ -147,7 +155,7 @@ public struct PostgresCopyWriter: ~Copyable {
     mutating func abort(reason: String) async {
         guard !isFinished else { return }
         isFinished = true
-        chunk.clear()
+        startChunk()
         await connection.endCopy(fail: String(reason.prefix(200)).replacingNULs())
     }
 }

@@ -112,34 +112,101 @@ extension PostgresConnection {
         var plan = Plan(statement: "", key: nil, isNew: true, columns: nil)
         let mayCopy = Self.mayStartCopy(query.sql)
         let id = try await submit(timeout: timeout, exclusive: mayCopy) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
-            do throws(FrontendEncodingError) {
-                if cache.isEnabled {
-                    let key = StatementCache.Key(sql: query.sql, types: bindings.dataTypes)
-                    plan.key = key
-                    if let entry = cache.lookup(key) {
-                        plan.statement = entry.name
-                        plan.isNew = false
-                        plan.columns = entry.columns
-                    } else {
-                        let (name, evicted) = cache.insert(key)
-                        if let evicted { try FrontendMessage.close(.statement, name: evicted, into: &out) }
-                        plan.statement = name
-                        try FrontendMessage.parse(statement: name, sql: query.sql, parameterTypes: bindings.dataTypes, into: &out)
-                    }
-                } else {
-                    try FrontendMessage.parse(statement: "", sql: query.sql, parameterTypes: bindings.dataTypes, into: &out)
-                }
-                try FrontendMessage.bind(
-                    portal: "", statement: plan.statement, parameterCount: bindings.count, parameterFormats: [true],
-                    parameters: bindings.bytes, binaryResults: true, into: &out)
-                if plan.columns == nil { try FrontendMessage.describe(.portal, name: "", into: &out) }
-                try FrontendMessage.execute(portal: "", into: &out)
-                FrontendMessage.sync(into: &out)
-            } catch {
-                throw PostgresError(.usage, message: error.message)
-            }
+            plan = try Self.encodeExtended(query.sql, bindings, describe: true, &out, &cache)
         }
         return (id, plan)
+    }
+
+    /// Parse (unless cached), Bind, Describe (when the columns are unknown and `describe`),
+    /// Execute, and Sync unless `sync` is false (the next execution shares the batch's Sync).
+    private static func encodeExtended(
+        _ sql: String, _ bindings: PostgresBindings, describe: Bool, sync: Bool = true, _ out: inout ByteBuffer,
+        _ cache: inout StatementCache
+    ) throws(PostgresError) -> Plan {
+        var plan = Plan(statement: "", key: nil, isNew: true, columns: nil)
+        do throws(FrontendEncodingError) {
+            if cache.isEnabled {
+                let key = StatementCache.Key(sql: sql, types: bindings.dataTypes)
+                plan.key = key
+                if let entry = cache.lookup(key) {
+                    plan.statement = entry.name
+                    plan.isNew = false
+                    plan.columns = entry.columns
+                } else {
+                    let (name, evicted) = cache.insert(key)
+                    if let evicted { try FrontendMessage.close(.statement, name: evicted, into: &out) }
+                    plan.statement = name
+                    try FrontendMessage.parse(statement: name, sql: sql, parameterTypes: bindings.dataTypes, into: &out)
+                }
+            } else {
+                try FrontendMessage.parse(statement: "", sql: sql, parameterTypes: bindings.dataTypes, into: &out)
+            }
+            try FrontendMessage.bind(
+                portal: "", statement: plan.statement, parameterCount: bindings.count, parameterFormats: [true],
+                parameters: bindings.bytes, binaryResults: true, into: &out)
+            if describe && plan.columns == nil { try FrontendMessage.describe(.portal, name: "", into: &out) }
+            try FrontendMessage.execute(portal: "", into: &out)
+            if sync { FrontendMessage.sync(into: &out) }
+        } catch {
+            throw PostgresError(.usage, message: error.message)
+        }
+        return plan
+    }
+
+    /// Runs `sql` once for each set of `bindings`, all written together: the fast way to insert
+    /// or update many rows one statement at a time. Returns each execution's command tag.
+    ///
+    /// `atomic` (the default) sends one Sync after the last execution, so the batch is one
+    /// implicit transaction: the first error rolls all of it back and is thrown, with the failing
+    /// execution's index in the message (inside an explicit transaction, that transaction fails).
+    /// Otherwise each execution has its own Sync and transaction, a failure affects only its own,
+    /// and outcomes are returned per execution, in order.
+    public func executeMany(
+        _ sql: String, _ bindings: [PostgresBindings], atomic: Bool = true
+    ) async throws(PostgresError) -> [Result<String, PostgresError>] {
+        guard !bindings.isEmpty else { return [] }
+        guard !Self.mayStartCopy(sql) else { throw PostgresError(.usage, message: "executeMany does not run COPY; use copyIn") }
+        guard !bindings.contains(where: \.isOversized) else {
+            throw PostgresError(.usage, message: "a parameter is larger than the protocol's 2 GiB limit")
+        }
+        var firstPlan: Plan?
+        let requests = atomic ? 1 : bindings.count
+        let first = try await submit(count: requests) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
+            for (index, item) in bindings.enumerated() {
+                let last = index == bindings.count - 1
+                let plan = try Self.encodeExtended(sql, item, describe: false, sync: !atomic || last, &out, &cache)
+                if firstPlan == nil { firstPlan = plan }
+            }
+        }
+        var outcomes: [Result<String, PostgresError>] = []
+        outcomes.reserveCapacity(bindings.count)
+        if atomic {
+            let consumer = RequestConsumer(connection: self, id: first, isExtendedQuery: true)
+            do throws(PostgresError) {
+                while let event = try await consumer.nextEvent() {
+                    if case .commandComplete(let tag) = event { outcomes.append(.success(tag)) }
+                }
+            } catch {
+                if let plan = firstPlan, plan.isNew, let key = plan.key, outcomes.isEmpty { forgetStatement(key) }
+                guard error.diagnostics != nil else { throw error }
+                var failed = error
+                failed.message = "execution \(outcomes.count) of \(bindings.count) failed, the batch was rolled back: \(error.message)"
+                throw failed
+            }
+            return outcomes
+        }
+        for offset in 0..<UInt64(requests) {
+            let consumer = RequestConsumer(connection: self, id: first + offset, isExtendedQuery: true)
+            do throws(PostgresError) {
+                try await consumer.drain()
+                outcomes.append(.success(consumer.commandTag ?? ""))
+            } catch where error.diagnostics != nil {
+                outcomes.append(.failure(error))
+            }
+        }
+        // A statement whose Parse failed must not stay in the cache.
+        if let plan = firstPlan, plan.isNew, let key = plan.key, case .failure? = outcomes.first { forgetStatement(key) }
+        return outcomes
     }
 
     private func forgetStatement(_ key: StatementCache.Key) {

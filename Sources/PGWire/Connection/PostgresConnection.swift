@@ -26,7 +26,6 @@ public final class PostgresConnection: Sendable {
     struct RequestState {
         var events: [Event] = []
         var isComplete = false
-        var waiter: UnsafeContinuation<Void, Never>?
         /// The caller went away: events are dropped as they come.
         var isAbandoned = false
         /// The caller asked to cancel the query.
@@ -50,6 +49,8 @@ public final class PostgresConnection: Sendable {
         var readerActive = false
         var reader: ReaderState?
         var requests: [UInt64: RequestState] = [:]
+        /// Callers suspended until their request has events (a few at most: one per waiting task).
+        var waiters: [UInt64: UnsafeContinuation<Void, Never>] = [:]
         var statements = StatementCache(capacity: 0)
         /// Keep reading with nothing pending (LISTEN).
         var readsContinuously = false
@@ -141,6 +142,15 @@ public final class PostgresConnection: Sendable {
         timeout: Duration? = nil, exclusive: Bool = false,
         _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
     ) async throws(PostgresError) -> UInt64 {
+        try await submit(count: 1, timeout: timeout, exclusive: exclusive, encode)
+    }
+
+    /// Registers `count` requests at once (ids `first ..< first + count`), whose messages `encode`
+    /// appends in order; returns the first id.
+    func submit(
+        count: Int, timeout: Duration? = nil, exclusive: Bool = false,
+        _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
+    ) async throws(PostgresError) -> UInt64 {
         var registered: (id: UInt64, mustFlush: Bool)?
         while registered == nil {
             registered = try state.withLock { state throws(PostgresError) -> (UInt64, Bool)? in
@@ -154,9 +164,11 @@ public final class PostgresConnection: Sendable {
                     throw error
                 }
                 let id = state.nextID
-                state.nextID &+= 1
-                state.machine.enqueue(id)
-                state.requests[id] = RequestState()
+                state.nextID &+= UInt64(count)
+                for offset in 0..<UInt64(count) {
+                    state.machine.enqueue(id + offset)
+                    state.requests[id + offset] = RequestState()
+                }
                 if exclusive { state.exclusiveHolder = id }
                 return (id, state.writes.claimFlush())
             }
@@ -289,11 +301,10 @@ public final class PostgresConnection: Sendable {
                 await withTaskCancellationHandler {
                     await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                         let resumeNow = state.withLock { state -> Bool in
-                            guard var request = state.requests[id], request.events.isEmpty, !request.isComplete,
+                            guard let request = state.requests[id], request.events.isEmpty, !request.isComplete,
                                 state.failure == nil, state.readerActive
                             else { return true }
-                            request.waiter = continuation
-                            state.requests[id] = request
+                            state.waiters[id] = continuation
                             return false
                         }
                         if resumeNow { continuation.resume() }
@@ -427,16 +438,9 @@ public final class PostgresConnection: Sendable {
 
     /// The waiter of the earliest pending request, which should read next (nil when none waits).
     private static func takeHandOff(_ state: inout State) -> UnsafeContinuation<Void, Never>? {
-        var best: UInt64?
-        for (id, request) in state.requests where request.waiter != nil {
-            if best == nil || id < best! { best = id }  // safe: checked non-nil on the left
-        }
-        guard let id = best, var request = state.requests[id], let waiter = request.waiter else { return nil }
-        request.waiter = nil
-        state.requests[id] = request
-        return waiter
+        guard let id = state.waiters.keys.min() else { return nil }
+        return state.waiters.removeValue(forKey: id)
     }
-
     /// Starts a reader task if no one reads and someone waits (a cancelled caller cannot read).
     private func ensureBackgroundReader() {
         let start = state.withLock { state -> Bool in
@@ -452,7 +456,7 @@ public final class PostgresConnection: Sendable {
         Task.detached { [self] in
             guard var reader = takeReader() else { return }
             await readLoop(&reader) { state in
-                !state.readsContinuously && !state.requests.values.contains { $0.waiter != nil }
+                !state.readsContinuously && state.waiters.isEmpty
             }
             releaseReader(reader)
         }
@@ -468,14 +472,10 @@ public final class PostgresConnection: Sendable {
         case .none, .ready, .write:
             break
         case .deliver(let id, let event):
-            guard var request = state.requests[id] else { return }
-            state.requests[id] = nil  // keep the stored value unique while appending
-            if !request.isAbandoned { request.events.append(event) }
-            if let waiter = request.waiter {
-                wakeups.append(waiter)
-                request.waiter = nil
-            }
-            state.requests[id] = request
+            // Mutated in place through the dictionary's accessor: no copy of the events.
+            guard state.requests[id]?.isAbandoned == false else { return }
+            state.requests[id]?.events.append(event)
+            if let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
         case .complete(let id):
             // A request that might have started a COPY held the stream; it is over now.
             if state.exclusiveHolder == id {
@@ -489,11 +489,8 @@ public final class PostgresConnection: Sendable {
                 return
             }
             request.isComplete = true
-            if let waiter = request.waiter {
-                wakeups.append(waiter)
-                request.waiter = nil
-            }
             state.requests[id] = request
+            if let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
             if let next = state.machine.currentRequest, var waiting = state.requests[next], waiting.isCancelRequested,
                 !waiting.isCancelSent
             {
@@ -527,14 +524,8 @@ public final class PostgresConnection: Sendable {
         state.blockedSubmitters = []
         state.drainWaiters = []
         _ = state.machine.failAll()
-        for (id, request) in state.requests {
-            if let waiter = request.waiter {
-                wakeups.append(waiter)
-                var updated = request
-                updated.waiter = nil
-                state.requests[id] = updated
-            }
-        }
+        wakeups += state.waiters.values
+        state.waiters = [:]
     }
 
     /// Fails the connection: every waiting caller wakes and sees `error`.

@@ -1,7 +1,8 @@
 // The PostgreSQL workloads of pg-bench, run with postgres-nio (the peer), same arguments:
 //   postgres-nio-bench HOST PORT USER PASSWORD DATABASE MODE COUNT
 // Modes: select1 (simple protocol), prepared (SELECT $1::int), fetch (COUNT rows decoded into
-// (Int, String, Date)), insert (COUNT rows, pipelined), connect (connect + SCRAM + close).
+// (Int, String, Date)), insert (COUNT rows, 50 tasks pipelined), copy (COUNT rows by COPY FROM
+// STDIN), connect (connect + SCRAM + close).
 // Prints operations (or rows) per second.
 
 import Foundation
@@ -72,6 +73,22 @@ func run(_ arguments: [String]) async throws -> Double {
                 }
             }
             try await group.waitForAll()
+        }
+        return Double(count) / seconds(since: start)
+    case "copy":
+        try await connection.query("DROP TABLE IF EXISTS bench_nio", logger: logger)
+        try await connection.query("CREATE UNLOGGED TABLE bench_nio (id int, name text)", logger: logger)
+        let start = ContinuousClock.now
+        try await connection.copyFrom(table: "bench_nio", columns: ["id", "name"], logger: logger) { writer in
+            var chunk = ByteBuffer()
+            for index in 0..<count {
+                chunk.writeString("\(index)\tname-\(index)\n")
+                if chunk.readableBytes >= 65536 {
+                    try await writer.write(chunk)
+                    chunk.clear()
+                }
+            }
+            if chunk.readableBytes > 0 { try await writer.write(chunk) }
         }
         return Double(count) / seconds(since: start)
     default:
