@@ -60,6 +60,7 @@ public struct ByteBuffer: Sendable {
     public var isEmpty: Bool { writerIndex == readerIndex }
 
     /// The readable bytes as a collection that shares this buffer's storage.
+    @inlinable
     public var readableBytesView: ArraySlice<UInt8> { storage[readerIndex..<writerIndex] }
 
     // MARK: - Capacity
@@ -172,10 +173,11 @@ public struct ByteBuffer: Sendable {
     // MARK: - Writing
 
     /// Appends `bytes`.
+    @inlinable
     public mutating func writeBytes<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let count = bytes.count
         if count == 0 { return }
-        reserveWritableBytes(count)
+        if writableBytes < count { reserveWritableBytes(count) }
         let start = writerIndex
         let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
             storage.withUnsafeMutableBytes { raw in
@@ -194,6 +196,7 @@ public struct ByteBuffer: Sendable {
     }
 
     /// Appends the readable bytes of `other` without consuming them.
+    @inlinable
     public mutating func writeBuffer(_ other: ByteBuffer) {
         writeBytes(other.readableBytesView)
     }
@@ -234,7 +237,7 @@ public struct ByteBuffer: Sendable {
     @inlinable
     public mutating func writeInteger<T: FixedWidthInteger>(_ value: T, endianness: Endianness = .big) {
         let size = MemoryLayout<T>.size
-        reserveWritableBytes(size)
+        if writableBytes < size { reserveWritableBytes(size) }
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
         let start = writerIndex
         storage.withUnsafeMutableBytes { raw in
