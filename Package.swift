@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
-        .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto"]),
+        .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -68,19 +68,21 @@ install_packages() {
     fi
 }
 
-# The peers that define correctness for the settings loader: Dynaconf 3.3 (with the python-dotenv
-# copy it bundles) in a virtual environment of the project's build folder.
+# The peers that define correctness, in a virtual environment of the project's build folder:
+# Dynaconf 3.3 (with the python-dotenv copy it bundles) for the settings loader, and nkeys and
+# nats-py for NKey encodings and the NATS KV and Object Store layouts.
 prepare_oracles() {
     local root venv
     root="$(cd "$(dirname "$0")/.." && pwd)"
     venv="$root/.build/oracle-venv"
-    if ! "$venv/bin/python" -c 'import dynaconf' 2>/dev/null; then
-        log "installing dynaconf 3.3.5 into $venv"
-        python3 -m venv "$venv" || die "could not create a Python virtual environment (python3-venv)"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "dynaconf==3.3.5" \
-            || die "could not install dynaconf with pip"
+    if ! "$venv/bin/python" -c 'import dynaconf, nkeys, nats' 2>/dev/null; then
+        log "installing dynaconf 3.3.5, nkeys and nats-py into $venv"
+        [[ -x $venv/bin/python ]] || python3 -m venv "$venv" || die "could not create a Python virtual environment (python3-venv)"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "dynaconf==3.3.5" "nkeys==0.2.1" "nats-py==2.16.0" \
+            || die "could not install the Python oracles with pip"
     fi
     export INFRA_TEST_DYNACONF_PYTHON="$venv/bin/python"
+    export INFRA_TEST_ORACLE_PYTHON="$venv/bin/python"
 }
 
 free_port() {

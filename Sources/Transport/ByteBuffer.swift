@@ -342,12 +342,20 @@ public struct ByteBuffer: Sendable {
 
     /// Offset from the reader index of the first `byte`, searching at most `limit` bytes; nil if absent.
     public func firstIndex(of byte: UInt8, searchingAtMost limit: Int = .max) -> Int? {
-        let end = readerIndex + Swift.min(readableBytes, Swift.max(0, limit))
-        let start = readerIndex
+        firstIndex(of: byte, from: 0, searchingAtMost: limit)
+    }
+
+    /// Offset from the reader index of the first `byte` at or after offset `from`, searching at
+    /// most `limit` bytes from there; nil if absent. Lets a scan resume where it stopped.
+    public func firstIndex(of byte: UInt8, from offset: Int, searchingAtMost limit: Int = .max) -> Int? {
+        let from = Swift.max(0, Swift.min(offset, readableBytes))
+        let end = readerIndex + from + Swift.min(readableBytes - from, Swift.max(0, limit))
+        let start = readerIndex + from
+        let reader = readerIndex
         return storage.withUnsafeBytes { raw -> Int? in
             guard let base = raw.baseAddress, end > start else { return nil }
             guard let found = memchr(base + start, Int32(byte), end - start) else { return nil }
-            return UnsafeRawPointer(found) - (base + start)
+            return UnsafeRawPointer(found) - (base + reader)
         }
     }
 

@@ -46,6 +46,45 @@ public enum Crypto {
         return result == 1 ? output : nil
     }
 
+    /// The Ed25519 public key (32 bytes) of a 32-byte private seed; nil for a seed of another size.
+    public static func ed25519PublicKey(seed: [UInt8]) -> [UInt8]? {
+        guard seed.count == 32, let key = seed.withUnsafeBufferPointer({
+            EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
+        }) else { return nil }
+        defer { EVP_PKEY_free(key) }
+        var publicKey = [UInt8](repeating: 0, count: 32)
+        var length = 32
+        guard EVP_PKEY_get_raw_public_key(key, &publicKey, &length) == 1, length == 32 else { return nil }
+        return publicKey
+    }
+
+    /// The Ed25519 signature (64 bytes) of `message` under a 32-byte private seed (RFC 8032).
+    public static func ed25519Sign(seed: [UInt8], message: [UInt8]) -> [UInt8]? {
+        guard seed.count == 32, let key = seed.withUnsafeBufferPointer({
+            EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
+        }) else { return nil }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1 else { return nil }
+        var signature = [UInt8](repeating: 0, count: 64)
+        var length = 64
+        let result = message.withUnsafeBufferPointer { EVP_DigestSign(context, &signature, &length, $0.baseAddress, $0.count) }
+        return result == 1 && length == 64 ? signature : nil
+    }
+
+    /// Whether `signature` is a valid Ed25519 signature of `message` by `publicKey`.
+    public static func ed25519Verify(publicKey: [UInt8], message: [UInt8], signature: [UInt8]) -> Bool {
+        guard publicKey.count == 32, signature.count == 64, let key = publicKey.withUnsafeBufferPointer({
+            EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
+        }) else { return false }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1 else { return false }
+        return message.withUnsafeBufferPointer { EVP_DigestVerify(context, signature, 64, $0.baseAddress, $0.count) } == 1
+    }
+
     /// `count` bytes from the operating system's cryptographically secure generator.
     public static func randomBytes(count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)

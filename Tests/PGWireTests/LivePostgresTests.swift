@@ -66,14 +66,18 @@ struct LiveConnectTests {
         _ = try await connection.simpleQuery("SELECT 1")
     }
 
-    @Test("md5, cleartext and trust users")
+    @Test("md5, cleartext and trust users, with and without TLS")
     func otherMethods() async throws {
-        for (user, password) in [("MD5_USER", "MD5_PASSWORD"), ("CLEARTEXT_USER", "CLEARTEXT_PASSWORD")] {
-            let config = try LivePostgres.configuration(user: LivePostgres.require(user), password: LivePostgres.require(password))
-            let connection = try await LivePostgres.connect(config)
-            let rows = try await connection.simpleQuery("SELECT current_user")
-            #expect(rows.first?.rows.first.map { try? $0.decode(String.self, column: 0) } == (try LivePostgres.require(user)))
-            connection.close()
+        for (user, password) in [("MD5_USER", "MD5_PASSWORD"), ("CLEARTEXT_USER", "CLEARTEXT_PASSWORD"), ("USER", "PASSWORD")] {
+            for mode in [PostgresConfiguration.SSLMode.disable, .require] {
+                let config = try LivePostgres.configuration(
+                    user: LivePostgres.require(user), password: LivePostgres.require(password), sslMode: mode)
+                let connection = try await LivePostgres.connect(config)
+                #expect(connection.isTLS == (mode == .require))
+                let rows = try await connection.simpleQuery("SELECT current_user")
+                #expect(rows.first?.rows.first.map { try? $0.decode(String.self, column: 0) } == (try LivePostgres.require(user)))
+                connection.close()
+            }
         }
         var trust = try LivePostgres.configuration(user: LivePostgres.require("TRUST_USER"))
         trust.password = nil
@@ -161,6 +165,17 @@ struct LiveConnectTests {
             _ = try await LivePostgres.connect(try LivePostgres.configuration(user: user, password: "passIXwrd"))
         }
         _ = try await admin.simpleQuery("DROP ROLE \(user)")
+    }
+
+    @Test("an unknown protocol option draws NegotiateProtocolVersion, and the session goes on")
+    func negotiation() async throws {
+        var config = try LivePostgres.configuration()
+        config.runtimeParameters = [("_pq_.pgwire_test", "on")]
+        let connection = try await LivePostgres.connect(config)
+        defer { connection.close() }
+        #expect(connection.protocolNegotiation?.unrecognizedOptions == ["_pq_.pgwire_test"])
+        #expect(connection.protocolNegotiation?.newestMinorVersion == 0)
+        _ = try await connection.simpleQuery("SELECT 1")
     }
 
     @Test("an unreachable host is a connection error naming it; several hosts are tried in order")

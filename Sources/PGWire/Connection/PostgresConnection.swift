@@ -90,6 +90,10 @@ public final class PostgresConnection: Sendable {
     /// The session's transaction status after the last completed request.
     public var transactionStatus: TransactionStatus { state.withLock { $0.machine.transactionStatus } }
 
+    /// The server's NegotiateProtocolVersion answer, when it sent one (it speaks an older minor
+    /// version, or ignored some `_pq_.` startup options).
+    public var protocolNegotiation: NegotiateProtocolVersion? { state.withLock { $0.machine.negotiatedProtocol } }
+
     /// The key a CancelRequest quotes.
     public var backendKey: BackendKeyData? { state.withLock { $0.machine.backendKey } }
 

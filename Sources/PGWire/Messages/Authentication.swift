@@ -81,7 +81,8 @@ public struct NegotiateProtocolVersion: Sendable, Equatable {
     public var unrecognizedOptions: [String]
 
     static func decode(_ body: inout ByteBuffer) throws(MalformedMessage) -> NegotiateProtocolVersion {
-        let minor = try body.readBody(Int32.self, "minor version")
+        // The server sends either the minor version or the whole version number (3 << 16 | minor).
+        let minor = try body.readBody(Int32.self, "minor version") & 0xFFFF
         let count = try body.readBody(Int32.self, "option count")
         guard count >= 0, Int(count) <= body.readableBytes else { throw MalformedMessage("option count \(count) does not fit") }
         var options: [String] = []

@@ -1,0 +1,110 @@
+import Transport
+
+/// Message headers in the `NATS/1.0` format (ADR-4): an optional inline status code and
+/// description, then `Key: Value` lines. Keys keep their case; a key may repeat.
+public struct NATSHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
+    /// The inline status (`503` no responders, `404`, `408`, `409`, `100` idle heartbeat or flow
+    /// control …), if any.
+    public var status: Int?
+    /// The status description (`No Responders`, `Idle Heartbeat` …).
+    public var statusDescription: String?
+    /// The fields in order, repeated keys included.
+    public private(set) var fields: [(name: String, value: String)] = []
+
+    /// No headers.
+    public init() {}
+
+    /// Headers from `name: value` pairs.
+    public init(dictionaryLiteral elements: (String, String)...) {
+        for (name, value) in elements { append(name, value) }
+    }
+
+    /// Adds a value (a repeated name adds another line).
+    public mutating func append(_ name: String, _ value: String) {
+        fields.append((name, value))
+    }
+
+    /// Replaces every value of `name` with `value` (nil removes them).
+    public subscript(name: String) -> String? {
+        get { fields.first { $0.name == name }?.value }
+        set {
+            fields.removeAll { $0.name == name }
+            if let newValue { fields.append((name, newValue)) }
+        }
+    }
+
+    /// Every value of `name`, in order.
+    public func values(for name: String) -> [String] { fields.filter { $0.name == name }.map(\.value) }
+
+    /// Whether there is nothing to send (no status, no fields).
+    public var isEmpty: Bool { status == nil && fields.isEmpty }
+
+    /// Iterates the fields.
+    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+
+    public static func == (lhs: NATSHeaders, rhs: NATSHeaders) -> Bool {
+        lhs.status == rhs.status && lhs.statusDescription == rhs.statusDescription
+            && lhs.fields.elementsEqual(rhs.fields, by: { $0.name == $1.name && $0.value == $1.value })
+    }
+
+    /// A header name: printable ASCII without ':' or whitespace.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }
+    }
+
+    /// A header value: no CR or LF.
+    static func isValidValue(_ value: String) -> Bool {
+        !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A })
+    }
+
+    /// Appends the header block (ending with the blank line); returns false, writing nothing, for
+    /// a name or value that cannot be carried.
+    func encode(into buffer: inout ByteBuffer) -> Bool {
+        guard fields.allSatisfy({ Self.isValidName($0.name) && Self.isValidValue($0.value) }),
+            statusDescription.map(Self.isValidValue) ?? true
+        else { return false }
+        _ = buffer.writeString("NATS/1.0")
+        if let status {
+            _ = buffer.writeString(" \(status)")
+            if let statusDescription, !statusDescription.isEmpty { _ = buffer.writeString(" \(statusDescription)") }
+        }
+        buffer.writeInteger(UInt16(0x0D0A))
+        for (name, value) in fields {
+            _ = buffer.writeString(name)
+            buffer.writeInteger(UInt16(0x3A20))  // ": "
+            _ = buffer.writeString(value)
+            buffer.writeInteger(UInt16(0x0D0A))
+        }
+        buffer.writeInteger(UInt16(0x0D0A))
+        return true
+    }
+
+    /// Parses a header block. Lines without a colon are refused; values are trimmed of the
+    /// spaces around them.
+    public init(parsing block: ByteBuffer) throws(NATSProtocolError) {
+        let text = String(decoding: block.readableBytesView, as: UTF8.self)
+        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
+        guard let first = lines.popFirst(), first.hasPrefix("NATS/1.0") else {
+            throw NATSProtocolError(message: "header block does not start with NATS/1.0", offset: 0)
+        }
+        let statusPart = first.dropFirst("NATS/1.0".count).drop(while: { $0 == " " || $0 == "\t" })
+        if !statusPart.isEmpty {
+            let code = statusPart.prefix(while: { $0.isNumber })
+            guard code.count == 3, let value = Int(code) else {
+                throw NATSProtocolError(message: "header status \"\(statusPart.prefix(20))\" is not a 3-digit code", offset: 0)
+            }
+            status = value
+            let description = statusPart.dropFirst(3).drop(while: { $0 == " " || $0 == "\t" })
+            statusDescription = description.isEmpty ? nil : String(description)
+        }
+        for line in lines where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else {
+                throw NATSProtocolError(message: "header line without a colon", offset: 0)
+            }
+            let name = String(line[..<colon])
+            guard Self.isValidName(name) else { throw NATSProtocolError(message: "invalid header name", offset: 0) }
+            let value = line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })
+            fields.append((name, String(value.reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())))
+        }
+    }
+}

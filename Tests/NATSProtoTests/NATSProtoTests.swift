@@ -1,1 +1,0 @@
-// Tests for NATSProto arrive with the module's implementation.
