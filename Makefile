@@ -21,6 +21,7 @@ bench:
 	scripts/bench-transport.sh
 	scripts/bench-settings.sh
 	scripts/bench-redis.sh
+	scripts/bench-postgres.sh
 
 # Coverage-guided fuzzing of the parsers; FUZZ_SECONDS per target (default 120).
 fuzz:

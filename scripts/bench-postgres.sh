@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The PostgreSQL client beside postgres-nio (Swift), asyncpg, psycopg 3 (binary) and pgbench (libpq),
 # on one server started for the run, in interleaved rounds; prints medians and ratios.
-#   scripts/bench-postgres.sh [ROUNDS]
+#   scripts/bench-postgres.sh [ROUNDS] [WORKLOAD...]   (workloads: select1 prepared fetch insert copy connect)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
+shift || true
+workloads=${*:-select1 prepared fetch insert copy connect}
 
 if [[ -z ${INFRA_TEST_POSTGRES_PORT:-} ]]; then
-    exec scripts/test-servers.sh run --no-legacy-nats -- "$0" "$rounds"
+    exec scripts/test-servers.sh run --no-legacy-nats -- "$0" "$rounds" $workloads
 fi
 
 venv=.build/bench-venv
@@ -37,37 +39,49 @@ pgbench_tps() {  # MODE FILE COUNT
 declare -A results
 record() { results[$1]+="$2 "; }
 for round in $(seq "$rounds"); do
-    record "pgbench select1" "$(pgbench_tps simple "$out/select1.sql" 20000)"
-    record "swift select1" "$("$bench" "${args[@]}" select1 20000)"
-    record "nio select1" "$("$nio" "${args[@]}" select1 20000)"
-    record "asyncpg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" select1 20000)"
-    record "psycopg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" select1 20000)"
+    if [[ " $workloads " == *" select1 "* ]]; then
+        record "pgbench select1" "$(pgbench_tps simple "$out/select1.sql" 20000)"
+        record "swift select1" "$("$bench" "${args[@]}" select1 20000)"
+        record "nio select1" "$("$nio" "${args[@]}" select1 20000)"
+        record "asyncpg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" select1 20000)"
+        record "psycopg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" select1 20000)"
+    fi
 
-    record "pgbench prepared" "$(pgbench_tps prepared "$out/prepared.sql" 20000)"
-    record "swift prepared" "$("$bench" "${args[@]}" prepared 20000)"
-    record "nio prepared" "$("$nio" "${args[@]}" prepared 20000)"
-    record "asyncpg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" prepared 20000)"
-    record "psycopg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" prepared 20000)"
+    if [[ " $workloads " == *" prepared "* ]]; then
+        record "pgbench prepared" "$(pgbench_tps prepared "$out/prepared.sql" 20000)"
+        record "swift prepared" "$("$bench" "${args[@]}" prepared 20000)"
+        record "nio prepared" "$("$nio" "${args[@]}" prepared 20000)"
+        record "asyncpg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" prepared 20000)"
+        record "psycopg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" prepared 20000)"
+    fi
 
-    record "swift fetch" "$("$bench" "${args[@]}" fetch 1000000)"
-    record "nio fetch" "$("$nio" "${args[@]}" fetch 1000000)"
-    record "asyncpg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" fetch 1000000)"
-    record "psycopg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" fetch 1000000)"
+    if [[ " $workloads " == *" fetch "* ]]; then
+        record "swift fetch" "$("$bench" "${args[@]}" fetch 1000000)"
+        record "nio fetch" "$("$nio" "${args[@]}" fetch 1000000)"
+        record "asyncpg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" fetch 1000000)"
+        record "psycopg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" fetch 1000000)"
+    fi
 
-    record "swift insert" "$("$bench" "${args[@]}" insert 50000)"
-    record "nio insert" "$("$nio" "${args[@]}" insert 50000)"
-    record "asyncpg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" insert 50000)"
-    record "psycopg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" insert 50000)"
+    if [[ " $workloads " == *" insert "* ]]; then
+        record "swift insert" "$("$bench" "${args[@]}" insert 50000)"
+        record "nio insert" "$("$nio" "${args[@]}" insert 50000)"
+        record "asyncpg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" insert 50000)"
+        record "psycopg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" insert 50000)"
+    fi
 
-    record "swift copy" "$("$bench" "${args[@]}" copy 50000)"
-    record "nio copy" "$("$nio" "${args[@]}" copy 50000)"
-    record "asyncpg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" copy 50000)"
-    record "psycopg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" copy 50000)"
+    if [[ " $workloads " == *" copy "* ]]; then
+        record "swift copy" "$("$bench" "${args[@]}" copy 50000)"
+        record "nio copy" "$("$nio" "${args[@]}" copy 50000)"
+        record "asyncpg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" copy 50000)"
+        record "psycopg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" copy 50000)"
+    fi
 
-    record "swift connect" "$("$bench" "${args[@]}" connect 300)"
-    record "nio connect" "$("$nio" "${args[@]}" connect 300)"
-    record "asyncpg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" connect 300)"
-    record "psycopg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" connect 300)"
+    if [[ " $workloads " == *" connect "* ]]; then
+        record "swift connect" "$("$bench" "${args[@]}" connect 300)"
+        record "nio connect" "$("$nio" "${args[@]}" connect 300)"
+        record "asyncpg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" connect 300)"
+        record "psycopg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" connect 300)"
+    fi
     echo "round $round of $rounds done" >&2
 done
 
@@ -75,7 +89,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 m() { [[ -n ${results[$1]:-} ]] && echo "${results[$1]}" | median || echo 0; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}'; }
 printf '\n%-34s %10s %10s %10s %10s %10s   %s\n' "workload (per second)" "Swift" "pg-nio" "asyncpg" "psycopg" "pgbench" "Swift vs: nio / asyncpg / psycopg / pgbench"
-for w in select1 prepared fetch insert copy connect; do
+for w in $workloads; do
     s=$(m "swift $w") n=$(m "nio $w") a=$(m "asyncpg $w") p=$(m "psycopg $w") b=$(m "pgbench $w")
     printf '%-34s %10.0f %10.0f %10.0f %10.0f %10.0f   %s / %s / %s / %s\n' "$w" "$s" "$n" "$a" "$p" "$b" \
         "$(ratio "$s" "$n")" "$(ratio "$s" "$a")" "$(ratio "$s" "$p")" "$(ratio "$s" "$b")"

@@ -15,6 +15,9 @@ public struct ByteBuffer: Sendable {
     @usableFromInline var storage: [UInt8]
     @usableFromInline var _readerIndex: Int
     @usableFromInline var _writerIndex: Int
+    /// Shared by a buffer and its slices: while a slice lives, this buffer's next write moves only
+    /// its unread bytes to new storage instead of letting the array copy all of its capacity.
+    @usableFromInline var owner: StorageOwner
 
     /// Index of the next byte to read.
     @inlinable public var readerIndex: Int { _readerIndex }
@@ -24,6 +27,7 @@ public struct ByteBuffer: Sendable {
     /// Creates an empty buffer with room for `capacity` bytes.
     public init(capacity: Int = 0) {
         storage = [UInt8](repeating: 0, count: max(0, capacity))
+        owner = StorageOwner()
         _readerIndex = 0
         _writerIndex = 0
     }
@@ -31,6 +35,7 @@ public struct ByteBuffer: Sendable {
     /// Creates a buffer whose readable bytes are `bytes`.
     public init<Bytes: Sequence>(bytes: Bytes) where Bytes.Element == UInt8 {
         storage = Array(bytes)
+        owner = StorageOwner()
         _readerIndex = 0
         _writerIndex = storage.count
     }
@@ -40,8 +45,9 @@ public struct ByteBuffer: Sendable {
         self.init(bytes: Array(string.utf8))
     }
 
-    @usableFromInline init(storage: [UInt8], readerIndex: Int, writerIndex: Int) {
+    @usableFromInline init(storage: [UInt8], owner: StorageOwner, readerIndex: Int, writerIndex: Int) {
         self.storage = storage
+        self.owner = owner
         self._readerIndex = readerIndex
         self._writerIndex = writerIndex
     }
@@ -69,13 +75,23 @@ public struct ByteBuffer: Sendable {
     /// Growth doubles the capacity and carries over only the unread bytes.
     public mutating func reserveWritableBytes(_ count: Int) {
         precondition(count >= 0, "negative reservation")
+        if !isKnownUniquelyReferenced(&owner) {
+            reallocate(capacity: Swift.max(storage.count, readableBytes + count))
+            return
+        }
         if writableBytes >= count { return }
         compact()
         if writableBytes >= count { return }
-        let unread = readableBytes
-        let needed = unread + count
+        let needed = readableBytes + count
         var newCapacity = Swift.max(64, storage.count)
         while newCapacity < needed { newCapacity = newCapacity &* 2 }
+        reallocate(capacity: newCapacity)
+    }
+
+    /// Moves the unread bytes to the front of new storage of `newCapacity` bytes, owned alone.
+    @usableFromInline
+    mutating func reallocate(capacity newCapacity: Int) {
+        let unread = readableBytes
         let start = readerIndex
         let old = storage
         storage = [UInt8](unsafeUninitializedCapacity: newCapacity) { target, initialized in
@@ -88,6 +104,14 @@ public struct ByteBuffer: Sendable {
         }
         _readerIndex = 0
         _writerIndex = unread
+        owner = StorageOwner()
+    }
+
+    /// Makes this buffer the only owner of its storage before a write, moving only the unread
+    /// bytes when a slice still shares it.
+    @inlinable
+    mutating func makeStorageUnique() {
+        if !isKnownUniquelyReferenced(&owner) { reallocate(capacity: storage.count) }
     }
 
     /// Reclaims consumed bytes. Moves the unread bytes to the front only when at least half of
@@ -100,6 +124,10 @@ public struct ByteBuffer: Sendable {
             return
         }
         guard readerIndex >= storage.count / 2 else { return }
+        if !isKnownUniquelyReferenced(&owner) {
+            reallocate(capacity: storage.count)
+            return
+        }
         let count = readableBytes
         let from = readerIndex
         storage.withUnsafeMutableBytes { raw in
@@ -164,6 +192,13 @@ public struct ByteBuffer: Sendable {
         _readerIndex = index
     }
 
+    /// Drops written bytes beyond the first `count` readable ones: the way to roll back a partly
+    /// written message, since writes may move the readable bytes (so absolute indices go stale).
+    public mutating func truncate(toReadableBytes count: Int) {
+        precondition(count >= 0 && count <= readableBytes, "truncation beyond the readable bytes")
+        _writerIndex = readerIndex + count
+    }
+
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
         precondition(index >= readerIndex && index <= storage.count, "writer index outside the buffer")
@@ -177,7 +212,7 @@ public struct ByteBuffer: Sendable {
     public mutating func writeBytes<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let count = bytes.count
         if count == 0 { return }
-        if writableBytes < count { reserveWritableBytes(count) }
+        if writableBytes < count { reserveWritableBytes(count) } else { makeStorageUnique() }
         let start = writerIndex
         let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
             storage.withUnsafeMutableBytes { raw in
@@ -237,7 +272,7 @@ public struct ByteBuffer: Sendable {
     @inlinable
     public mutating func writeInteger<T: FixedWidthInteger>(_ value: T, endianness: Endianness = .big) {
         let size = MemoryLayout<T>.size
-        if writableBytes < size { reserveWritableBytes(size) }
+        if writableBytes < size { reserveWritableBytes(size) } else { makeStorageUnique() }
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
         let start = writerIndex
         storage.withUnsafeMutableBytes { raw in
@@ -251,6 +286,10 @@ public struct ByteBuffer: Sendable {
     @inlinable
     public mutating func setInteger<T: FixedWidthInteger>(_ value: T, at index: Int, endianness: Endianness = .big) {
         let size = MemoryLayout<T>.size
+        // Unsharing moves the unread bytes to the front: keep the index on the same byte.
+        let fromReader = index - readerIndex
+        makeStorageUnique()
+        let index = readerIndex + fromReader
         precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
         storage.withUnsafeMutableBytes { raw in
@@ -326,7 +365,7 @@ public struct ByteBuffer: Sendable {
     public func getSlice(at offset: Int, count: Int) -> ByteBuffer? {
         guard offset >= 0, count >= 0, readableBytes - offset >= count else { return nil }
         let start = readerIndex + offset
-        return ByteBuffer(storage: storage, readerIndex: start, writerIndex: start + count)
+        return ByteBuffer(storage: storage, owner: owner, readerIndex: start, writerIndex: start + count)
     }
 
     /// Reads and consumes `count` bytes decoded as UTF-8 (invalid sequences are repaired), or nil.
@@ -454,4 +493,10 @@ extension ByteBuffer: CustomStringConvertible {
         let suffix = readableBytes > 64 ? " … (\(readableBytes) bytes)" : ""
         return "ByteBuffer[" + shown.joined(separator: " ") + suffix + "]"
     }
+}
+
+/// The token a buffer and its slices share, to tell whether a write would disturb a slice.
+@usableFromInline
+final class StorageOwner: Sendable {
+    @usableFromInline init() {}
 }

@@ -160,11 +160,11 @@ public final class PostgresConnection: Sendable {
             registered = try state.withLock { state throws(PostgresError) -> (UInt64, Bool)? in
                 if let failure = state.failure { throw failure }
                 if state.exclusiveHolder != nil { return nil }
-                let start = state.writes.pending.writerIndex
+                let start = state.writes.pending.readableBytes
                 do throws(PostgresError) {
                     try encode(&state.writes.pending, &state.statements)
                 } catch {
-                    state.writes.pending.moveWriterIndex(to: start)
+                    state.writes.pending.truncate(toReadableBytes: start)
                     throw error
                 }
                 let id = state.nextID

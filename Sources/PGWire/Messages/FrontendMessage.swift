@@ -201,17 +201,17 @@ public enum FrontendMessage {
     private static func framed(
         _ id: ID?, _ buffer: inout ByteBuffer, _ body: (inout ByteBuffer) throws(FrontendEncodingError) -> Void
     ) throws(FrontendEncodingError) {
-        let start = buffer.writerIndex
+        let start = buffer.readableBytes
         if let id { buffer.writeInteger(id.rawValue) }
         let mark = buffer.beginLengthPrefix(Int32.self)
         do {
             try body(&buffer)
             try buffer.finishLengthPrefix(mark, includingPrefix: true)
         } catch let error as FrontendEncodingError {
-            buffer.moveWriterIndex(to: start)
+            buffer.truncate(toReadableBytes: start)
             throw error
         } catch {
-            buffer.moveWriterIndex(to: start)
+            buffer.truncate(toReadableBytes: start)
             throw FrontendEncodingError("message over 2 GiB")
         }
     }
