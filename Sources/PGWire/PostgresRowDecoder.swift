@@ -63,7 +63,7 @@ struct PostgresRowDecoder: Decoder {
                 throw DecodingError.valueNotFound(T.self, .init(codingPath: [key], debugDescription: "column \"\(column.name)\" is NULL"))
             }
             do {
-                return try PostgresJSON<JSONBox<T>>(postgresCell: cell, type: column.dataType, isBinary: column.isBinary).value.value
+                return try decodeJSONCell(cell, type: column.dataType, isBinary: column.isBinary) as T
             } catch {
                 var detailed = error
                 detailed.column = column.name
@@ -101,16 +101,5 @@ struct PostgresRowDecoder: Decoder {
 
         func superDecoder() throws -> any Decoder { PostgresRowDecoder(row: row) }
         func superDecoder(forKey key: Key) throws -> any Decoder { PostgresRowDecoder(row: row) }
-    }
-}
-
-/// Lets any Decodable go through PostgresJSON, whose value must also be Encodable.
-struct JSONBox<Value: Decodable>: Codable, @unchecked Sendable {
-    // @unchecked Sendable: a JSONBox only carries a freshly decoded value from the decoder to
-    // its caller on one task; it is never shared or stored.
-    let value: Value
-    init(from decoder: any Decoder) throws { value = try Value(from: decoder) }
-    func encode(to encoder: any Encoder) throws {
-        throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "decode-only"))
     }
 }

@@ -68,10 +68,16 @@ extension PostgresConnection {
     }
 
     /// Appends CopyData to the queue and writes it, waiting while earlier bytes are still going out.
-    func sendCopyData(_ chunk: ByteBuffer) async throws(PostgresError) {
+    /// The chunk is handed over without a copy when nothing else is queued (the usual case: the
+    /// COPY holds the stream); `chunk` comes back as an empty buffer to fill next.
+    func sendCopyData(_ chunk: inout ByteBuffer) async throws(PostgresError) {
         let mustFlush = try state.withLock { state throws(PostgresError) -> Bool in
             if let failure = state.failure { throw failure }
-            state.writes.pending.writeBuffer(chunk)
+            if state.writes.pending.isEmpty {
+                swap(&state.writes.pending, &chunk)
+            } else {
+                state.writes.pending.writeBuffer(chunk)
+            }
             return state.writes.claimFlush()
         }
         if mustFlush {
@@ -142,7 +148,7 @@ public struct PostgresCopyWriter: ~Copyable {
         let length = chunk.readableBytes - 1
         guard length > 4 else { return }
         chunk.setInteger(Int32(length), at: chunk.readerIndex + 1)
-        try await connection.sendCopyData(chunk)
+        try await connection.sendCopyData(&chunk)
         startChunk()
     }
 

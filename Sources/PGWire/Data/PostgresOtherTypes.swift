@@ -155,20 +155,25 @@ public struct PostgresJSON<Value: Codable & Sendable>: Sendable, PostgresEncodab
     }
 
     public init(postgresCell cell: ByteBuffer, type: PostgresDataType, isBinary: Bool) throws(PostgresDecodingError) {
-        var bytes = cell.readableBytesView[...]
-        switch type {
-        case .jsonb where isBinary:
-            guard bytes.first == 1 else { throw PostgresDecodingError.malformed(type, "unknown jsonb version") }
-            bytes = bytes.dropFirst()
-        case .json, .jsonb, .text, .varchar:
-            break
-        default:
-            throw PostgresDecodingError.mismatch(type, Value.self)
-        }
-        do {
-            value = try JSONDecoder().decode(Value.self, from: Data(bytes))
-        } catch {
-            throw PostgresDecodingError(reason: "JSON does not decode into \(Value.self): \(error)")
-        }
+        value = try decodeJSONCell(cell, type: type, isBinary: isBinary)
+    }
+}
+
+/// Decodes a json or jsonb cell (or a text one holding JSON) into any Decodable type.
+func decodeJSONCell<Value: Decodable>(_ cell: ByteBuffer, type: PostgresDataType, isBinary: Bool) throws(PostgresDecodingError) -> Value {
+    var bytes = cell.readableBytesView[...]
+    switch type {
+    case .jsonb where isBinary:
+        guard bytes.first == 1 else { throw PostgresDecodingError.malformed(type, "unknown jsonb version") }
+        bytes = bytes.dropFirst()
+    case .json, .jsonb, .text, .varchar:
+        break
+    default:
+        throw PostgresDecodingError.mismatch(type, Value.self)
+    }
+    do {
+        return try JSONDecoder().decode(Value.self, from: Data(bytes))
+    } catch {
+        throw PostgresDecodingError(reason: "JSON does not decode into \(Value.self): \(error)")
     }
 }
