@@ -52,12 +52,7 @@ public struct PostgresRow: Sendable {
         do {
             return try T.decode(postgresCell: cell, type: column.dataType, isBinary: column.isBinary)
         } catch {
-            var detailed = error
-            detailed.column = column.name
-            detailed.columnIndex = index
-            detailed.dataType = column.dataType
-            detailed.swiftType = "\(T.self)"
-            throw detailed
+            throw error.located(in: column, at: index, decoding: T.self)
         }
     }
 }

@@ -65,12 +65,7 @@ struct PostgresRowDecoder: Decoder {
             do {
                 return try decodeJSONCell(cell, type: column.dataType, isBinary: column.isBinary) as T
             } catch {
-                var detailed = error
-                detailed.column = column.name
-                detailed.columnIndex = index
-                detailed.dataType = column.dataType
-                detailed.swiftType = "\(T.self)"
-                throw detailed
+                throw error.located(in: column, at: index, decoding: T.self)
             }
         }
 
@@ -80,12 +75,7 @@ struct PostgresRowDecoder: Decoder {
             do {
                 return try D.decode(postgresCell: cell, type: column.dataType, isBinary: column.isBinary)
             } catch {
-                var detailed = error
-                detailed.column = column.name
-                detailed.columnIndex = index
-                detailed.dataType = column.dataType
-                detailed.swiftType = "\(D.self)"
-                throw detailed
+                throw error.located(in: column, at: index, decoding: D.self)
             }
         }
 

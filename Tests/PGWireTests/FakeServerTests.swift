@@ -19,37 +19,33 @@ struct FakeServerTests {
         return (listener, task)
     }
 
-    @Test("bytes after the server's 'S' and before the TLS handshake are refused (CVE-2021-23222)")
-    func injectedBytesAfterSSLAccept() async throws {
-        // 'S' followed by a forged AuthenticationOk, sent in the clear.
-        let (listener, task) = try server(expect: 8, answer: [UInt8(ascii: "S"), UInt8(ascii: "R"), 0, 0, 0, 8, 0, 0, 0, 0])
+    /// Connects to a server that answers the SSLRequest with `answer`; returns the error.
+    func connectError(sslAnswer answer: [UInt8], mode: PostgresConfiguration.SSLMode) async throws -> PostgresError? {
+        let (listener, task) = try server(expect: 8, answer: answer)
         defer {
             listener.close()
             task.cancel()
         }
-        let config = PostgresConfiguration(hosts: [.init("127.0.0.1", port: listener.endpoint.port ?? 0)], user: "u", sslMode: .require)
+        let config = PostgresConfiguration(hosts: [.init("127.0.0.1", port: listener.endpoint.port ?? 0)], user: "u", sslMode: mode)
         do {
             _ = try await PostgresConnection.connect(config)
-            Issue.record("connected")
+            return nil
         } catch {
-            #expect(error.kind == .protocolViolation)
+            return error
         }
     }
 
-    @Test("a server that refuses TLS fails sslmode=require, and is used in the clear with prefer")
+    @Test("bytes after the server's 'S' and before the TLS handshake are refused (CVE-2021-23222)")
+    func injectedBytesAfterSSLAccept() async throws {
+        // 'S' followed by a forged AuthenticationOk, sent in the clear.
+        let error = try await connectError(sslAnswer: [UInt8(ascii: "S"), UInt8(ascii: "R"), 0, 0, 0, 8, 0, 0, 0, 0], mode: .require)
+        #expect(error?.kind == .protocolViolation)
+    }
+
+    @Test("a server that refuses TLS fails sslmode=require")
     func refusedTLS() async throws {
-        let (listener, task) = try server(expect: 8, answer: [UInt8(ascii: "N")])
-        defer {
-            listener.close()
-            task.cancel()
-        }
-        let config = PostgresConfiguration(hosts: [.init("127.0.0.1", port: listener.endpoint.port ?? 0)], user: "u", sslMode: .require)
-        do {
-            _ = try await PostgresConnection.connect(config)
-            Issue.record("connected")
-        } catch {
-            #expect(error.kind == .tls)
-        }
+        let error = try await connectError(sslAnswer: [UInt8(ascii: "N")], mode: .require)
+        #expect(error?.kind == .tls)
     }
 
     @Test("a server that asks for an unsupported method, or accepts without finishing SCRAM, is refused")

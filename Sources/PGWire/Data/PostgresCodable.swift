@@ -49,6 +49,16 @@ public struct PostgresDecodingError: Error, Sendable, Equatable, CustomStringCon
         self.swiftType = swiftType
     }
 
+    /// This error with the column it happened in.
+    func located<T>(in column: RowDescription.Column, at index: Int, decoding type: T.Type) -> PostgresDecodingError {
+        var detailed = self
+        detailed.column = column.name
+        detailed.columnIndex = index
+        detailed.dataType = column.dataType
+        detailed.swiftType = "\(T.self)"
+        return detailed
+    }
+
     @usableFromInline
     static func mismatch<T>(_ type: PostgresDataType, _ swift: T.Type) -> PostgresDecodingError {
         PostgresDecodingError(reason: "a \(type) cell cannot be decoded into \(swift)")
