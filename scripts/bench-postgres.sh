@@ -38,50 +38,24 @@ pgbench_tps() {  # MODE FILE COUNT
 
 declare -A results
 record() { results[$1]+="$2 "; }
+declare -A counts=([select1]=20000 [prepared]=20000 [fetch]=1000000 [insert]=50000 [copy]=50000 [connect]=300)
+rate() {  # CLIENT WORKLOAD COUNT
+    case $1 in
+        swift) "$bench" "${args[@]}" "$2" "$3" ;;
+        nio) "$nio" "${args[@]}" "$2" "$3" ;;
+        *) "$venv/bin/python" Benchmarks/postgres/bench.py "$1" "${args[@]}" "$2" "$3" ;;
+    esac
+}
 for round in $(seq "$rounds"); do
-    if [[ " $workloads " == *" select1 "* ]]; then
-        record "pgbench select1" "$(pgbench_tps simple "$out/select1.sql" 20000)"
-        record "swift select1" "$("$bench" "${args[@]}" select1 20000)"
-        record "nio select1" "$("$nio" "${args[@]}" select1 20000)"
-        record "asyncpg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" select1 20000)"
-        record "psycopg select1" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" select1 20000)"
-    fi
-
-    if [[ " $workloads " == *" prepared "* ]]; then
-        record "pgbench prepared" "$(pgbench_tps prepared "$out/prepared.sql" 20000)"
-        record "swift prepared" "$("$bench" "${args[@]}" prepared 20000)"
-        record "nio prepared" "$("$nio" "${args[@]}" prepared 20000)"
-        record "asyncpg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" prepared 20000)"
-        record "psycopg prepared" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" prepared 20000)"
-    fi
-
-    if [[ " $workloads " == *" fetch "* ]]; then
-        record "swift fetch" "$("$bench" "${args[@]}" fetch 1000000)"
-        record "nio fetch" "$("$nio" "${args[@]}" fetch 1000000)"
-        record "asyncpg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" fetch 1000000)"
-        record "psycopg fetch" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" fetch 1000000)"
-    fi
-
-    if [[ " $workloads " == *" insert "* ]]; then
-        record "swift insert" "$("$bench" "${args[@]}" insert 50000)"
-        record "nio insert" "$("$nio" "${args[@]}" insert 50000)"
-        record "asyncpg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" insert 50000)"
-        record "psycopg insert" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" insert 50000)"
-    fi
-
-    if [[ " $workloads " == *" copy "* ]]; then
-        record "swift copy" "$("$bench" "${args[@]}" copy 50000)"
-        record "nio copy" "$("$nio" "${args[@]}" copy 50000)"
-        record "asyncpg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" copy 50000)"
-        record "psycopg copy" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" copy 50000)"
-    fi
-
-    if [[ " $workloads " == *" connect "* ]]; then
-        record "swift connect" "$("$bench" "${args[@]}" connect 300)"
-        record "nio connect" "$("$nio" "${args[@]}" connect 300)"
-        record "asyncpg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py asyncpg "${args[@]}" connect 300)"
-        record "psycopg connect" "$("$venv/bin/python" Benchmarks/postgres/bench.py psycopg "${args[@]}" connect 300)"
-    fi
+    for w in $workloads; do
+        case $w in
+            select1) record "pgbench $w" "$(pgbench_tps simple "$out/select1.sql" "${counts[$w]}")" ;;
+            prepared) record "pgbench $w" "$(pgbench_tps prepared "$out/prepared.sql" "${counts[$w]}")" ;;
+        esac
+        for client in swift nio asyncpg psycopg; do
+            record "$client $w" "$(rate "$client" "$w" "${counts[$w]}")"
+        done
+    done
     echo "round $round of $rounds done" >&2
 done
 

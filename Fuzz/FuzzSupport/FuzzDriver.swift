@@ -24,3 +24,15 @@ public func runLibFuzzer(
     return 2
 }
 #endif
+
+/// Hands `bytes` to `consume` in pieces of at most `size` bytes (the whole input for `.max`, and
+/// at least one call for an empty input), as reads from a socket would; stops early when
+/// `consume` returns false.
+public func feedInPieces(_ bytes: [UInt8], size: Int, _ consume: (ArraySlice<UInt8>) -> Bool) {
+    var offset = 0
+    repeat {
+        let end = Swift.min(bytes.count, offset + Swift.min(size, Swift.max(1, bytes.count)))
+        guard consume(bytes[offset..<end]) else { return }
+        offset = end
+    } while offset < bytes.count
+}

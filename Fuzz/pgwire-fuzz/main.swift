@@ -11,23 +11,21 @@ import Transport
 @_cdecl("LLVMFuzzerTestOneInput")
 public func pgwireFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    for chunk in [Int.max, 1, 5] {
+    for size in [Int.max, 1, 5] {
         var decoder = BackendMessageDecoder(maximumMessageSize: 1 << 20)
         var buffer = ByteBuffer()
-        var offset = 0
-        repeat {
-            let end = Swift.min(bytes.count, offset + Swift.min(chunk, Swift.max(1, bytes.count)))
-            buffer.writeBytes(bytes[offset..<end])
-            offset = end
+        feedInPieces(bytes, size: size) { piece in
+            buffer.writeBytes(piece)
             do {
                 while let message = try decoder.decode(&buffer) {
-                    if chunk == Int.max, case .dataRow(let row) = message { decodeCells(row) }
+                    if size == Int.max, case .dataRow(let row) = message { decodeCells(row) }
                 }
             } catch {
-                break
+                return false
             }
             buffer.compact()
-        } while offset < bytes.count
+            return true
+        }
     }
     return 0
 }

@@ -10,21 +10,19 @@ import Transport
 public func respFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 1 << 16, maximumDepth: 64, maximumLineLength: 1 << 16)
-    for chunk in [Int.max, 1, 7] {
+    for size in [Int.max, 1, 7] {
         var parser = RESPParser(limits: limits)
         var buffer = ByteBuffer()
-        var offset = 0
-        repeat {
-            let end = Swift.min(bytes.count, offset + Swift.min(chunk, Swift.max(1, bytes.count)))
-            buffer.writeBytes(bytes[offset..<end])
-            offset = end
+        feedInPieces(bytes, size: size) { piece in
+            buffer.writeBytes(piece)
             do {
                 while try parser.next(&buffer) != nil {}
             } catch {
-                break
+                return false
             }
             buffer.compact()
-        } while offset < bytes.count
+            return true
+        }
     }
     return 0
 }

@@ -216,7 +216,8 @@ public struct ByteBuffer: Sendable {
         let start = writerIndex
         let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
             storage.withUnsafeMutableBytes { raw in
-                (raw.baseAddress! + start).copyMemory(from: source.baseAddress!, byteCount: count)  // safe: count > 0 checked and reserved
+                guard let target = raw.baseAddress, let from = source.baseAddress else { return }
+                (target + start).copyMemory(from: from, byteCount: count)
             }
             return true
         }
@@ -256,13 +257,35 @@ public struct ByteBuffer: Sendable {
         writeInteger(UInt8(0))
     }
 
+    /// Appends the decimal digits of `value` (with a leading `-` when negative), as the text
+    /// protocols write lengths and counts; no allocation.
+    public mutating func writeDecimal(_ value: Int64) {
+        if value == 0 {
+            writeInteger(UInt8(ascii: "0"))
+            return
+        }
+        var magnitude = value.magnitude
+        if value < 0 { writeInteger(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt64.max's 20 digits
+        withUnsafeMutableBytes(of: &digits) { raw in
+            var count = 0
+            while magnitude > 0 {
+                raw[23 - count] = UInt8(magnitude % 10) + UInt8(ascii: "0")
+                magnitude /= 10
+                count += 1
+            }
+            writeBytes(UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
+        }
+    }
+
     /// Appends `count` copies of `byte`.
     public mutating func writeRepeating(_ byte: UInt8, count: Int) {
         guard count > 0 else { return }
         reserveWritableBytes(count)
         let start = writerIndex
         storage.withUnsafeMutableBytes { raw in
-            _ = memset(raw.baseAddress! + start, Int32(byte), count)  // safe: count > 0 checked and reserved
+            guard let base = raw.baseAddress else { return }
+            _ = memset(base + start, Int32(byte), count)
         }
         _writerIndex += count
     }

@@ -13,7 +13,10 @@ struct SocketAddress: Sendable, CustomStringConvertible {
 
     func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         storage.withUnsafeBytes { raw in
-            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))  // safe: storage is always a whole sockaddr
+            if let base = raw.baseAddress { return body(base.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count)) }
+            // Never empty in practice; a zero length makes the system call fail with EINVAL.
+            var empty = sockaddr()
+            return withUnsafePointer(to: &empty) { body($0, 0) }
         }
     }
 

@@ -250,7 +250,8 @@ final class TLSSession: @unchecked Sendable {
         try ciphertext.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = BIO_write(readBIO, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))  // safe: offset < raw.count, so non-empty
+                guard let base = raw.baseAddress else { break }
+                let written = BIO_write(readBIO, base + offset, Int32(clamping: raw.count - offset))
                 if written <= 0 {
                     throw TransportError(.tlsFailure, endpoint: endpoint, message: "could not buffer TLS input")
                 }
@@ -265,7 +266,8 @@ final class TLSSession: @unchecked Sendable {
             var offset = 0
             while offset < raw.count {
                 ERR_clear_error()
-                let written = SSL_write(ssl, raw.baseAddress! + offset, Int32(clamping: raw.count - offset))  // safe: offset < raw.count, so non-empty
+                guard let base = raw.baseAddress else { break }
+                let written = SSL_write(ssl, base + offset, Int32(clamping: raw.count - offset))
                 if written <= 0 {
                     throw TransportError(.tlsFailure, endpoint: endpoint, message: "TLS write failed: " + OpenSSLErrors.drain())
                 }

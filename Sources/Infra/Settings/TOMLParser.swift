@@ -1,3 +1,5 @@
+import Transport
+
 /// A TOML 1.0 parser over UTF-8 bytes: a single pass of recursive descent that builds the table
 /// tree while enforcing the rules on defining tables once, dotted keys and arrays of tables.
 public enum TOML {
@@ -586,7 +588,7 @@ private struct TOMLParser {
             let digits = code == UInt8(ascii: "u") ? 4 : 8
             var value: UInt32 = 0
             for _ in 0..<digits {
-                guard let digit = peek.flatMap(hexValue) else { throw error("\\\(Character(UnicodeScalar(code))) needs \(digits) hex digits", at: start) }
+                guard let digit = peek.flatMap(ASCIIHex.value) else { throw error("\\\(Character(UnicodeScalar(code))) needs \(digits) hex digits", at: start) }
                 value = value << 4 | UInt32(digit)
                 position += 1
             }
@@ -596,15 +598,6 @@ private struct TOMLParser {
             output.append(contentsOf: Array(String(Character(scalar)).utf8))
         default:
             throw error("invalid escape sequence \\\(Character(UnicodeScalar(code)))", at: start)
-        }
-    }
-
-    func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 

@@ -17,21 +17,20 @@ public enum NATSClientOperation {
         try NATSSubject.validate(subject, wildcards: false)
         if let replyTo { try NATSSubject.validate(replyTo, wildcards: false) }
         if let headers, !headers.isEmpty {
-            var block = ByteBuffer()
-            guard headers.encode(into: &block) else {
+            guard let headerLength = headers.encodedLength() else {
                 throw NATSUsageError("a header name or value holds characters a header cannot carry")
             }
             _ = buffer.writeString("HPUB ")
             _ = buffer.writeString(subject)
-            if let replyTo { _ = buffer.writeString(" " + replyTo) }
-            writeDecimal(block.readableBytes, &buffer)
-            writeDecimal(block.readableBytes + payload.count, &buffer)
+            if let replyTo { writeField(replyTo, &buffer) }
+            writeDecimal(headerLength, &buffer)
+            writeDecimal(headerLength + payload.count, &buffer)
             buffer.writeInteger(UInt16(0x0D0A))
-            buffer.writeBuffer(block)
+            _ = headers.encode(into: &buffer)
         } else {
             _ = buffer.writeString("PUB ")
             _ = buffer.writeString(subject)
-            if let replyTo { _ = buffer.writeString(" " + replyTo) }
+            if let replyTo { writeField(replyTo, &buffer) }
             writeDecimal(payload.count, &buffer)
             buffer.writeInteger(UInt16(0x0D0A))
         }
@@ -45,7 +44,7 @@ public enum NATSClientOperation {
         if let queue { try NATSSubject.validateQueue(queue) }
         _ = buffer.writeString("SUB ")
         _ = buffer.writeString(subject)
-        if let queue { _ = buffer.writeString(" " + queue) }
+        if let queue { writeField(queue, &buffer) }
         writeDecimal(Int(truncatingIfNeeded: sid), &buffer)
         buffer.writeInteger(UInt16(0x0D0A))
     }
@@ -64,17 +63,16 @@ public enum NATSClientOperation {
     /// `PONG`.
     public static func pong(into buffer: inout ByteBuffer) { _ = buffer.writeString("PONG\r\n") }
 
+    /// A space and `text`.
+    private static func writeField(_ text: String, _ buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: " "))
+        _ = buffer.writeString(text)
+    }
+
     /// A space and the decimal digits of a non-negative `value`.
     private static func writeDecimal(_ value: Int, _ buffer: inout ByteBuffer) {
-        var digits: [UInt8] = [UInt8(ascii: " ")]
-        var remaining = max(0, value)
-        var reversed: [UInt8] = []
-        repeat {
-            reversed.append(UInt8(ascii: "0") + UInt8(remaining % 10))
-            remaining /= 10
-        } while remaining > 0
-        digits += reversed.reversed()
-        buffer.writeBytes(digits)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(Int64(max(0, value)))
     }
 }
 

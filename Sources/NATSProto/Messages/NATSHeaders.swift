@@ -57,16 +57,38 @@ public struct NATSHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A })
     }
 
+    /// The length of the encoded header block, or nil for a name or value that cannot be carried.
+    func encodedLength() -> Int? {
+        guard fields.allSatisfy({ Self.isValidName($0.name) && Self.isValidValue($0.value) }),
+            statusDescription.map(Self.isValidValue) ?? true
+        else { return nil }
+        var length = "NATS/1.0\r\n".utf8.count + 2
+        if let status {
+            length += 1 + String(status).utf8.count
+            if let statusDescription, !statusDescription.isEmpty { length += 1 + statusDescription.utf8.count }
+        }
+        for (name, value) in fields { length += name.utf8.count + 2 + value.utf8.count + 2 }
+        return length
+    }
+
     /// Appends the header block (ending with the blank line); returns false, writing nothing, for
     /// a name or value that cannot be carried.
     func encode(into buffer: inout ByteBuffer) -> Bool {
-        guard fields.allSatisfy({ Self.isValidName($0.name) && Self.isValidValue($0.value) }),
-            statusDescription.map(Self.isValidValue) ?? true
-        else { return false }
+        guard encodedLength() != nil else { return false }
+        write(into: &buffer)
+        return true
+    }
+
+    /// Appends the header block of headers already checked by ``encodedLength()``.
+    private func write(into buffer: inout ByteBuffer) {
         _ = buffer.writeString("NATS/1.0")
         if let status {
-            _ = buffer.writeString(" \(status)")
-            if let statusDescription, !statusDescription.isEmpty { _ = buffer.writeString(" \(statusDescription)") }
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(Int64(status))
+            if let statusDescription, !statusDescription.isEmpty {
+                buffer.writeInteger(UInt8(ascii: " "))
+                _ = buffer.writeString(statusDescription)
+            }
         }
         buffer.writeInteger(UInt16(0x0D0A))
         for (name, value) in fields {
@@ -76,7 +98,6 @@ public struct NATSHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
             buffer.writeInteger(UInt16(0x0D0A))
         }
         buffer.writeInteger(UInt16(0x0D0A))
-        return true
     }
 
     /// Parses a header block. Lines without a colon are refused; values are trimmed of the

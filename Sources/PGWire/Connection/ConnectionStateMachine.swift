@@ -94,15 +94,6 @@ struct ConnectionStateMachine: Sendable {
         self.scramNonce = scramNonce
     }
 
-    /// Whether the session is ready for requests.
-    var isReady: Bool {
-        if case .ready = phase { return true }
-        return false
-    }
-
-    /// Requests written and not yet complete.
-    var pendingCount: Int { requests.count - head }
-
     /// The request the next response belongs to.
     var currentRequest: UInt64? { head < requests.count ? requests[head] : nil }
 
@@ -125,13 +116,11 @@ struct ConnectionStateMachine: Sendable {
         }
     }
 
-    /// The connection failed; every request still pending, in order.
-    mutating func failAll() -> [UInt64] {
+    /// The connection failed: no request will be answered.
+    mutating func failAll() {
         phase = .failed
-        let pending = Array(requests[head...])
         requests.removeAll()
         head = 0
-        return pending
     }
 
     // MARK: - Startup

@@ -210,13 +210,11 @@ extension PostgresConnection {
     }
 
     private func forgetStatement(_ key: StatementCache.Key) {
-        let name = state.withLock { state -> String? in
-            guard let name = state.statements.remove(key) else { return nil }
+        state.withLock { state in
+            guard let name = state.statements.remove(key) else { return }
             // Closed with the next request's messages; its CloseComplete is ignored there.
             do { try FrontendMessage.close(.statement, name: name, into: &state.writes.pending) } catch {}
-            return name
         }
-        _ = name
     }
 
     /// Aborts a COPY FROM STDIN the caller cannot feed, and lets other requests into the stream.

@@ -479,7 +479,7 @@ public final class PostgresConnection: Sendable {
             // Mutated in place through the dictionary's accessor: no copy of the events.
             guard state.requests[id]?.isAbandoned == false else { return }
             state.requests[id]?.events.append(event)
-            if let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
+            if !state.waiters.isEmpty, let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
         case .complete(let id):
             // A request that might have started a COPY held the stream; it is over now.
             if state.exclusiveHolder == id {
@@ -494,7 +494,7 @@ public final class PostgresConnection: Sendable {
             }
             request.isComplete = true
             state.requests[id] = request
-            if let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
+            if !state.waiters.isEmpty, let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
             if let next = state.machine.currentRequest, var waiting = state.requests[next], waiting.isCancelRequested,
                 !waiting.isCancelSent
             {
@@ -527,7 +527,7 @@ public final class PostgresConnection: Sendable {
         wakeups += state.blockedSubmitters + state.drainWaiters
         state.blockedSubmitters = []
         state.drainWaiters = []
-        _ = state.machine.failAll()
+        state.machine.failAll()
         wakeups += state.waiters.values
         state.waiters = [:]
     }

@@ -24,7 +24,6 @@ struct StatementCache: Sendable {
     }
 
     var isEnabled: Bool { capacity > 0 }
-    var count: Int { entries.count }
 
     /// The entry for `key`, marked as just used.
     mutating func lookup(_ key: Key) -> Entry? {

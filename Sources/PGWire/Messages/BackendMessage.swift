@@ -111,12 +111,6 @@ public struct BackendMessageDecoder: Sendable {
         self.maximumMessageSize = maximumMessageSize
     }
 
-    /// Whether the next message in `buffer` is complete; a cheap check for the read loop.
-    public func hasCompleteMessage(_ buffer: ByteBuffer) -> Bool {
-        guard let length = buffer.getInteger(at: 1, as: Int32.self) else { return false }
-        return buffer.readableBytes - 1 >= Int(length)
-    }
-
     /// The next message, or nil when more bytes are needed.
     public mutating func decode(_ buffer: inout ByteBuffer) throws(PostgresProtocolError) -> BackendMessage? {
         guard let type = buffer.getInteger(at: 0, as: UInt8.self), let length = buffer.getInteger(at: 1, as: Int32.self) else {

@@ -23,7 +23,7 @@ extension RedisClient {
         if let count { command += ["COUNT", .integer(Int64(count))] }
         if let block { command += ["BLOCK", .integer(Self.milliseconds(block))] }
         command += ["STREAMS"] + streams.map { .string($0.key) } + streams.map { .string($0.after) }
-        let reply = block != nil ? try await sendBlocking(command, serverTimeout: block!) : try await send(command)
+        let reply = try await sendStreamRead(command, block: block)
         return try Self.decodeStreams(reply, command: "XREAD")
     }
 
@@ -38,8 +38,14 @@ extension RedisClient {
         if let block { command += ["BLOCK", .integer(Self.milliseconds(block))] }
         if noAck { command.append("NOACK") }
         command += ["STREAMS"] + streams.map { .string($0.key) } + streams.map { .string($0.after) }
-        let reply = block != nil ? try await sendBlocking(command, serverTimeout: block!) : try await send(command)
+        let reply = try await sendStreamRead(command, block: block)
         return try Self.decodeStreams(reply, command: "XREADGROUP")
+    }
+
+    /// A blocking read goes to the blocking connection with its own timeout; others are ordinary.
+    private func sendStreamRead(_ command: [RESPArgument], block: Duration?) async throws -> RESPValue {
+        if let block { return try await sendBlocking(command, serverTimeout: block) }
+        return try await send(command)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

@@ -20,7 +20,7 @@ public enum RESPCommandEncoder {
                 buffer.writeBuffer(bytes)
             case .integer(let integer):
                 writeDecimal(decimalLength(integer), into: &buffer)
-                writeDecimalDigits(integer, into: &buffer)
+                buffer.writeDecimal(integer)
             }
             buffer.writeInteger(UInt16(0x0D0A))
         }
@@ -28,7 +28,7 @@ public enum RESPCommandEncoder {
 
     /// Writes a non-negative count followed by CRLF.
     static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        writeDecimalDigits(Int64(value), into: &buffer)
+        buffer.writeDecimal(Int64(value))
         buffer.writeInteger(UInt16(0x0D0A))
     }
 
@@ -41,26 +41,6 @@ public enum RESPCommandEncoder {
             length += 1
         }
         return length
-    }
-
-    static func writeDecimalDigits(_ value: Int64, into buffer: inout ByteBuffer) {
-        if value == 0 {
-            buffer.writeInteger(UInt8(ascii: "0"))
-            return
-        }
-        var magnitude = value.magnitude
-        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { raw in
-            while magnitude > 0 {
-                raw[19 - count] = UInt8(magnitude % 10) + 48
-                magnitude /= 10
-                count += 1
-            }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(20 - count)...]))
-        }
     }
 }
 
