@@ -19,7 +19,7 @@ public final class Reactor: Sendable {
     private let epollDescriptor: Int32
     private let wakeDescriptor: Int32
     private let startupError = Mutex<TransportError?>(nil)
-    private let state = Mutex(ReactorState())
+    fileprivate let state = Mutex(ReactorState())
     private let nextToken = Atomic<UInt64>(1)
     private let waiterCount = Atomic<Int>(0)
 
@@ -95,13 +95,24 @@ public final class Reactor: Sendable {
     // MARK: - Timers
 
     func armTimer(_ deadline: Deadline, registration: IORegistration, token: UInt64, direction: IODirection) {
+        insertTimer(TimerEntry(deadline: deadline.uptimeNanoseconds, token: token, action: .io(registration, direction)))
+    }
+
+    private func insertTimer(_ entry: TimerEntry) {
         let mustWake = state.withLock { state -> Bool in
-            state.timers.insert(
-                TimerEntry(deadline: deadline.uptimeNanoseconds, token: token, registration: registration, direction: direction)
-            )
-            return deadline.uptimeNanoseconds < state.sleepingUntil
+            state.timers.insert(entry)
+            return entry.deadline < state.sleepingUntil
         }
         if mustWake { wake() }
+    }
+
+    /// Runs `action` on the reactor's thread once `deadline` passes, unless the returned timer is
+    /// cancelled first. The action must be short and must not block: resume a continuation, flip
+    /// a flag. One heap insertion, no task and no allocation beyond the closure's context.
+    public func schedule(at deadline: Deadline, _ action: @escaping @Sendable () -> Void) -> ReactorTimer {
+        let token = makeToken()
+        insertTimer(TimerEntry(deadline: deadline.uptimeNanoseconds, token: token, action: .callback(action)))
+        return ReactorTimer(token: token, reactor: self)
     }
 
     func disarmTimer(token: UInt64) {
@@ -141,7 +152,10 @@ public final class Reactor: Sendable {
             }
             if stop { break }
             for entry in expired {
-                entry.registration.deadlinePassed(token: entry.token, direction: entry.direction)
+                switch entry.action {
+                case .io(let registration, let direction): registration.deadlinePassed(token: entry.token, direction: direction)
+                case .callback(let action): action()
+                }
             }
             expired.removeAll(keepingCapacity: true)
 
@@ -193,10 +207,28 @@ struct ReactorState: ~Copyable {
 }
 
 struct TimerEntry {
+    enum Action {
+        /// An I/O wait's deadline.
+        case io(IORegistration, IODirection)
+        /// A scheduled closure.
+        case callback(@Sendable () -> Void)
+    }
+
     var deadline: UInt64
     var token: UInt64
-    var registration: IORegistration
-    var direction: IODirection
+    var action: Action
+}
+
+/// A closure scheduled with ``Reactor/schedule(at:_:)``.
+public struct ReactorTimer: Sendable {
+    let token: UInt64
+    let reactor: Reactor
+
+    /// Removes the timer; true when it had not fired yet (its action will then never run).
+    @discardableResult
+    public func cancel() -> Bool {
+        reactor.state.withLock { $0.timers.remove(token: token) != nil }
+    }
 }
 
 /// A binary min-heap of deadlines that can also remove an entry by its token in O(log n).
