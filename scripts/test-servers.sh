@@ -239,6 +239,65 @@ CONF
     echo "$port"
 }
 
+# start_nats_auth BINARY: a server that asks for credentials: a user with a password and an NKey
+# user (seed generated here), for the authentication tests.
+start_nats_auth() {
+    local binary=$1 dir="$WORK/nats-auth" port password keys
+    mkdir -p "$dir"
+    port=$(free_port)
+    password=$(random_secret)
+    keys=$("$INFRA_TEST_ORACLE_PYTHON" -c 'import os, nkeys
+seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+print(seed.decode(), nkeys.from_seed(seed).public_key.decode())')
+    cat >"$dir/nats.conf" <<CONF
+listen: 127.0.0.1:$port
+server_name: infra-test-nats-auth
+authorization {
+  users = [
+    {user: "infra", password: "$password"}
+    {nkey: "${keys#* }"}
+  ]
+}
+CONF
+    "$binary" -c "$dir/nats.conf" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port "$port" "nats-server (auth)"
+    export INFRA_TEST_NATS_AUTH_URL="nats://127.0.0.1:$port"
+    export INFRA_TEST_NATS_AUTH_USER=infra
+    export INFRA_TEST_NATS_AUTH_PASSWORD=$password
+    export INFRA_TEST_NATS_NKEY_SEED=${keys%% *}
+    log "nats-server (user/password and NKey authentication) on 127.0.0.1:$port"
+}
+
+# start_nats_tls BINARY: TLS required (PostgreSQL's test CA signs the certificate), token
+# authentication, and TLS-first clients accepted beside clients that start TLS after INFO.
+start_nats_tls() {
+    local binary=$1 dir="$WORK/nats-tls" port token tls="$WORK/pg/tls"
+    mkdir -p "$dir"
+    port=$(free_port)
+    token=$(random_secret)
+    cp "$tls/server.pem" "$dir/server.pem"
+    cp "$tls/server.key" "$dir/server.key"
+    chmod 600 "$dir/server.key"
+    cat >"$dir/nats.conf" <<CONF
+listen: 127.0.0.1:$port
+server_name: infra-test-nats-tls
+authorization { token: "$token" }
+tls {
+  cert_file: "$dir/server.pem"
+  key_file: "$dir/server.key"
+  handshake_first: "300ms"
+}
+CONF
+    "$binary" -c "$dir/nats.conf" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port "$port" "nats-server (TLS)"
+    export INFRA_TEST_NATS_TLS_URL="tls://127.0.0.1:$port"
+    export INFRA_TEST_NATS_TLS_TOKEN=$token
+    export INFRA_TEST_NATS_TLS_CA_FILE=$tls/ca.pem
+    log "nats-server (TLS, token authentication) on 127.0.0.1:$port"
+}
+
 stop_all() {
     local status=$?
     set +e
@@ -280,6 +339,10 @@ run_with_servers() {
     local port
     port=$(start_nats nats-current "$(current_nats_server)")
     export INFRA_TEST_NATS_URL="nats://127.0.0.1:$port"
+    export INFRA_TEST_NATS_SERVER_BINARY
+    INFRA_TEST_NATS_SERVER_BINARY="$(current_nats_server)"
+    start_nats_auth "$(current_nats_server)"
+    start_nats_tls "$(current_nats_server)"
     if ((legacy)); then
         port=$(start_nats nats-legacy "$(legacy_nats_server)")
         export INFRA_TEST_NATS_LEGACY_URL="nats://127.0.0.1:$port"

@@ -4,6 +4,7 @@ import Synchronization
 import Glibc
 #endif
 import Testing
+import TestSupport
 import Transport
 @testable import RESP
 
@@ -321,50 +322,23 @@ struct RedisPubSubTests {
     }
 }
 
-/// A redis-server of the test's own, so it can be stopped and started again. Started with
-/// posix_spawn and reaped with waitpid: Foundation's Process.waitUntilExit spins a run loop.
+/// A redis-server of the test's own, so it can be stopped and started again.
 final class PrivateRedisServer: Sendable {
     let port: Int
-    private let pid = Mutex<pid_t>(0)
+    private let process: ChildProcess
 
     init() throws {
         let listener = try Listener.bind()
         guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
         listener.close()
         self.port = port
-        try start()
+        process = try ChildProcess([
+            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+        ])
     }
 
-    func start() throws {
-        let arguments = ["/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        // Worker threads block most signals and a spawned child inherits that mask: clear it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        var child: pid_t = 0
-        let status = posix_spawn(&child, arguments[0], nil, &attributes, &argv, environ)
-        guard status == 0 else { throw TransportError(.system, errno: status, message: "could not start redis-server") }
-        pid.withLock { $0 = child }
-    }
-
-    func stop() {
-        let child = pid.withLock { pid -> pid_t in
-            defer { pid = 0 }
-            return pid
-        }
-        guard child > 0 else { return }
-        kill(child, SIGKILL)  // a crash, as far as the clients can tell
-        var status: Int32 = 0
-        waitpid(child, &status, 0)
-    }
-
-    deinit { stop() }
+    func start() throws { try process.start() }
+    func stop() { process.stop() }
 }
 
 @Suite("Redis server restart", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))

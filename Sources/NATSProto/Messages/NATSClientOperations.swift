@@ -16,32 +16,61 @@ public enum NATSClientOperation {
     ) throws(NATSUsageError) {
         try NATSSubject.validate(subject, wildcards: false)
         if let replyTo { try NATSSubject.validate(replyTo, wildcards: false) }
+        var headerLength = 0
         if let headers, !headers.isEmpty {
-            guard let headerLength = headers.encodedLength() else {
+            guard let length = headers.encodedLength() else {
                 throw NATSUsageError("a header name or value holds characters a header cannot carry")
             }
+            headerLength = length
+        }
+        writePublish(
+            subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil, headerLength: headerLength,
+            payload: payload, into: &buffer)
+    }
+
+    /// PUB or HPUB for subjects already validated and a header block of `headerLength` bytes
+    /// (0: no headers). With `replyToken`, the reply subject is `replyTo` followed by the token's
+    /// digits (a request's inbox), written without building a string.
+    static func writePublish<Payload: Collection<UInt8>>(
+        subject: String, replyTo: String?, replyToken: UInt64?, headers: NATSHeaders?, headerLength: Int, payload: Payload,
+        into buffer: inout ByteBuffer
+    ) {
+        let payloadLength = payload.count
+        if let headers, headerLength > 0 {
             _ = buffer.writeString("HPUB ")
             _ = buffer.writeString(subject)
-            if let replyTo { writeField(replyTo, &buffer) }
+            writeReply(replyTo, replyToken, &buffer)
             writeDecimal(headerLength, &buffer)
-            writeDecimal(headerLength + payload.count, &buffer)
+            writeDecimal(headerLength + payloadLength, &buffer)
             buffer.writeInteger(UInt16(0x0D0A))
             _ = headers.encode(into: &buffer)
         } else {
             _ = buffer.writeString("PUB ")
             _ = buffer.writeString(subject)
-            if let replyTo { writeField(replyTo, &buffer) }
-            writeDecimal(payload.count, &buffer)
+            writeReply(replyTo, replyToken, &buffer)
+            writeDecimal(payloadLength, &buffer)
             buffer.writeInteger(UInt16(0x0D0A))
         }
         buffer.writeBytes(payload)
         buffer.writeInteger(UInt16(0x0D0A))
     }
 
+    static func writeReply(_ replyTo: String?, _ token: UInt64?, _ buffer: inout ByteBuffer) {
+        guard let replyTo else { return }
+        buffer.writeInteger(UInt8(ascii: " "))
+        _ = buffer.writeString(replyTo)
+        if let token { buffer.writeDecimal(Int64(truncatingIfNeeded: token & UInt64(Int64.max))) }
+    }
+
     /// `SUB <subject> [queue group] <sid>`.
     public static func subscribe(subject: String, queue: String? = nil, sid: UInt64, into buffer: inout ByteBuffer) throws(NATSUsageError) {
         try NATSSubject.validate(subject, wildcards: true)
         if let queue { try NATSSubject.validateQueue(queue) }
+        writeSubscribe(subject: subject, queue: queue, sid: sid, into: &buffer)
+    }
+
+    /// SUB for a subject and queue already validated.
+    static func writeSubscribe(subject: String, queue: String?, sid: UInt64, into buffer: inout ByteBuffer) {
         _ = buffer.writeString("SUB ")
         _ = buffer.writeString(subject)
         if let queue { writeField(queue, &buffer) }
@@ -64,13 +93,13 @@ public enum NATSClientOperation {
     public static func pong(into buffer: inout ByteBuffer) { _ = buffer.writeString("PONG\r\n") }
 
     /// A space and `text`.
-    private static func writeField(_ text: String, _ buffer: inout ByteBuffer) {
+    static func writeField(_ text: String, _ buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: " "))
         _ = buffer.writeString(text)
     }
 
     /// A space and the decimal digits of a non-negative `value`.
-    private static func writeDecimal(_ value: Int, _ buffer: inout ByteBuffer) {
+    static func writeDecimal(_ value: Int, _ buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeDecimal(Int64(max(0, value)))
     }
@@ -91,20 +120,36 @@ public struct NATSUsageError: Error, Sendable, Equatable, CustomStringConvertibl
 public enum NATSSubject {
     /// Throws when `subject` cannot be used (for publishing without wildcards, for subscribing with).
     public static func validate(_ subject: String, wildcards: Bool) throws(NATSUsageError) {
-        guard !subject.isEmpty else { throw NATSUsageError("empty subject") }
-        guard subject.utf8.count <= 4096 else { throw NATSUsageError("subject longer than 4096 bytes") }
-        let tokens = subject.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        for (index, token) in tokens.enumerated() {
-            guard !token.isEmpty else { throw NATSUsageError("subject \"\(subject)\" has an empty token") }
-            guard !token.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
-                throw NATSUsageError("subject \"\(subject.prefix(80))\" contains whitespace or a control character")
+        if let problem = problem(subject, wildcards: wildcards) { throw NATSUsageError(problem) }
+    }
+
+    /// The same check, as the client's error; `role` names the string in the message.
+    static func validate(_ subject: String, wildcards: Bool, as role: String) throws(NATSError) {
+        if let problem = problem(subject, wildcards: wildcards) { throw NATSError(.usage, "invalid \(role): \(problem)") }
+    }
+
+    /// What is wrong with `subject`, or nil; one pass over its bytes, no allocation.
+    static func problem(_ subject: String, wildcards: Bool) -> String? {
+        var subject = subject
+        return subject.withUTF8 { bytes -> String? in
+            func shown() -> String { String(decoding: bytes.prefix(80), as: UTF8.self) }
+            if bytes.isEmpty { return "empty subject" }
+            if bytes.count > 4096 { return "subject longer than 4096 bytes" }
+            var tokenStart = 0
+            for index in 0...bytes.count {
+                if index < bytes.count, bytes[index] != UInt8(ascii: ".") {
+                    if bytes[index] <= 0x20 || bytes[index] == 0x7F { return "subject \"\(shown())\" contains whitespace or a control character" }
+                    continue
+                }
+                let length = index - tokenStart
+                if length == 0 { return "subject \"\(shown())\" has an empty token" }
+                if length == 1, bytes[tokenStart] == UInt8(ascii: "*") || bytes[tokenStart] == UInt8(ascii: ">") {
+                    if !wildcards { return "subject \"\(shown())\" has a wildcard; publish needs a literal subject" }
+                    if bytes[tokenStart] == UInt8(ascii: ">"), index != bytes.count { return "\">\" must be the last token of \"\(shown())\"" }
+                }
+                tokenStart = index + 1
             }
-            let isStar = token.count == 1 && token.first == UInt8(ascii: "*")
-            let isTail = token.count == 1 && token.first == UInt8(ascii: ">")
-            if isStar || isTail {
-                guard wildcards else { throw NATSUsageError("subject \"\(subject)\" has a wildcard; publish needs a literal subject") }
-                if isTail && index != tokens.count - 1 { throw NATSUsageError("\">\" must be the last token of \"\(subject)\"") }
-            }
+            return nil
         }
     }
 
