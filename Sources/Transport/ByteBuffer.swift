@@ -73,6 +73,7 @@ public struct ByteBuffer: Sendable {
 
     /// Makes sure at least `count` bytes can be written, compacting before growing.
     /// Growth doubles the capacity and carries over only the unread bytes.
+    @inlinable
     public mutating func reserveWritableBytes(_ count: Int) {
         precondition(count >= 0, "negative reservation")
         if !isKnownUniquelyReferenced(&owner) {
@@ -148,6 +149,7 @@ public struct ByteBuffer: Sendable {
 
     /// Calls `body` with the writable region (at least `minimumCount` bytes); `body` returns how
     /// many bytes it wrote, and the writer index moves by that much.
+    @inlinable
     public mutating func writeWithUnsafeMutableBytes<E: Error>(
         minimumWritableBytes minimumCount: Int,
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> Int
@@ -165,7 +167,7 @@ public struct ByteBuffer: Sendable {
     }
 
     /// Calls `body` with the readable bytes.
-
+    @inlinable
     public func withUnsafeReadableBytes<R, E: Error>(
         _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {

@@ -46,6 +46,10 @@ public final class Connection: Sendable {
     private let inboundCiphertext = Mutex(ByteBuffer())
     private let writeCalls = Atomic<Int>(0)
     private let readCalls = Atomic<Int>(0)
+    /// One more than the read readiness count seen by the last read that came back short (0:
+    /// none). A short read emptied the socket, so the next read waits for a newer edge first
+    /// instead of spending a system call on EAGAIN; reads are one at a time, so relaxed is enough.
+    private let drainedAtEpoch = Atomic<UInt64>(0)
 
     private init(endpoint: Endpoint, registration: IORegistration) {
         self.endpoint = endpoint
@@ -228,19 +232,28 @@ public final class Connection: Sendable {
     private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline) async throws -> Int {
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
+        if drained != 0 {
+            try await registration.wait(for: .read, seenEpoch: drained - 1, deadline: deadline)
+        }
         while true {
             let epoch = try registration.begin(.read)
             var code: Int32 = 0
             var received = 0
+            var requested = 0
             let descriptor = registration.descriptor
             _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
-                received = recv(descriptor, region.baseAddress, Swift.min(region.count, limit), 0)
+                requested = Swift.min(region.count, limit)
+                received = recv(descriptor, region.baseAddress, requested, 0)
                 if received < 0 { code = errno }
                 return Swift.max(received, 0)
             }
             registration.end()
             readCalls.wrappingAdd(1, ordering: .relaxed)
-            if received > 0 { return received }
+            if received > 0 {
+                if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+                return received
+            }
             if received == 0 {
                 throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
             }

@@ -47,6 +47,9 @@ public final class Reactor: Sendable {
         }
     }
 
+    /// The longest sleep of an idle reactor, in nanoseconds.
+    static let idleTick: UInt64 = 1_000_000_000
+
     /// Number of sockets currently registered.
     public var registrationCount: Int { state.withLock { $0.registrations.count } }
     /// Number of suspended reads, writes and connects waiting for readiness.
@@ -143,8 +146,10 @@ public final class Reactor: Sendable {
                     expired.append(state.timers.removeFirst())
                 }
                 guard let first = state.timers.first else {
-                    state.sleepingUntil = .max
-                    return (-1, false)
+                    // Idle, wake once a second anyway: a timer armed meanwhile for a second or
+                    // more ahead (a request's timeout) then needs no wake-up write.
+                    state.sleepingUntil = now + Self.idleTick
+                    return (Int32(Self.idleTick / 1_000_000), false)
                 }
                 state.sleepingUntil = first.deadline
                 let milliseconds = (first.deadline - now + 999_999) / 1_000_000
