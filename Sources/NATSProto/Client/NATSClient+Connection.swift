@@ -264,6 +264,9 @@ extension NATSClient {
                         state.statistics.inBytes &+= bytes
                     }
                 }
+                // Consumers are woken once per read, not once per message.
+                for consumer in reader.consumersToWake { consumer.resume() }
+                reader.consumersToWake.removeAll(keepingCapacity: true)
                 do {
                     _ = try await link.connection.read(into: &buffer, maximumBytes: 64 << 10)
                 } catch {
@@ -275,6 +278,7 @@ extension NATSClient {
                 break
             }
         }
+        for consumer in reader.consumersToWake { consumer.resume() }
         linkFailed(link, failure)
     }
 
@@ -286,6 +290,8 @@ extension NATSClient {
         var inBytes = 0
         /// A `-ERR` the server sent before closing the connection: the reason given for the loss.
         var serverError: NATSError?
+        /// Subscriptions' consumers that got messages during this read.
+        var consumersToWake: [UnsafeContinuation<Void, Never>] = []
     }
 
     private func handle(_ operation: NATSServerOperation, _ link: Link, _ reader: inout ReaderState) throws(NATSError) {
@@ -355,6 +361,7 @@ extension NATSClient {
             subject: inbound.subjectString, replyTo: inbound.replyToString, headers: try headers(of: inbound, link),
             payload: inbound.payload)
         let outcome = subscription.deliver(message)
+        if let consumer = outcome.consumer { reader.consumersToWake.append(consumer) }
         if outcome.becameSlow {
             eventSink.yield(.slowConsumer(subject: subscription.subject, sid: sid, dropped: subscription.droppedCount))
         }
@@ -398,7 +405,9 @@ extension NATSClient {
 
     private func writeLoop(_ link: Link) async {
         var written: ByteBuffer?
-        while let batch = await nextBatch(link, giveBack: written) {
+        // The written buffer is handed back by move: a second reference would make the next
+        // append copy it.
+        while let batch = await nextBatch(link, giveBack: written.take()) {
             do {
                 try await link.connection.write(batch)
             } catch {
@@ -411,34 +420,38 @@ extension NATSClient {
 
     /// The next bytes to write for `link`, parking the writer while there are none; nil once
     /// the link is no longer current.
-    private func nextBatch(_ link: Link, giveBack: ByteBuffer?) async -> ByteBuffer? {
+    private func nextBatch(_ link: Link, giveBack: consuming ByteBuffer?) async -> ByteBuffer? {
         var returned = giveBack
+        // Having written a batch, the writer holds the turn; it gives it up before looking again.
+        var holdsTurn = returned != nil
         while true {
-            let (batch, waiters) = state.withLock { state -> (ByteBuffer?, [UnsafeContinuation<Void, Never>]) in
-                if var spare = returned, spare.capacity <= 1 << 20, state.spare == nil {
+            let (batch, waiters, exit) = state.withLock { state -> (ByteBuffer?, [UnsafeContinuation<Void, Never>], Bool) in
+                if holdsTurn, state.link === link { state.writerBusy = false }
+                holdsTurn = false
+                if var spare = returned.take(), spare.capacity <= 4 * Self.highWaterMark, state.spare == nil {
                     spare.clear()
                     state.spare = spare
                 }
-                returned = nil
-                guard state.phase == .connected, state.link === link, !state.outbound.isEmpty else {
-                    if state.link === link { state.writerBusy = false }
-                    return (nil, [])
-                }
+                guard state.phase == .connected, state.link === link else { return (nil, [], true) }
+                // Nothing to write, or a caller is writing inline (it wakes the writer after).
+                guard !state.outbound.isEmpty, !state.writerBusy else { return (nil, [], false) }
                 let batch = state.outbound
                 state.outbound = state.spare ?? ByteBuffer(capacity: 64 << 10)
                 state.spare = nil
                 state.queuedPings = 0
                 state.writerBusy = true
+                state.statistics.writes &+= 1
                 let waiters = state.capacityWaiters
                 state.capacityWaiters.removeAll()
-                return (batch, waiters)
+                return (batch, waiters, false)
             }
             for waiter in waiters { waiter.resume() }
             if let batch { return batch }
+            if exit { return nil }
             let goOn = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
                 let immediate = state.withLock { state -> Bool? in
                     guard state.phase == .connected, state.link === link else { return false }
-                    if !state.outbound.isEmpty { return true }
+                    if !state.outbound.isEmpty, !state.writerBusy { return true }
                     state.writerParked = continuation
                     return nil
                 }

@@ -61,6 +61,25 @@ public final class NATSClient: Sendable {
         var failedAttempts = 0
     }
 
+    /// A request between its PUB and its result.
+    enum RequestSlot {
+        /// Sent; the caller has not started waiting yet.
+        case pending
+        /// The caller waits.
+        case waiting(UnsafeContinuation<Result<NATSMessage, NATSError>, Never>)
+        /// Finished before the caller started waiting.
+        case done(Result<NATSMessage, NATSError>)
+    }
+
+    /// What a caller does after queueing bytes.
+    enum WriteAction {
+        case none
+        /// Wake the writer task.
+        case wake(UnsafeContinuation<Bool, Never>)
+        /// The writer is idle: write this batch now, from the caller's task.
+        case inline(Link, ByteBuffer)
+    }
+
     enum PongWaiter: Sendable {
         case keepalive
         case flush(UInt64)
@@ -93,7 +112,7 @@ public final class NATSClient: Sendable {
         var subscriptions: [UInt64: NATSSubscription] = [:]
         var nextSID: UInt64 = 1
         var muxSID: UInt64?
-        var requests: [UInt64: UnsafeContinuation<Result<NATSMessage, NATSError>, Never>] = [:]
+        var requests: [UInt64: RequestSlot] = [:]
         var requestTimers: [UInt64: ReactorTimer] = [:]
         var flushTimers: [UInt64: ReactorTimer] = [:]
         var pinger: Task<Void, Never>?
@@ -115,9 +134,26 @@ public final class NATSClient: Sendable {
 
         /// Takes the writer's continuation if it is parked, to resume it after the lock.
         mutating func takeParkedWriter() -> UnsafeContinuation<Bool, Never>? {
-            guard phase == .connected, let writer = writerParked else { return nil }
+            // While a caller writes inline it holds the turn; it wakes the writer when done.
+            guard phase == .connected, !writerBusy, let writer = writerParked else { return nil }
             writerParked = nil
             return writer
+        }
+
+        /// For a lone latency-bound operation: when the writer task is idle, the caller takes the
+        /// outbound bytes and writes them itself, which saves a thread hop; otherwise the writer
+        /// is woken as usual.
+        mutating func claimInlineWrite() -> WriteAction {
+            guard phase == .connected, let link, writerParked != nil, !writerBusy, outbound.readableBytes <= 64 << 10 else {
+                return takeParkedWriter().map { .wake($0) } ?? .none
+            }
+            writerBusy = true
+            let batch = outbound
+            outbound = spare ?? ByteBuffer(capacity: 64 << 10)
+            spare = nil
+            queuedPings = 0
+            statistics.writes &+= 1
+            return .inline(link, batch)
         }
 
         /// Refuses an operation on a closed client.
@@ -235,32 +271,56 @@ public final class NATSClient: Sendable {
     /// (waiting only while that buffer is over 1 MiB); ``flush(timeout:)`` confirms delivery to
     /// the server. Throws before sending anything for an invalid subject, a message over the
     /// server's max_payload, or a full reconnect buffer.
+    @inlinable
     public func publish<Payload: Collection<UInt8>>(
         _ payload: Payload, to subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil
     ) async throws(NATSError) {
-        try NATSSubject.validate(subject, wildcards: false, as: "subject")
-        if let replyTo { try NATSSubject.validate(replyTo, wildcards: false, as: "reply subject") }
-        var headerLength = 0
-        if let headers, !headers.isEmpty {
-            guard let length = headers.encodedLength() else {
-                throw NATSError(.usage, "a header name or value holds characters a header cannot carry")
+        // The generic part stays here, specialised in the caller; the work is not generic.
+        var outcome = payload.withContiguousStorageIfAvailable { bytes in
+            enqueuePublish(UnsafeRawBufferPointer(bytes), subject: subject, replyTo: replyTo, headers: headers)
+        }
+        if outcome == nil {
+            outcome = Array(payload).withUnsafeBytes { bytes in
+                enqueuePublish(bytes, subject: subject, replyTo: replyTo, headers: headers)
             }
-            headerLength = length
         }
-        let payloadLength = payload.count
-        let (writer, mustWait) = try state.withLock { state throws(NATSError) -> (UnsafeContinuation<Bool, Never>?, Bool) in
-            try state.checkOpen()
-            try checkPayload(payloadLength + headerLength, state)
-            try state.checkRoom(for: payloadLength + headerLength + subject.utf8.count + 32, bound: options.reconnectBufferSize)
-            NATSClientOperation.writePublish(
-                subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil,
-                headerLength: headerLength, payload: payload, into: &state.outbound)
-            state.statistics.outMessages &+= 1
-            state.statistics.outBytes &+= payloadLength
-            return (state.takeParkedWriter(), state.phase == .connected && state.outbound.readableBytes >= Self.highWaterMark)
+        switch outcome {
+        case .success(true)?: await waitForRoom()
+        case .failure(let error)?: throw error
+        default: break
         }
-        writer?.resume(returning: true)
-        if mustWait { await waitForRoom() }
+    }
+
+    /// Appends a PUB (or HPUB) to the outbound buffer; `true` when the caller must wait for room.
+    @usableFromInline
+    func enqueuePublish(_ payload: UnsafeRawBufferPointer, subject: String, replyTo: String?, headers: NATSHeaders?) -> Result<Bool, NATSError> {
+        do throws(NATSError) {
+            try NATSSubject.validate(subject, wildcards: false, as: "subject")
+            if let replyTo { try NATSSubject.validate(replyTo, wildcards: false, as: "reply subject") }
+            var headerLength = 0
+            if let headers, !headers.isEmpty {
+                guard let length = headers.encodedLength() else {
+                    throw NATSError(.usage, "a header name or value holds characters a header cannot carry")
+                }
+                headerLength = length
+            }
+            let payloadLength = payload.count
+            let (writer, mustWait) = try state.withLock { state throws(NATSError) -> (UnsafeContinuation<Bool, Never>?, Bool) in
+                try state.checkOpen()
+                try checkPayload(payloadLength + headerLength, state)
+                try state.checkRoom(for: payloadLength + headerLength + subject.utf8.count + 32, bound: options.reconnectBufferSize)
+                NATSClientOperation.writePublish(
+                    subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil,
+                    headerLength: headerLength, payload: payload, into: &state.outbound)
+                state.statistics.outMessages &+= 1
+                state.statistics.outBytes &+= payloadLength
+                return (state.takeParkedWriter(), state.phase == .connected && state.outbound.readableBytes >= Self.highWaterMark)
+            }
+            writer?.resume(returning: true)
+            return .success(mustWait)
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Publishes a buffer's readable bytes.
@@ -282,7 +342,8 @@ public final class NATSClient: Sendable {
         }
     }
 
-    private func waitForRoom() async {
+    @usableFromInline
+    func waitForRoom() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
                 if state.phase != .connected || state.outbound.readableBytes < Self.highWaterMark { return true }
@@ -381,41 +442,58 @@ public final class NATSClient: Sendable {
         let token = requestTokens.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = Deadline.after(timeout)
         let payloadLength = payload.count
+        // Queue the PUB with a slot for the reply; write it (inline when the writer is idle);
+        // then wait, unless the reply or an error already filled the slot.
+        let queued = state.withLock { state -> Result<WriteAction, NATSError> in
+            do throws(NATSError) {
+                try state.checkOpen()
+                if state.isDraining { throw NATSError(.draining, "the client is draining and sends no new requests") }
+                try checkPayload(payloadLength + headerLength, state)
+                try state.checkRoom(for: payloadLength + headerLength + 128, bound: options.reconnectBufferSize)
+            } catch {
+                return .failure(error)
+            }
+            if state.muxSID == nil {
+                let sid = state.nextSID
+                state.nextSID += 1
+                state.muxSID = sid
+                if state.phase == .connected {
+                    NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: sid, into: &state.outbound)
+                }
+            }
+            state.requests[token] = .pending
+            NATSClientOperation.writePublish(
+                subject: subject, replyTo: inboxPrefix, replyToken: token, headers: headerLength > 0 ? headers : nil,
+                headerLength: headerLength, payload: payload, into: &state.outbound)
+            state.statistics.outMessages &+= 1
+            state.statistics.outBytes &+= payloadLength
+            return .success(state.claimInlineWrite())
+        }
+        switch queued {
+        case .failure(let error): throw error
+        case .success(let action): await perform(action)
+        }
+        let timer = Reactor.shared.schedule(at: deadline) { [self] in
+            finishRequest(token, .failure(NATSError(.timeout, "no reply to the request on \"\(subject)\" within \(timeout)")))
+        }
+        state.withLock { state in
+            if state.requests[token] != nil { state.requestTimers[token] = timer } else { timer.cancel() }
+        }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<NATSMessage, NATSError>, Never>) in
-                let outcome = state.withLock { state -> (Result<UnsafeContinuation<Bool, Never>?, NATSError>) in
-                    do throws(NATSError) {
-                        try state.checkOpen()
-                        if state.isDraining { throw NATSError(.draining, "the client is draining and sends no new requests") }
-                        if Task.isCancelled { throw NATSError(.cancelled, "the request to \"\(subject)\" was cancelled") }
-                        try checkPayload(payloadLength + headerLength, state)
-                        try state.checkRoom(for: payloadLength + headerLength + 128, bound: options.reconnectBufferSize)
-                    } catch {
-                        return .failure(error)
+                let ready = state.withLock { state -> Result<NATSMessage, NATSError>? in
+                    switch state.requests[token] {
+                    case .done(let result)?:
+                        state.requests[token] = nil
+                        return result
+                    case .pending?:
+                        state.requests[token] = .waiting(continuation)
+                        return nil
+                    case .waiting?, nil:
+                        return .failure(NATSError(.closed, "the client closed before the reply to \"\(subject)\""))
                     }
-                    if state.muxSID == nil {
-                        let sid = state.nextSID
-                        state.nextSID += 1
-                        state.muxSID = sid
-                        if state.phase == .connected {
-                            NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: sid, into: &state.outbound)
-                        }
-                    }
-                    state.requests[token] = continuation
-                    NATSClientOperation.writePublish(
-                        subject: subject, replyTo: inboxPrefix, replyToken: token, headers: headerLength > 0 ? headers : nil,
-                        headerLength: headerLength, payload: payload, into: &state.outbound)
-                    state.statistics.outMessages &+= 1
-                    state.statistics.outBytes &+= payloadLength
-                    return .success(state.takeParkedWriter())
                 }
-                started(outcome, continuation, deadline: deadline) { [self] in
-                    finishRequest(token, .failure(NATSError(.timeout, "no reply to the request on \"\(subject)\" within \(timeout)")))
-                } keepTimer: { state, timer in
-                    guard state.requests[token] != nil else { return false }
-                    state.requestTimers[token] = timer
-                    return true
-                }
+                if let ready { continuation.resume(returning: ready) }
             }
         } onCancel: {
             finishRequest(token, .failure(NATSError(.cancelled, "the request to \"\(subject)\" was cancelled")))
@@ -432,11 +510,48 @@ public final class NATSClient: Sendable {
 
     /// Completes a request once: with its reply, its timeout, a cancellation or the close.
     func finishRequest(_ token: UInt64, _ result: Result<NATSMessage, NATSError>) {
-        let (waiter, timer) = state.withLock { state in
-            (state.requests.removeValue(forKey: token), state.requestTimers.removeValue(forKey: token))
+        let (waiter, timer) = state.withLock { state -> (UnsafeContinuation<Result<NATSMessage, NATSError>, Never>?, ReactorTimer?) in
+            switch state.requests[token] {
+            case .pending?:
+                state.requests[token] = .done(result)
+            case .waiting(let continuation)?:
+                state.requests[token] = nil
+                return (continuation, state.requestTimers.removeValue(forKey: token))
+            case .done?, nil:
+                return (nil, nil)
+            }
+            return (nil, state.requestTimers.removeValue(forKey: token))
         }
         timer?.cancel()
         waiter?.resume(returning: result)
+    }
+
+    /// Wakes the writer, or writes a batch from the calling task (see ``State/claimInlineWrite()``).
+    func perform(_ action: WriteAction) async {
+        switch action {
+        case .none:
+            return
+        case .wake(let writer):
+            writer.resume(returning: true)
+        case .inline(let link, let batch):
+            var written: ByteBuffer? = batch
+            do {
+                try await link.connection.write(batch)
+            } catch {
+                written = nil
+                linkFailed(link, Self.connectionError(error, link.server, doing: "writing"))
+            }
+            let writer = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
+                guard state.link === link else { return nil }
+                state.writerBusy = false
+                if var spare = written.take(), state.spare == nil, spare.capacity <= 4 * Self.highWaterMark {
+                    spare.clear()
+                    state.spare = spare
+                }
+                return state.outbound.isEmpty ? nil : state.takeParkedWriter()
+            }
+            writer?.resume(returning: true)
+        }
     }
 
     // MARK: - Flush
@@ -596,7 +711,9 @@ public final class NATSClient: Sendable {
             state.capacityWaiters.removeAll()
             work.flushes = Array(state.flushWaiters.values)
             state.flushWaiters.removeAll()
-            work.requests = Array(state.requests.values)
+            for slot in state.requests.values {
+                if case .waiting(let continuation) = slot { work.requests.append(continuation) }
+            }
             state.requests.removeAll()
             work.timers = Array(state.requestTimers.values) + Array(state.flushTimers.values)
             state.requestTimers.removeAll()
@@ -651,6 +768,8 @@ public struct NATSStatistics: Sendable, Equatable {
     public var outBytes = 0
     /// Times the connection was re-established.
     public var reconnects = 0
+    /// Write system calls: fewer than operations sent, as writes are coalesced.
+    public var writes = 0
 }
 
 extension NATSError {

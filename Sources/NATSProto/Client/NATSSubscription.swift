@@ -68,6 +68,8 @@ public final class NATSSubscription: AsyncSequence, Sendable {
     struct Delivery {
         var becameSlow = false
         var reachedMaximum = false
+        /// The waiting consumer, for the reader to wake once it has handed over everything it read.
+        var consumer: UnsafeContinuation<Void, Never>?
     }
 
     init(client: NATSClient, subject: String, queue: String?, sid: UInt64, limits: NATSPendingLimits) {
@@ -111,10 +113,10 @@ public final class NATSSubscription: AsyncSequence, Sendable {
 
     // MARK: - Called by the client
 
-    /// Hands a message over (from the client's reader).
+    /// Hands a message over (from the client's reader); the caller resumes `consumer`.
     func deliver(_ message: NATSMessage) -> Delivery {
         var outcome = Delivery()
-        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+        outcome.consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
             guard state.end == nil else { return nil }
             state.delivered += 1
             let size = message.payload.readableBytes
@@ -136,7 +138,6 @@ public final class NATSSubscription: AsyncSequence, Sendable {
             state.consumer = nil
             return consumer
         }
-        consumer?.resume()
         return outcome
     }
 

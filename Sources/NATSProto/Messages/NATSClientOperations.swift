@@ -44,15 +44,42 @@ public enum NATSClientOperation {
             writeDecimal(headerLength + payloadLength, &buffer)
             buffer.writeInteger(UInt16(0x0D0A))
             _ = headers.encode(into: &buffer)
-        } else {
-            _ = buffer.writeString("PUB ")
-            _ = buffer.writeString(subject)
-            writeReply(replyTo, replyToken, &buffer)
-            writeDecimal(payloadLength, &buffer)
+            buffer.writeBytes(payload)
             buffer.writeInteger(UInt16(0x0D0A))
+            return
         }
-        buffer.writeBytes(payload)
-        buffer.writeInteger(UInt16(0x0D0A))
+        // The hot path: the whole operation in one reservation and one pass of raw copies.
+        var subject = subject
+        var reply = replyTo ?? ""
+        let room = 4 + subject.utf8.count + 1 + reply.utf8.count + 21 + 21 + 2 + payloadLength + 2
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { region -> Int in
+            guard let base = region.baseAddress else { return 0 }
+            var cursor = base
+            cursor.storeBytes(of: UInt32(bigEndian: 0x5055_4220), as: UInt32.self)  // "PUB "
+            cursor += 4
+            RawWriter.copy(&subject, &cursor)
+            if replyTo != nil {
+                RawWriter.byte(UInt8(ascii: " "), &cursor)
+                RawWriter.copy(&reply, &cursor)
+                if let replyToken { RawWriter.decimal(replyToken, &cursor) }
+            }
+            RawWriter.byte(UInt8(ascii: " "), &cursor)
+            RawWriter.decimal(UInt64(payloadLength), &cursor)
+            cursor.storeBytes(of: UInt16(bigEndian: 0x0D0A), as: UInt16.self)
+            cursor += 2
+            let copied: Bool? = payload.withContiguousStorageIfAvailable { bytes in
+                if let from = bytes.baseAddress { cursor.copyMemory(from: from, byteCount: bytes.count) }
+                return true
+            }
+            if copied == nil {
+                for byte in payload { RawWriter.byte(byte, &cursor) }
+            } else {
+                cursor += payloadLength
+            }
+            cursor.storeBytes(of: UInt16(bigEndian: 0x0D0A), as: UInt16.self)
+            cursor += 2
+            return cursor - base
+        }
     }
 
     static func writeReply(_ replyTo: String?, _ token: UInt64?, _ buffer: inout ByteBuffer) {
@@ -105,6 +132,44 @@ public enum NATSClientOperation {
     }
 }
 
+/// Unchecked writes into a region already reserved for them.
+enum RawWriter {
+    @inline(__always)
+    static func byte(_ byte: UInt8, _ cursor: inout UnsafeMutableRawPointer) {
+        cursor.storeBytes(of: byte, as: UInt8.self)
+        cursor += 1
+    }
+
+    @inline(__always)
+    static func copy(_ text: inout String, _ cursor: inout UnsafeMutableRawPointer) {
+        let target = cursor
+        let count = text.withUTF8 { utf8 -> Int in
+            if let from = utf8.baseAddress { target.copyMemory(from: from, byteCount: utf8.count) }
+            return utf8.count
+        }
+        cursor += count
+    }
+
+    /// The decimal digits of `value` (at most 20).
+    @inline(__always)
+    static func decimal(_ value: UInt64, _ cursor: inout UnsafeMutableRawPointer) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        var remaining = value
+        var index = digits - 1
+        while index >= 0 {
+            cursor.storeBytes(of: UInt8(truncatingIfNeeded: remaining % 10) &+ UInt8(ascii: "0"), toByteOffset: index, as: UInt8.self)
+            remaining /= 10
+            index -= 1
+        }
+        cursor += digits
+    }
+}
+
 /// The client was used in a way the protocol cannot carry: an invalid subject or queue name,
 /// a payload over the server's limit, a header that cannot be encoded.
 public struct NATSUsageError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -131,6 +196,22 @@ public enum NATSSubject {
     /// What is wrong with `subject`, or nil; one pass over its bytes, no allocation.
     static func problem(_ subject: String, wildcards: Bool) -> String? {
         var subject = subject
+        // The common case first: no empty token, no wildcard character, no space or control byte.
+        let plain = subject.withUTF8 { bytes -> Bool in
+            guard bytes.count <= 4096 else { return false }
+            var afterDot = true
+            for byte in bytes {
+                if byte == UInt8(ascii: ".") {
+                    if afterDot { return false }
+                    afterDot = true
+                    continue
+                }
+                afterDot = false
+                if byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">") { return false }
+            }
+            return !afterDot
+        }
+        if plain { return nil }
         return subject.withUTF8 { bytes -> String? in
             func shown() -> String { String(decoding: bytes.prefix(80), as: UTF8.self) }
             if bytes.isEmpty { return "empty subject" }

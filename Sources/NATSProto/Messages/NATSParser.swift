@@ -30,9 +30,9 @@ public struct NATSInboundMessage: Sendable, Equatable {
     public var payload: ByteBuffer
 
     /// The subject as a string.
-    public var subjectString: String { String(decoding: subject.readableBytesView, as: UTF8.self) }
+    public var subjectString: String { subject.withUnsafeReadableBytes { String(decoding: $0, as: UTF8.self) } }
     /// The reply subject as a string.
-    public var replyToString: String? { replyTo.map { String(decoding: $0.readableBytesView, as: UTF8.self) } }
+    public var replyToString: String? { replyTo.map { reply in reply.withUnsafeReadableBytes { String(decoding: $0, as: UTF8.self) } } }
 }
 
 /// Bytes from the server that break the protocol. The connection cannot continue after one.
@@ -97,16 +97,25 @@ public struct NATSParser: Sendable {
         scanned = 0
         var lineLength = newline
         if lineLength > 0, buffer.getInteger(at: lineLength - 1, as: UInt8.self) == UInt8(ascii: "\r") { lineLength -= 1 }
-        guard var line = buffer.getSlice(at: 0, count: lineLength) else { return nil }
+        // Fields are located by offset in place: no slice, no array, no reference count until
+        // the subject and reply of a message are cut out.
+        let fields = buffer.withUnsafeReadableBytes { raw in LineFields(scanning: raw, length: lineLength) }
         let lineStart = streamOffset
-        buffer.moveReaderIndex(forwardBy: newline + 1)
-        streamOffset += newline + 1
-        let name = Self.takeField(&line)
-        switch Self.operation(name) {
-        case .msg:
-            return try startMessage(&line, headers: false, at: lineStart, &buffer)
-        case .hmsg:
-            return try startMessage(&line, headers: true, at: lineStart, &buffer)
+        let operation = fields.count > 0 ? buffer.withUnsafeReadableBytes { Self.operation($0, fields.start(0), fields.length(0)) } : nil
+        if operation == .msg || operation == .hmsg {
+            let message = try messageLine(fields, headers: operation == .hmsg, at: lineStart, buffer)
+            buffer.moveReaderIndex(forwardBy: newline + 1)
+            streamOffset += newline + 1
+            pending = message
+            return try payload(of: message, &buffer)
+        }
+        defer {
+            buffer.moveReaderIndex(forwardBy: newline + 1)
+            streamOffset += newline + 1
+        }
+        switch operation {
+        case .msg, .hmsg:
+            return nil
         case .ping:
             return .ping
         case .pong:
@@ -114,14 +123,15 @@ public struct NATSParser: Sendable {
         case .ok:
             return .ok
         case .err:
-            var text = String(decoding: line.readableBytesView, as: UTF8.self).trimmingSpaces
-            if text.hasPrefix("'"), text.hasSuffix("'"), text.count >= 2 { text = String(text.dropFirst().dropLast()) }
-            return .error(text)
+            let text = fields.count > 1 ? buffer.getSlice(at: fields.start(1), count: lineLength - fields.start(1)) : nil
+            var message = text.map { String(decoding: $0.readableBytesView, as: UTF8.self).trimmingSpaces } ?? ""
+            if message.hasPrefix("'"), message.hasSuffix("'"), message.count >= 2 { message = String(message.dropFirst().dropLast()) }
+            return .error(message)
         case .info:
-            Self.skipSeparators(&line)
-            return .info(line)
+            let start = fields.count > 1 ? fields.start(1) : lineLength
+            return .info(buffer.getSlice(at: start, count: lineLength - start) ?? ByteBuffer())
         case nil:
-            let shown = String(decoding: name.readableBytesView.prefix(16), as: UTF8.self)
+            let shown = String(decoding: buffer.readableBytesView.prefix(Swift.min(16, fields.count > 0 ? fields.length(0) : 0)), as: UTF8.self)
             throw NATSProtocolError(message: "unknown operation \"\(shown)\"", offset: lineStart)
         }
     }
@@ -131,10 +141,11 @@ public struct NATSParser: Sendable {
     }
 
     /// Recognises an operation name in any letter case.
-    private static func operation(_ name: ByteBuffer) -> Operation? {
+    private static func operation(_ raw: UnsafeRawBufferPointer, _ start: Int, _ length: Int) -> Operation? {
+        guard length <= 4 else { return nil }
         var word: UInt64 = 0
-        guard name.readableBytes <= 4 else { return nil }
-        for byte in name.readableBytesView {
+        for index in start..<(start + length) {
+            let byte = raw[index]
             // Letters fold to upper case; '+' and '-' are kept.
             let folded = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) ? byte - 32 : byte
             word = word << 8 | UInt64(folded)
@@ -151,52 +162,44 @@ public struct NATSParser: Sendable {
         }
     }
 
-    /// `MSG <subject> <sid> [reply-to] <#bytes>` or `HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>`.
-    private mutating func startMessage(
-        _ line: inout ByteBuffer, headers: Bool, at offset: Int, _ buffer: inout ByteBuffer
-    ) throws(NATSProtocolError) -> NATSServerOperation? {
-        var fields: [ByteBuffer] = []
-        while fields.count < 6 {
-            let field = Self.takeField(&line)
-            if field.readableBytes == 0 { break }
-            fields.append(field)
+    /// `MSG <subject> <sid> [reply-to] <#bytes>` or `HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>`,
+    /// with the fields located in the unread control line at the front of `buffer`.
+    private func messageLine(_ fields: LineFields, headers: Bool, at offset: Int, _ buffer: ByteBuffer) throws(NATSProtocolError) -> Pending {
+        let arguments = fields.count - 1
+        let expected = headers ? 4...5 : 3...4
+        guard expected.contains(arguments) else {
+            throw NATSProtocolError(message: "\(headers ? "HMSG" : "MSG") with \(Swift.max(0, arguments)) arguments", offset: offset)
         }
-        let expected = headers ? [4, 5] : [3, 4]
-        guard expected.contains(fields.count), Self.takeField(&line).readableBytes == 0 else {
-            throw NATSProtocolError(message: "\(headers ? "HMSG" : "MSG") with \(fields.count) arguments", offset: offset)
+        let hasReply = arguments == expected.upperBound
+        let numbers = buffer.withUnsafeReadableBytes { raw in
+            (
+                sid: Self.decimal(raw, fields.start(2), fields.length(2)),
+                total: Self.decimal(raw, fields.start(fields.count - 1), fields.length(fields.count - 1)),
+                header: headers ? Self.decimal(raw, fields.start(fields.count - 2), fields.length(fields.count - 2)) : 0
+            )
         }
-        guard let sid = Self.decimal(fields[1]) else {
-            throw NATSProtocolError(message: "subscription id is not a number", offset: offset)
-        }
-        let hasReply = fields.count == expected[1]
-        guard let total = Self.decimal(fields[fields.count - 1]) else {
-            throw NATSProtocolError(message: "size is not a number", offset: offset)
-        }
-        var headerLength = 0
-        if headers {
-            guard let value = Self.decimal(fields[fields.count - 2]) else {
-                throw NATSProtocolError(message: "header size is not a number", offset: offset)
-            }
-            headerLength = Int(value)
-        }
-        guard total <= UInt64(maximumPayload), UInt64(headerLength) <= total else {
+        guard let sid = numbers.sid else { throw NATSProtocolError(message: "subscription id is not a number", offset: offset) }
+        guard let total = numbers.total else { throw NATSProtocolError(message: "size is not a number", offset: offset) }
+        guard let headerLength = numbers.header else { throw NATSProtocolError(message: "header size is not a number", offset: offset) }
+        guard total <= UInt64(maximumPayload), headerLength <= total else {
             throw NATSProtocolError(
                 message: "message of \(total) bytes (headers \(headerLength)) exceeds the limit of \(maximumPayload)", offset: offset)
         }
-        let message = Pending(
-            subject: fields[0], sid: sid, reply: hasReply ? fields[2] : nil, headerLength: headerLength, totalLength: Int(total))
-        pending = message
-        return try payload(of: message, &buffer)
+        let subject = buffer.getSlice(at: fields.start(1), count: fields.length(1)) ?? ByteBuffer()
+        let reply = hasReply ? buffer.getSlice(at: fields.start(3), count: fields.length(3)) : nil
+        return Pending(subject: subject, sid: sid, reply: reply, headerLength: Int(headerLength), totalLength: Int(total))
     }
 
     /// The message once its payload and the CRLF after it have arrived.
     private mutating func payload(of message: Pending, _ buffer: inout ByteBuffer) throws(NATSProtocolError) -> NATSServerOperation? {
         guard buffer.readableBytes >= message.totalLength + 2 else { return nil }
         guard buffer.getInteger(at: message.totalLength, as: UInt8.self) == UInt8(ascii: "\r"),
-            buffer.getInteger(at: message.totalLength + 1, as: UInt8.self) == UInt8(ascii: "\n"),
-            let headerBlock = buffer.readSlice(count: message.headerLength),
-            let body = buffer.readSlice(count: message.totalLength - message.headerLength)
+            buffer.getInteger(at: message.totalLength + 1, as: UInt8.self) == UInt8(ascii: "\n")
         else {
+            throw NATSProtocolError(message: "payload of \(message.totalLength) bytes is not followed by CRLF", offset: streamOffset)
+        }
+        let headerBlock = message.headerLength > 0 ? buffer.readSlice(count: message.headerLength) : nil
+        guard let body = buffer.readSlice(count: message.totalLength - message.headerLength) else {
             throw NATSProtocolError(message: "payload of \(message.totalLength) bytes is not followed by CRLF", offset: streamOffset)
         }
         buffer.moveReaderIndex(forwardBy: 2)
@@ -205,33 +208,55 @@ public struct NATSParser: Sendable {
         return .message(
             NATSInboundMessage(
                 subject: message.subject, subscriptionID: message.sid, replyTo: message.reply,
-                headerBlock: message.headerLength > 0 ? headerBlock : nil, payload: body))
+                headerBlock: headerBlock, payload: body))
     }
 
-    private static func isSeparator(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-
-    private static func skipSeparators(_ line: inout ByteBuffer) {
-        while let byte = line.getInteger(as: UInt8.self), isSeparator(byte) { line.moveReaderIndex(forwardBy: 1) }
-    }
-
-    /// The next space- or tab-separated field (empty at the end of the line).
-    private static func takeField(_ line: inout ByteBuffer) -> ByteBuffer {
-        skipSeparators(&line)
-        var length = 0
-        while let byte = line.getInteger(at: length, as: UInt8.self), !isSeparator(byte) { length += 1 }
-        return line.readSlice(count: length) ?? ByteBuffer()
-    }
-
-    /// A non-negative decimal of at most 18 digits.
-    private static func decimal(_ field: ByteBuffer) -> UInt64? {
-        guard field.readableBytes > 0, field.readableBytes <= 18 else { return nil }
+    /// A non-negative decimal of 1 to 18 digits at `start..<start+length` of `raw`.
+    private static func decimal(_ raw: UnsafeRawBufferPointer, _ start: Int, _ length: Int) -> UInt64? {
+        guard length > 0, length <= 18 else { return nil }
         var value: UInt64 = 0
-        for byte in field.readableBytesView {
+        for index in start..<(start + length) {
+            let byte = raw[index]
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
             value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
         }
         return value
     }
+}
+
+/// Where the space- or tab-separated fields of a control line are (at most 7; more makes the
+/// count 8, which no operation accepts).
+struct LineFields {
+    private var starts = SIMD8<Int32>()
+    private var lengths = SIMD8<Int32>()
+    private(set) var count = 0
+
+    init(scanning raw: UnsafeRawBufferPointer, length: Int) {
+        guard let base = raw.baseAddress, length <= raw.count else { return }
+        func isSeparator(_ index: Int) -> Bool {
+            let byte = base.load(fromByteOffset: index, as: UInt8.self)
+            return byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+        }
+        var index = 0
+        while index < length {
+            if isSeparator(index) {
+                index += 1
+                continue
+            }
+            let start = index
+            while index < length, !isSeparator(index) { index += 1 }
+            if count == 7 {
+                count = 8
+                return
+            }
+            starts[count] = Int32(start)
+            lengths[count] = Int32(index - start)
+            count += 1
+        }
+    }
+
+    func start(_ index: Int) -> Int { Int(starts[index]) }
+    func length(_ index: Int) -> Int { Int(lengths[index]) }
 }
 
 extension String {
