@@ -22,6 +22,7 @@ bench:
 	scripts/bench-settings.sh
 	scripts/bench-redis.sh
 	scripts/bench-postgres.sh
+	scripts/bench-nats.sh
 
 # Coverage-guided fuzzing of the parsers; FUZZ_SECONDS per target (default 120).
 fuzz:

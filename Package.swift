@@ -38,6 +38,11 @@ let package = Package(
             path: "Benchmarks/redis-bench"
         ),
         .executableTarget(
+            name: "nats-bench",
+            dependencies: ["NATSProto"],
+            path: "Benchmarks/nats-bench"
+        ),
+        .executableTarget(
             name: "settings-bench",
             dependencies: ["Infra"],
             path: "Benchmarks/settings-bench"
@@ -52,6 +57,10 @@ let package = Package(
         .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
         .executableTarget(
             name: "resp-fuzz", dependencies: ["RESP", "FuzzSupport"], path: "Fuzz/resp-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
+            name: "nats-fuzz", dependencies: ["NATSProto", "FuzzSupport"], path: "Fuzz/nats-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(

@@ -1,0 +1,102 @@
+// The NATS client benchmark, beside the Go reference client and nats-py on the same server.
+//   nats-bench URL publish COUNT SIZE   COUNT publishes of SIZE bytes, then a flush
+//   nats-bench URL pubsub COUNT SIZE    one client publishes, another (subscribed) receives all
+//   nats-bench URL request COUNT SIZE   sequential requests to a responder on its own connection
+// Prints messages (or requests) per second.
+
+import NATSProto
+import Transport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchError: Error { let message: String }
+
+/// NATS_BENCH_VERBOSE=1 prints the write count (coalescing) to standard error.
+let verbose = getenv("NATS_BENCH_VERBOSE") != nil
+
+enum FileHandleStderr {
+    static func print(_ text: String) { _ = (text + "\n").withCString { write(2, $0, strlen($0)) } }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+func connect(_ url: String) async throws -> NATSClient {
+    var options = NATSOptions(url: url)
+    options.pendingLimits = NATSPendingLimits(messages: -1, bytes: -1)
+    return try await NATSClient.connect(options)
+}
+
+func run(_ arguments: [String]) async throws -> Double {
+    guard arguments.count >= 5, let count = Int(arguments[3]), let size = Int(arguments[4]) else {
+        throw BenchError(message: "usage: see the header of main.swift")
+    }
+    let url = arguments[1]
+    let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+    switch arguments[2] {
+    case "publish":
+        let client = try await connect(url)
+        let start = ContinuousClock.now
+        for _ in 0..<count { try await client.publish(payload, to: "bench.publish") }
+        try await client.flush(timeout: .seconds(120))
+        let rate = Double(count) / seconds(since: start)
+        if verbose { FileHandleStderr.print("writes: \(client.statistics.writes)") }
+        await client.close()
+        return rate
+    case "pubsub":
+        let subscriber = try await connect(url)
+        let publisher = try await connect(url)
+        let subscription = try await subscriber.subscribe(to: "bench.pubsub")
+        try await subscriber.flush()
+        let start = ContinuousClock.now
+        let consumer = Task {
+            var received = 0
+            for try await _ in subscription {
+                received += 1
+                if received == count { break }
+            }
+            return received
+        }
+        for _ in 0..<count { try await publisher.publish(payload, to: "bench.pubsub") }
+        try await publisher.flush(timeout: .seconds(120))
+        let received = try await consumer.value
+        let rate = Double(received) / seconds(since: start)
+        guard received == count else { throw BenchError(message: "received \(received) of \(count)") }
+        await publisher.close()
+        await subscriber.close()
+        return rate
+    case "request":
+        let responder = try await connect(url)
+        let requester = try await connect(url)
+        let service = try await responder.subscribe(to: "bench.request")
+        let serving = Task {
+            for try await request in service {
+                if let replyTo = request.replyTo { try await responder.publish(request.payload, to: replyTo) }
+            }
+        }
+        try await responder.flush()
+        _ = try await requester.request(payload, subject: "bench.request")
+        let start = ContinuousClock.now
+        for _ in 0..<count { _ = try await requester.request(payload, subject: "bench.request") }
+        let rate = Double(count) / seconds(since: start)
+        serving.cancel()
+        await requester.close()
+        await responder.close()
+        return rate
+    default:
+        throw BenchError(message: "unknown workload \(arguments[2])")
+    }
+}
+
+let task = Task.detached { try await run(CommandLine.arguments) }
+do {
+    let rate = try await task.value
+    print(Int(rate.rounded()))
+} catch {
+    print("nats-bench: \(error)")
+    exit(1)
+}

@@ -1,0 +1,108 @@
+// The Go reference client (nats.go) on the same workloads as nats-bench:
+//   nats-go-bench URL publish|pubsub|request COUNT SIZE
+// Prints messages (or requests) per second.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func fail(err error) {
+	fmt.Println("nats-go-bench:", err)
+	os.Exit(1)
+}
+
+func connect(url string) *nats.Conn {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		fail(err)
+	}
+	return nc
+}
+
+func main() {
+	if len(os.Args) < 5 {
+		fail(fmt.Errorf("usage: nats-go-bench URL publish|pubsub|request COUNT SIZE"))
+	}
+	url, mode := os.Args[1], os.Args[2]
+	count, _ := strconv.Atoi(os.Args[3])
+	size, _ := strconv.Atoi(os.Args[4])
+	payload := bytes.Repeat([]byte("x"), size)
+	var rate float64
+	switch mode {
+	case "publish":
+		nc := connect(url)
+		start := time.Now()
+		for i := 0; i < count; i++ {
+			if err := nc.Publish("bench.publish", payload); err != nil {
+				fail(err)
+			}
+		}
+		if err := nc.FlushTimeout(120 * time.Second); err != nil {
+			fail(err)
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		nc.Close()
+	case "pubsub":
+		sub := connect(url)
+		pub := connect(url)
+		done := make(chan struct{})
+		received := 0
+		s, err := sub.Subscribe("bench.pubsub", func(*nats.Msg) {
+			received++
+			if received == count {
+				close(done)
+			}
+		})
+		if err != nil {
+			fail(err)
+		}
+		s.SetPendingLimits(-1, -1)
+		sub.Flush()
+		start := time.Now()
+		for i := 0; i < count; i++ {
+			if err := pub.Publish("bench.pubsub", payload); err != nil {
+				fail(err)
+			}
+		}
+		if err := pub.FlushTimeout(120 * time.Second); err != nil {
+			fail(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(120 * time.Second):
+			fail(fmt.Errorf("received %d of %d", received, count))
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		pub.Close()
+		sub.Close()
+	case "request":
+		responder := connect(url)
+		requester := connect(url)
+		if _, err := responder.Subscribe("bench.request", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+			fail(err)
+		}
+		responder.Flush()
+		if _, err := requester.Request("bench.request", payload, 5*time.Second); err != nil {
+			fail(err)
+		}
+		start := time.Now()
+		for i := 0; i < count; i++ {
+			if _, err := requester.Request("bench.request", payload, 5*time.Second); err != nil {
+				fail(err)
+			}
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		requester.Close()
+		responder.Close()
+	default:
+		fail(fmt.Errorf("unknown workload %s", mode))
+	}
+	fmt.Println(int(rate + 0.5))
+}

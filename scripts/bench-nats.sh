@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The NATS client beside the Go reference client (nats.go, Debian's package, built here in GOPATH
+# mode) and nats-py, on one nats-server of its own, in interleaved rounds; prints medians and ratios.
+#   scripts/bench-nats.sh [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+out=.bench/nats
+mkdir -p "$out"
+scripts/test-servers.sh install >/dev/null
+
+# The Go peer: golang-go and golang-github-nats-io-go-nats-dev install nats.go and its
+# dependencies under /usr/share/gocode, which GOPATH mode builds against offline.
+if ! command -v go >/dev/null || [[ ! -d /usr/share/gocode/src/github.com/nats-io/nats.go ]]; then
+    [[ $(id -u) -eq 0 ]] || { echo "bench-nats: install golang-go golang-github-nats-io-go-nats-dev" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-github-nats-io-go-nats-dev >/dev/null
+fi
+(cd Benchmarks/nats && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../$out/gocache" go build -o "../../$out/nats-go-bench" bench.go)
+go_version=$(dpkg-query -W -f '${Version}' golang-github-nats-io-go-nats-dev 2>/dev/null || echo "?")
+
+venv=.build/bench-venv
+if ! "$venv/bin/python" -c 'import nats' 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "nats-py==2.16.0"
+fi
+swift build -c release --product nats-bench >/dev/null
+bench=$(swift build -c release --show-bin-path)/nats-bench
+
+server=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$server" -a 127.0.0.1 -p "$port" >"$out/server.log" 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null' EXIT
+until python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; do sleep 0.1; done
+url="nats://127.0.0.1:$port"
+
+declare -A results
+record() { results[$1]+="$2 "; }
+for round in $(seq "$rounds"); do
+    for workload in publish pubsub request; do
+        case $workload in
+            request) count=20000 py_count=5000 ;;
+            *) count=1000000 py_count=200000 ;;
+        esac
+        record "Swift $workload" "$("$bench" "$url" "$workload" "$count" 16)"
+        record "Go $workload" "$("$out/nats-go-bench" "$url" "$workload" "$count" 16)"
+        record "Py $workload" "$("$venv/bin/python" Benchmarks/nats/bench.py "$url" "$workload" "$py_count" 16)"
+    done
+    echo "round $round of $rounds done" >&2
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+m() { echo "${results[$1]}" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+printf '\nnats-server %s; nats.go %s; nats-py 2.16.0; 16-byte payloads; medians of %s rounds\n' \
+    "$("$server" --version | awk '{print $2}')" "$go_version" "$rounds"
+printf '%-38s %12s %12s %12s %9s %9s\n' "workload (messages/s)" "Swift" "Go" "nats-py" "vs Go" "vs py"
+row() {
+    printf '%-38s %12.0f %12.0f %12.0f %8sx %8sx\n' "$1" "$(m "Swift $2")" "$(m "Go $2")" "$(m "Py $2")" \
+        "$(ratio "$(m "Swift $2")" "$(m "Go $2")")" "$(ratio "$(m "Swift $2")" "$(m "Py $2")")"
+}
+row "publish 1M, then flush" publish
+row "pub -> sub through the server (1M)" pubsub
+row "sequential request/reply" request
+for key in "${!results[@]}"; do echo "  $key: ${results[$key]}"; done | sort
