@@ -298,6 +298,25 @@ CONF
     log "nats-server (TLS, token authentication) on 127.0.0.1:$port"
 }
 
+# start_nats_jwt BINARY: decentralised authentication: an operator, an account and a user made by
+# scripts/make-nats-jwt.py with fresh NKeys; the user's .creds file is for the tests.
+start_nats_jwt() {
+    local binary=$1 dir="$WORK/nats-jwt" port
+    mkdir -p "$dir"
+    port=$(free_port)
+    {
+        echo "listen: 127.0.0.1:$port"
+        echo "server_name: infra-test-nats-jwt"
+        "$INFRA_TEST_ORACLE_PYTHON" "$(dirname "$0")/make-nats-jwt.py" "$dir"
+    } >"$dir/nats.conf"
+    "$binary" -c "$dir/nats.conf" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port "$port" "nats-server (JWT)"
+    export INFRA_TEST_NATS_JWT_URL="nats://127.0.0.1:$port"
+    export INFRA_TEST_NATS_CREDS_FILE=$dir/user.creds
+    log "nats-server (operator, account and user JWTs) on 127.0.0.1:$port"
+}
+
 stop_all() {
     local status=$?
     set +e
@@ -343,6 +362,7 @@ run_with_servers() {
     INFRA_TEST_NATS_SERVER_BINARY="$(current_nats_server)"
     start_nats_auth "$(current_nats_server)"
     start_nats_tls "$(current_nats_server)"
+    start_nats_jwt "$(current_nats_server)"
     if ((legacy)); then
         port=$(start_nats nats-legacy "$(legacy_nats_server)")
         export INFRA_TEST_NATS_LEGACY_URL="nats://127.0.0.1:$port"

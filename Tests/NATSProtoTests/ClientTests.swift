@@ -422,6 +422,30 @@ struct NATSAuthenticationTests {
         #expect(stranger?.kind == .authorization)
     }
 
+    @Test func credentialsFileSignsWithTheUserJWT() async throws {
+        var options = NATSOptions(url: try LiveNATS.require("INFRA_TEST_NATS_JWT_URL"))
+        let credentials = try LiveNATS.require("INFRA_TEST_NATS_CREDS_FILE")
+        options.credentialsFile = credentials
+        let client = try await NATSClient.connect(options)
+        let subject = LiveNATS.subject("jwt")
+        let subscription = try await client.subscribe(to: subject)
+        try await client.flush()
+        try await client.publish("decentralised", to: subject)
+        #expect(try await subscription.collect(1).first?.text == "decentralised")
+        await client.close()
+
+        // The same JWT with another user's seed: the nonce signature does not match it.
+        let text = try String(contentsOfFile: credentials, encoding: .utf8)
+        let seed = try #require(text.split(separator: "\n").first { $0.hasPrefix("SU") })
+        let forged = FileManager.default.temporaryDirectory.appendingPathComponent("forged-\(UUID().uuidString).creds")
+        try text.replacingOccurrences(of: String(seed), with: try NKeyPair.generate(.user).encodedSeed)
+            .write(to: forged, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: forged) }
+        options.credentialsFile = forged.path
+        let error = await #expect(throws: NATSError.self) { try await NATSClient.connect(options) }
+        #expect(error?.kind == .authorization)
+    }
+
     func tlsOptions() throws -> NATSOptions {
         var options = NATSOptions(url: try LiveNATS.require("INFRA_TEST_NATS_TLS_URL"))
         options.token = try LiveNATS.require("INFRA_TEST_NATS_TLS_TOKEN")
