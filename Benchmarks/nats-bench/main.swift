@@ -75,7 +75,7 @@ func run(_ arguments: [String]) async throws -> Double {
         let service = try await responder.subscribe(to: "bench.request")
         let serving = Task {
             for try await request in service {
-                if let replyTo = request.replyTo { try await responder.publish(request.payload, to: replyTo) }
+                try await responder.respond(to: request, with: request.payload)
             }
         }
         try await responder.flush()

@@ -184,8 +184,7 @@ struct NATSClientTests {
         let service = try await client.subscribe(to: subject)
         let responder = Task {
             for try await request in service {
-                guard let replyTo = request.replyTo else { continue }
-                try await client.publish(request.text.uppercased(), to: replyTo)
+                try await client.respond(to: request, with: request.text.uppercased())
             }
         }
         try await client.flush()
@@ -311,6 +310,28 @@ struct NATSClientTests {
         var count = 0
         for try await _ in subscription { count += 1 }
         #expect(count == 0)
+        await client.close()
+    }
+
+    @Test func cancellingTheConsumerUnsubscribes() async throws {
+        let client = try await LiveNATS.client()
+        let subject = LiveNATS.subject("cancelled")
+        let subscription = try await client.subscribe(to: subject)
+        try await client.flush()
+        let consumer = Task { () -> Int in
+            var count = 0
+            for try await _ in subscription { count += 1 }
+            return count
+        }
+        try await client.publish("one", to: subject)
+        try await client.flush()
+        try await Task.sleep(for: .milliseconds(50))
+        consumer.cancel()
+        #expect(try await consumer.value == 1)
+        #expect(client.state.withLock { $0.subscriptions.isEmpty }, "the subscription is gone")
+        try await client.publish("two", to: subject)
+        try await client.flush()
+        #expect(subscription.deliveredCount == 1, "the server no longer sends to it")
         await client.close()
     }
 

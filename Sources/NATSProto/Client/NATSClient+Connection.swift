@@ -174,10 +174,7 @@ extension NATSClient {
                 replay.writeBuffer(state.outbound)
                 state.outbound = replay
             }
-            if let index = state.pool.firstIndex(where: { $0.server.sameEndpoint(server) }) {
-                state.pool[index].failedAttempts = 0
-                state.pool[index].lastAttempt = .now
-            }
+            state.pool.connected(server, at: Deadline.now.uptimeNanoseconds)
             return (link, addDiscovered(info, from: server, &state))
         }
         if !discovered.isEmpty { eventSink.yield(.serversDiscovered(discovered)) }
@@ -188,20 +185,8 @@ extension NATSClient {
     /// Adds the servers of INFO `connect_urls` that the pool lacks; returns them.
     private func addDiscovered(_ info: NATSServerInfo, from server: NATSServerAddress, _ state: inout State) -> [String] {
         guard options.useDiscoveredServers else { return [] }
-        var added: [PoolEntry] = []
-        for text in info.connectURLs {
-            guard var candidate = NATSServerAddress(discovered: text, tlsRequired: server.tlsRequired) else { continue }
-            guard !state.pool.contains(where: { $0.server.sameEndpoint(candidate) }),
-                !added.contains(where: { $0.server.sameEndpoint(candidate) })
-            else { continue }
-            candidate.user = server.user
-            candidate.password = server.password
-            candidate.token = server.token
-            added.append(PoolEntry(server: candidate))
-        }
-        if options.randomizeServers { added.shuffle() }
-        state.pool.append(contentsOf: added)
-        return added.map(\.server.redacted)
+        var generator = SystemRandomNumberGenerator()
+        return state.pool.add(advertised: info.connectURLs, from: server, shuffle: options.randomizeServers, using: &generator)
     }
 
     // MARK: - Errors
@@ -484,10 +469,7 @@ extension NATSClient {
             state.writerBusy = false
             work.capacityWaiters = state.capacityWaiters
             state.capacityWaiters.removeAll()
-            if let index = state.pool.firstIndex(where: { $0.server.sameEndpoint(link.server) }) {
-                let entry = state.pool.remove(at: index)
-                state.pool.append(entry)
-            }
+            state.pool.lost(link.server)
             return work
         }
         guard let work else { return }
@@ -518,31 +500,37 @@ extension NATSClient {
     private func reconnect(after cause: NATSError) async {
         var lastError = cause
         while true {
-            let choice = state.withLock { state -> (NATSServerAddress, Deadline?)?? in
-                guard state.phase == .reconnecting else { return .some(nil) }
-                guard !state.pool.isEmpty else { return nil }
-                let entry = state.pool.removeFirst()
-                state.pool.append(entry)
-                return (entry.server, entry.lastAttempt)
+            let now = Deadline.now.uptimeNanoseconds
+            enum Choice {
+                case stop
+                case poolEmpty
+                case attempt(NATSServerAddress, notBefore: UInt64)
             }
-            guard let choice else {
+            let choice = state.withLock { state -> Choice in
+                guard state.phase == .reconnecting else { return .stop }
+                let next = state.pool.next(now: now, wait: UInt64(max(0, Self.nanoseconds(options.reconnectWait)))) { server in
+                    let jitter = Self.nanoseconds(server.tlsRequired || options.requireTLS ? options.reconnectJitterTLS : options.reconnectJitter)
+                    return jitter > 0 ? UInt64.random(in: 0...UInt64(jitter)) : 0
+                }
+                guard let next else { return .poolEmpty }
+                return .attempt(next.server, notBefore: next.notBefore)
+            }
+            let server: NATSServerAddress
+            let notBefore: UInt64
+            switch choice {
+            case .stop:
+                return
+            case .poolEmpty:
                 shutDown(reason: NATSError(.connection, "every server failed to reconnect; last: \(lastError.message)", server: lastError.server))
                 return
+            case .attempt(let chosen, let earliest):
+                server = chosen
+                notBefore = earliest
             }
-            guard let (server, lastAttempt) = choice else { return }
-            if let lastAttempt {
-                let jitter = server.tlsRequired || options.requireTLS ? options.reconnectJitterTLS : options.reconnectJitter
-                let jitterNanoseconds = Self.nanoseconds(jitter)
-                let wait = lastAttempt.advanced(by: options.reconnectWait)
-                    .advanced(by: .nanoseconds(jitterNanoseconds > 0 ? Int64.random(in: 0...jitterNanoseconds) : 0))
-                let now = Deadline.now
-                if wait > now {
-                    try? await Task.sleep(for: .nanoseconds(Int64(clamping: wait.uptimeNanoseconds - now.uptimeNanoseconds)))
-                }
-            }
+            if notBefore > now { try? await Task.sleep(for: .nanoseconds(Int64(clamping: notBefore - now))) }
             let stillReconnecting = state.withLock { state -> Bool in
                 guard state.phase == .reconnecting else { return false }
-                if let index = state.pool.firstIndex(where: { $0.server == server }) { state.pool[index].lastAttempt = .now }
+                state.pool.attempted(server, at: Deadline.now.uptimeNanoseconds)
                 return true
             }
             guard stillReconnecting else { return }
@@ -552,12 +540,7 @@ extension NATSClient {
                 return
             } catch {
                 lastError = error
-                state.withLock { state in
-                    guard let index = state.pool.firstIndex(where: { $0.server == server }) else { return }
-                    state.pool[index].failedAttempts += 1
-                    let limit = options.maximumReconnectAttempts
-                    if limit >= 0, state.pool[index].failedAttempts > limit { state.pool.remove(at: index) }
-                }
+                _ = state.withLock { $0.pool.failed(server) }
             }
         }
     }

@@ -43,6 +43,7 @@ public final class NATSClient: Sendable {
     }
 
     /// One TCP (or TLS) connection to a server; the client has at most one at a time.
+    @usableFromInline
     final class Link: Sendable {
         let connection: Connection
         let generation: UInt64
@@ -53,12 +54,6 @@ public final class NATSClient: Sendable {
             self.generation = generation
             self.server = server
         }
-    }
-
-    struct PoolEntry: Sendable {
-        var server: NATSServerAddress
-        var lastAttempt: Deadline?
-        var failedAttempts = 0
     }
 
     /// A request between its PUB and its result.
@@ -72,7 +67,8 @@ public final class NATSClient: Sendable {
     }
 
     /// What a caller does after queueing bytes.
-    enum WriteAction {
+    @usableFromInline
+    enum WriteAction: Sendable {
         case none
         /// Wake the writer task.
         case wake(UnsafeContinuation<Bool, Never>)
@@ -91,8 +87,12 @@ public final class NATSClient: Sendable {
         var closeReason: NATSError?
         var link: Link?
         var generation: UInt64 = 0
-        var info: NATSServerInfo?
-        var pool: [PoolEntry] = []
+        var info: NATSServerInfo? {
+            didSet { maximumPayload = info?.maximumPayload ?? 1 << 20 }
+        }
+        /// INFO's max_payload, kept apart: publishes read it without copying the whole INFO.
+        var maximumPayload = 1 << 20
+        var pool = NATSServerPool([], maximumAttempts: 0)
 
         var outbound = ByteBuffer(capacity: 64 << 10)
         var spare: ByteBuffer?
@@ -156,16 +156,29 @@ public final class NATSClient: Sendable {
             return .inline(link, batch)
         }
 
+        // The checks below are `mutating` though they change nothing: a non-mutating method on
+        // this noncopyable state, reached through the lock, is handed a bitwise copy of all of it
+        // (some 500 bytes per call on the publish path); a mutating one gets its address.
+
         /// Refuses an operation on a closed client.
-        func checkOpen() throws(NATSError) {
+        mutating func checkOpen() throws(NATSError) {
             if phase == .closed {
                 throw closeReason.map { NATSError(.closed, "the client is closed: \($0.message)", server: $0.server) }
                     ?? NATSError(.closed, "the client is closed")
             }
         }
 
+        /// Refuses a message larger than the server's max_payload.
+        mutating func checkPayload(_ size: Int) throws(NATSError) {
+            if size > maximumPayload {
+                throw NATSError(
+                    .maximumPayloadExceeded, "a message of \(size) bytes exceeds the server's max_payload of \(maximumPayload) bytes",
+                    server: link?.server.redacted)
+            }
+        }
+
         /// Refuses bytes the outbound buffer cannot take now.
-        func checkRoom(for size: Int, bound: Int) throws(NATSError) {
+        mutating func checkRoom(for size: Int, bound: Int) throws(NATSError) {
             if phase != .connected, outbound.readableBytes + size > bound {
                 throw NATSError(
                     .reconnectBufferExceeded,
@@ -189,7 +202,7 @@ public final class NATSClient: Sendable {
         inboxPrefix = options.inboxPrefix + "." + nuid.next() + "."
         (events, eventSink) = AsyncStream.makeStream(of: NATSEvent.self, bufferingPolicy: .bufferingNewest(1024))
         var state = State()
-        state.pool = pool.map { PoolEntry(server: $0) }
+        state.pool = NATSServerPool(pool, maximumAttempts: options.maximumReconnectAttempts)
         self.state = Mutex(state)
     }
 
@@ -229,11 +242,7 @@ public final class NATSClient: Sendable {
                 return client
             } catch {
                 lastError = error
-                client.state.withLock { state in
-                    if let index = state.pool.firstIndex(where: { $0.server == server }) {
-                        state.pool[index].lastAttempt = .now
-                    }
-                }
+                client.state.withLock { $0.pool.attempted(server, at: Deadline.now.uptimeNanoseconds) }
             }
         }
         client.state.withLock { $0.phase = .closed }
@@ -257,11 +266,11 @@ public final class NATSClient: Sendable {
     /// The server connected to, as `nats://host:port` (no credentials).
     public var connectedServer: String? { state.withLock { $0.phase == .connected ? $0.link?.server.redacted : nil } }
     /// The servers in the pool, configured and discovered, as `nats://host:port`.
-    public var knownServers: [String] { state.withLock { $0.pool.map(\.server.redacted) } }
+    public var knownServers: [String] { state.withLock { $0.pool.servers.map(\.redacted) } }
     /// Messages and bytes in and out, and reconnects.
     public var statistics: NATSStatistics { state.withLock { $0.statistics } }
     /// The largest payload (with headers) the server accepts.
-    public var maximumPayload: Int { state.withLock { $0.info?.maximumPayload ?? 1 << 20 } }
+    public var maximumPayload: Int { state.withLock { $0.maximumPayload } }
     /// Bytes waiting in the outbound buffer (buffered while reconnecting, or not yet written).
     public var bufferedBytes: Int { state.withLock { $0.outbound.readableBytes } }
 
@@ -275,25 +284,64 @@ public final class NATSClient: Sendable {
     public func publish<Payload: Collection<UInt8>>(
         _ payload: Payload, to subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil
     ) async throws(NATSError) {
-        // The generic part stays here, specialised in the caller; the work is not generic.
-        var outcome = payload.withContiguousStorageIfAvailable { bytes in
-            enqueuePublish(UnsafeRawBufferPointer(bytes), subject: subject, replyTo: replyTo, headers: headers)
-        }
-        if outcome == nil {
-            outcome = Array(payload).withUnsafeBytes { bytes in
-                enqueuePublish(bytes, subject: subject, replyTo: replyTo, headers: headers)
-            }
-        }
-        switch outcome {
-        case .success(true)?: await waitForRoom()
-        case .failure(let error)?: throw error
-        default: break
-        }
+        try await send(payload, to: subject, replyTo: replyTo, headers: headers, promptly: false)
     }
 
-    /// Appends a PUB (or HPUB) to the outbound buffer; `true` when the caller must wait for room.
+    /// Answers a request: publishes `payload` to the message's reply subject. A reply is written
+    /// at once from the calling task when the writer is idle (latency before batching).
+    @inlinable
+    public func respond<Payload: Collection<UInt8>>(to request: NATSMessage, with payload: Payload, headers: NATSHeaders? = nil)
+        async throws(NATSError)
+    {
+        guard let replyTo = request.replyTo else {
+            throw NATSError(.usage, "the message on \"\(request.subject)\" has no reply subject to respond to")
+        }
+        try await send(payload, to: replyTo, replyTo: nil, headers: headers, promptly: true)
+    }
+
+    /// Answers a request with a buffer's readable bytes.
+    public func respond(to request: NATSMessage, with payload: ByteBuffer, headers: NATSHeaders? = nil) async throws(NATSError) {
+        try await respond(to: request, with: payload.readableBytesView, headers: headers)
+    }
+
+    /// Answers a request with a string's UTF-8 bytes.
+    public func respond(to request: NATSMessage, with text: String, headers: NATSHeaders? = nil) async throws(NATSError) {
+        try await respond(to: request, with: text.utf8, headers: headers)
+    }
+
+    @inlinable
+    func send<Payload: Collection<UInt8>>(
+        _ payload: Payload, to subject: String, replyTo: String?, headers: NATSHeaders?, promptly: Bool
+    ) async throws(NATSError) {
+        // The generic part stays here, specialised in the caller; the work is not generic.
+        var failure: NATSError?
+        var queued = payload.withContiguousStorageIfAvailable { bytes in
+            enqueuePublish(UnsafeRawBufferPointer(bytes), subject: subject, replyTo: replyTo, headers: headers, promptly: promptly, failure: &failure)
+        }
+        if queued == nil, failure == nil {
+            queued = Array(payload).withUnsafeBytes { bytes in
+                enqueuePublish(bytes, subject: subject, replyTo: replyTo, headers: headers, promptly: promptly, failure: &failure)
+            }
+        }
+        if let failure { throw failure }
+        if let queued = queued ?? nil { await complete(queued) }
+    }
+
+    /// What a publish left to do once its bytes were queued.
     @usableFromInline
-    func enqueuePublish(_ payload: UnsafeRawBufferPointer, subject: String, replyTo: String?, headers: NATSHeaders?) -> Result<Bool, NATSError> {
+    struct Queued: Sendable {
+        let action: WriteAction
+        let mustWait: Bool
+    }
+
+    /// Appends a PUB (or HPUB) to the outbound buffer; what is left to do, if anything. A
+    /// refusal is stored in `failure` (a closure of `withContiguousStorageIfAvailable` cannot
+    /// throw a typed error).
+    @usableFromInline
+    func enqueuePublish(
+        _ payload: UnsafeRawBufferPointer, subject: String, replyTo: String?, headers: NATSHeaders?, promptly: Bool,
+        failure: inout NATSError?
+    ) -> Queued? {
         do throws(NATSError) {
             try NATSSubject.validate(subject, wildcards: false, as: "subject")
             if let replyTo { try NATSSubject.validate(replyTo, wildcards: false, as: "reply subject") }
@@ -305,22 +353,31 @@ public final class NATSClient: Sendable {
                 headerLength = length
             }
             let payloadLength = payload.count
-            let (writer, mustWait) = try state.withLock { state throws(NATSError) -> (UnsafeContinuation<Bool, Never>?, Bool) in
-                try state.checkOpen()
-                try checkPayload(payloadLength + headerLength, state)
-                try state.checkRoom(for: payloadLength + headerLength + subject.utf8.count + 32, bound: options.reconnectBufferSize)
-                NATSClientOperation.writePublish(
-                    subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil,
-                    headerLength: headerLength, payload: payload, into: &state.outbound)
-                state.statistics.outMessages &+= 1
-                state.statistics.outBytes &+= payloadLength
-                return (state.takeParkedWriter(), state.phase == .connected && state.outbound.readableBytes >= Self.highWaterMark)
-            }
-            writer?.resume(returning: true)
-            return .success(mustWait)
+            return try state.withLock { state throws(NATSError) -> Queued? in
+                    try state.checkOpen()
+                    try state.checkPayload(payloadLength + headerLength)
+                    try state.checkRoom(for: payloadLength + headerLength + subject.utf8.count + 32, bound: options.reconnectBufferSize)
+                    NATSClientOperation.writePublish(
+                        subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil,
+                        headerLength: headerLength, payload: payload, into: &state.outbound)
+                    state.statistics.outMessages &+= 1
+                    state.statistics.outBytes &+= payloadLength
+                    let mustWait = state.phase == .connected && state.outbound.readableBytes >= Self.highWaterMark
+                    if promptly { return Queued(action: state.claimInlineWrite(), mustWait: mustWait) }
+                    if let writer = state.takeParkedWriter() { return Queued(action: .wake(writer), mustWait: mustWait) }
+                    return mustWait ? Queued(action: .none, mustWait: true) : nil
+                }
         } catch {
-            return .failure(error)
+            failure = error
+            return nil
         }
+    }
+
+    /// Wakes the writer or writes inline, then waits for room if the outbound buffer is full.
+    @usableFromInline
+    func complete(_ queued: Queued) async {
+        await perform(queued.action)
+        if queued.mustWait { await waitForRoom() }
     }
 
     /// Publishes a buffer's readable bytes.
@@ -333,16 +390,6 @@ public final class NATSClient: Sendable {
         try await publish(text.utf8, to: subject, replyTo: replyTo, headers: headers)
     }
 
-    private func checkPayload(_ size: Int, _ state: borrowing State) throws(NATSError) {
-        let limit = state.info?.maximumPayload ?? 1 << 20
-        if size > limit {
-            throw NATSError(
-                .maximumPayloadExceeded, "a message of \(size) bytes exceeds the server's max_payload of \(limit) bytes",
-                server: state.link?.server.redacted)
-        }
-    }
-
-    @usableFromInline
     func waitForRoom() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
@@ -448,7 +495,7 @@ public final class NATSClient: Sendable {
             do throws(NATSError) {
                 try state.checkOpen()
                 if state.isDraining { throw NATSError(.draining, "the client is draining and sends no new requests") }
-                try checkPayload(payloadLength + headerLength, state)
+                try state.checkPayload(payloadLength + headerLength)
                 try state.checkRoom(for: payloadLength + headerLength + 128, bound: options.reconnectBufferSize)
             } catch {
                 return .failure(error)

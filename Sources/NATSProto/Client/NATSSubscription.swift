@@ -33,7 +33,8 @@ public struct NATSMessage: Sendable, Equatable {
 /// as a ``NATSEvent/slowConsumer(subject:sid:dropped:)`` event, never silently. One task iterates
 /// a subscription at a time. The sequence ends after ``unsubscribe()``, after ``drain()`` once
 /// the messages in flight were consumed, after the auto-unsubscribe count was reached, and when
-/// the client closes (throwing if it closed because of an error).
+/// the client closes (throwing if it closed because of an error). Cancelling the task that waits
+/// for the next message unsubscribes too: the server stops sending.
 public final class NATSSubscription: AsyncSequence, Sendable {
     public typealias Element = NATSMessage
 
@@ -173,6 +174,12 @@ public final class NATSSubscription: AsyncSequence, Sendable {
         consumer?.resume()
     }
 
+    /// Ends the subscription because the iterating task was cancelled.
+    func endByCancellation() {
+        client.removeSubscription(self, sendUnsubscribe: true)
+        finish(.finished, discarding: true)
+    }
+
     /// Whether the sequence has ended and every message was taken.
     var isConsumed: Bool { state.withLock { $0.end != nil && $0.messages.isEmpty } }
 
@@ -251,7 +258,11 @@ public final class NATSSubscription: AsyncSequence, Sendable {
                 case .end(nil):
                     return nil
                 case .wait:
-                    if Task.isCancelled { return nil }
+                    if Task.isCancelled {
+                        // The consumer is gone: the server stops sending (UNSUB).
+                        subscription.endByCancellation()
+                        return nil
+                    }
                     try await subscription.park()
                 }
             }
