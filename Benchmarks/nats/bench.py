@@ -6,6 +6,7 @@ import sys
 import time
 
 import nats
+import nats.errors
 
 
 async def main(url, mode, count, size):
@@ -49,7 +50,12 @@ async def main(url, mode, count, size):
 
         await responder.subscribe("bench.request", cb=respond)
         await responder.flush()
-        await requester.request("bench.request", payload, timeout=5)
+        for _ in range(50):  # the responder's interest may take a moment to reach the requester's route
+            try:
+                await requester.request("bench.request", payload, timeout=5)
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.02)
         start = time.perf_counter()
         for _ in range(count):
             await requester.request("bench.request", payload, timeout=5)
