@@ -216,34 +216,34 @@ public struct RESPParser: Sendable {
     }
 
     /// Adds a finished value to the aggregate being built; returns it when it is a whole reply.
-    private mutating func complete(_ finished: RESPValue) throws(RESPProtocolError) -> RESPValue? {
+    /// The open aggregate is extended in place and values are moved, not copied: each copy of a
+    /// value holding slices costs reference counting.
+    private mutating func complete(_ finished: consuming RESPValue) throws(RESPProtocolError) -> RESPValue? {
         var value = finished
         while true {
-            guard var top = stack.popLast() else {
+            let last = stack.count - 1
+            guard last >= 0 else {
                 if let attributes = topLevelAttributes {
                     topLevelAttributes = nil
                     value = .attributed(value, attributes: attributes)
                 }
                 return value
             }
-            if let attributes = top.pendingAttributes {
-                top.pendingAttributes = nil
+            if let attributes = stack[last].pendingAttributes {
+                stack[last].pendingAttributes = nil
                 value = .attributed(value, attributes: attributes)
             }
-            top.elements.append(value)
-            if let remaining = top.remaining {
-                top.remaining = remaining - 1
-                if remaining - 1 > 0 {
-                    stack.append(top)
-                    return nil
-                }
+            stack[last].elements.append(consume value)
+            if let remaining = stack[last].remaining {
+                stack[last].remaining = remaining - 1
+                if remaining - 1 > 0 { return nil }
             } else {
-                guard top.elements.count <= limits.maximumAggregateCount else {
+                guard stack[last].elements.count <= limits.maximumAggregateCount else {
                     throw error(.limitExceeded, "streamed aggregate longer than \(limits.maximumAggregateCount)")
                 }
-                stack.append(top)
                 return nil
             }
+            let top = stack.removeLast()
             if top.kind == .attribute {
                 try attach(attributes: Self.pairs(top.elements))
                 return nil
@@ -265,7 +265,7 @@ public struct RESPParser: Sendable {
         stride(from: 0, to: elements.count - 1, by: 2).map { RESPPair(key: elements[$0], value: elements[$0 + 1]) }
     }
 
-    private static func build(_ frame: Frame) -> RESPValue {
+    private static func build(_ frame: consuming Frame) -> RESPValue {
         switch frame.kind {
         case .array: .array(frame.elements)
         case .set: .set(frame.elements)
