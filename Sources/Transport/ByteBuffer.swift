@@ -7,47 +7,43 @@ import Darwin
 /// A growable byte buffer with separate reader and writer indices.
 ///
 /// Bytes are appended at `writerIndex` and consumed from `readerIndex`. Slices share the storage
-/// until one side is mutated (copy on write), so framing code can hand out payloads without copying.
-/// Consumed bytes are reclaimed by ``compact()``, which moves the unread tail only when at least
-/// half of the storage has been consumed; every byte is therefore moved an amortized constant
-/// number of times, however the reads and writes interleave.
+/// (one reference each) until one side is written to (copy on write, moving only the unread
+/// bytes), so framing code can hand out payloads without copying. Consumed bytes are reclaimed by
+/// ``compact()``, which moves the unread tail only when at least half of the storage has been
+/// consumed; every byte is therefore moved an amortized constant number of times, however the
+/// reads and writes interleave.
 public struct ByteBuffer: Sendable {
-    @usableFromInline var storage: [UInt8]
+    @usableFromInline var storage: ByteStorage
     @usableFromInline var _readerIndex: Int
     @usableFromInline var _writerIndex: Int
-    /// Shared by a buffer and its slices: while a slice lives, this buffer's next write moves only
-    /// its unread bytes to new storage instead of letting the array copy all of its capacity.
-    @usableFromInline var owner: StorageOwner
 
     /// Index of the next byte to read.
     @inlinable public var readerIndex: Int { _readerIndex }
     /// Index where the next written byte goes.
     @inlinable public var writerIndex: Int { _writerIndex }
 
-    /// Creates an empty buffer with room for `capacity` bytes.
+    /// Creates an empty buffer with room for `capacity` bytes (none allocated for 0).
     public init(capacity: Int = 0) {
-        storage = [UInt8](repeating: 0, count: max(0, capacity))
-        owner = StorageOwner()
+        storage = capacity > 0 ? ByteStorage(capacity: capacity) : ByteStorage.empty
         _readerIndex = 0
         _writerIndex = 0
     }
 
     /// Creates a buffer whose readable bytes are `bytes`.
     public init<Bytes: Sequence>(bytes: Bytes) where Bytes.Element == UInt8 {
-        storage = Array(bytes)
-        owner = StorageOwner()
-        _readerIndex = 0
-        _writerIndex = storage.count
+        let array = Array(bytes)
+        self.init(capacity: array.count)
+        writeBytes(array)
     }
 
     /// Creates a buffer whose readable bytes are the UTF-8 encoding of `string`.
     public init(string: String) {
-        self.init(bytes: Array(string.utf8))
+        self.init(capacity: string.utf8.count)
+        writeString(string)
     }
 
-    @usableFromInline init(storage: [UInt8], owner: StorageOwner, readerIndex: Int, writerIndex: Int) {
+    @usableFromInline init(storage: ByteStorage, readerIndex: Int, writerIndex: Int) {
         self.storage = storage
-        self.owner = owner
         self._readerIndex = readerIndex
         self._writerIndex = writerIndex
     }
@@ -57,17 +53,18 @@ public struct ByteBuffer: Sendable {
     public var readableBytes: Int { writerIndex - readerIndex }
     /// Number of bytes that can be written without growing the storage.
     @inlinable
-    public var writableBytes: Int { storage.count - writerIndex }
+    public var writableBytes: Int { storage.capacity - writerIndex }
     /// Total bytes allocated.
     @inlinable
-    public var capacity: Int { storage.count }
+    public var capacity: Int { storage.capacity }
     /// Whether there is nothing left to read.
     @inlinable
     public var isEmpty: Bool { writerIndex == readerIndex }
 
-    /// The readable bytes as a collection that shares this buffer's storage.
+    /// The readable bytes as a collection that shares this buffer's storage. Its indices are
+    /// positions in the storage: it starts at ``readerIndex``.
     @inlinable
-    public var readableBytesView: ArraySlice<UInt8> { storage[readerIndex..<writerIndex] }
+    public var readableBytesView: ByteBufferView { ByteBufferView(storage: storage, range: readerIndex..<writerIndex) }
 
     // MARK: - Capacity
 
@@ -76,15 +73,15 @@ public struct ByteBuffer: Sendable {
     @inlinable
     public mutating func reserveWritableBytes(_ count: Int) {
         precondition(count >= 0, "negative reservation")
-        if !isKnownUniquelyReferenced(&owner) {
-            reallocate(capacity: Swift.max(storage.count, readableBytes + count))
+        if !isKnownUniquelyReferenced(&storage) {
+            reallocate(capacity: Swift.max(storage.capacity, readableBytes + count))
             return
         }
         if writableBytes >= count { return }
         compact()
         if writableBytes >= count { return }
         let needed = readableBytes + count
-        var newCapacity = Swift.max(64, storage.count)
+        var newCapacity = Swift.max(64, storage.capacity)
         while newCapacity < needed { newCapacity = newCapacity &* 2 }
         reallocate(capacity: newCapacity)
     }
@@ -93,26 +90,18 @@ public struct ByteBuffer: Sendable {
     @usableFromInline
     mutating func reallocate(capacity newCapacity: Int) {
         let unread = readableBytes
-        let start = readerIndex
-        let old = storage
-        storage = [UInt8](unsafeUninitializedCapacity: newCapacity) { target, initialized in
-            guard let base = target.baseAddress else { return }
-            old.withUnsafeBytes { source in
-                if unread > 0, let from = source.baseAddress { memcpy(base, from + start, unread) }
-            }
-            memset(base + unread, 0, newCapacity - unread)
-            initialized = newCapacity
-        }
+        let fresh = ByteStorage(capacity: Swift.max(newCapacity, unread))
+        if unread > 0 { fresh.bytes.copyMemory(from: storage.bytes + readerIndex, byteCount: unread) }
+        storage = fresh
         _readerIndex = 0
         _writerIndex = unread
-        owner = StorageOwner()
     }
 
     /// Makes this buffer the only owner of its storage before a write, moving only the unread
     /// bytes when a slice still shares it.
     @inlinable
     mutating func makeStorageUnique() {
-        if !isKnownUniquelyReferenced(&owner) { reallocate(capacity: storage.count) }
+        if !isKnownUniquelyReferenced(&storage) { reallocate(capacity: storage.capacity) }
     }
 
     /// Reclaims consumed bytes. Moves the unread bytes to the front only when at least half of
@@ -124,17 +113,13 @@ public struct ByteBuffer: Sendable {
             _writerIndex = 0
             return
         }
-        guard readerIndex >= storage.count / 2 else { return }
-        if !isKnownUniquelyReferenced(&owner) {
-            reallocate(capacity: storage.count)
+        guard readerIndex >= storage.capacity / 2 else { return }
+        if !isKnownUniquelyReferenced(&storage) {
+            reallocate(capacity: storage.capacity)
             return
         }
         let count = readableBytes
-        let from = readerIndex
-        storage.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            (base).copyMemory(from: base + from, byteCount: count)
-        }
+        storage.bytes.copyMemory(from: storage.bytes + readerIndex, byteCount: count)
         _readerIndex = 0
         _writerIndex = count
     }
@@ -156,12 +141,9 @@ public struct ByteBuffer: Sendable {
     ) throws(E) -> Int {
         reserveWritableBytes(minimumCount)
         let start = writerIndex
-        let result: Result<Int, E> = storage.withUnsafeMutableBytes { raw in
-            let region = UnsafeMutableRawBufferPointer(rebasing: raw[start...])
-            do throws(E) { return .success(try body(region)) } catch { return .failure(error) }
-        }
-        let written = try result.get()
-        precondition(written >= 0 && written <= storage.count - start, "wrote outside the writable region")
+        let region = UnsafeMutableRawBufferPointer(start: storage.bytes + start, count: storage.capacity - start)
+        let written = try withExtendedLifetime(storage) { () throws(E) -> Int in try body(region) }
+        precondition(written >= 0 && written <= storage.capacity - start, "wrote outside the writable region")
         _writerIndex += written
         return written
     }
@@ -171,13 +153,8 @@ public struct ByteBuffer: Sendable {
     public func withUnsafeReadableBytes<R, E: Error>(
         _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
-        let range = readerIndex..<writerIndex
-        let result: Result<R, E> = storage.withUnsafeBytes { raw in
-            do throws(E) { return .success(try body(UnsafeRawBufferPointer(rebasing: raw[range]))) } catch {
-                return .failure(error)
-            }
-        }
-        return try result.get()
+        let region = UnsafeRawBufferPointer(start: storage.bytes + readerIndex, count: readableBytes)
+        return try withExtendedLifetime(storage) { () throws(E) -> R in try body(region) }
     }
 
     /// Moves the reader index forward by `count` readable bytes.
@@ -203,7 +180,7 @@ public struct ByteBuffer: Sendable {
 
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
-        precondition(index >= readerIndex && index <= storage.count, "writer index outside the buffer")
+        precondition(index >= readerIndex && index <= storage.capacity, "writer index outside the buffer")
         _writerIndex = index
     }
 
@@ -215,19 +192,16 @@ public struct ByteBuffer: Sendable {
         let count = bytes.count
         if count == 0 { return }
         if writableBytes < count { reserveWritableBytes(count) } else { makeStorageUnique() }
-        let start = writerIndex
+        let target = storage.bytes + writerIndex
         let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
-            storage.withUnsafeMutableBytes { raw in
-                guard let target = raw.baseAddress, let from = source.baseAddress else { return }
-                (target + start).copyMemory(from: from, byteCount: count)
-            }
+            if let from = source.baseAddress { target.copyMemory(from: from, byteCount: count) }
             return true
         }
         if copied == nil {
-            var index = start
+            var offset = 0
             for byte in bytes {
-                storage[index] = byte
-                index += 1
+                target.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
+                offset += 1
             }
         }
         _writerIndex += count
@@ -236,7 +210,7 @@ public struct ByteBuffer: Sendable {
     /// Appends the readable bytes of `other` without consuming them.
     @inlinable
     public mutating func writeBuffer(_ other: ByteBuffer) {
-        writeBytes(other.readableBytesView)
+        other.withUnsafeReadableBytes { writeBytes($0) }
     }
 
     /// Appends the UTF-8 bytes of `string`; returns how many were written.
@@ -284,11 +258,7 @@ public struct ByteBuffer: Sendable {
     public mutating func writeRepeating(_ byte: UInt8, count: Int) {
         guard count > 0 else { return }
         reserveWritableBytes(count)
-        let start = writerIndex
-        storage.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            _ = memset(base + start, Int32(byte), count)
-        }
+        _ = memset(storage.bytes + writerIndex, Int32(byte), count)
         _writerIndex += count
     }
 
@@ -299,10 +269,7 @@ public struct ByteBuffer: Sendable {
         let size = MemoryLayout<T>.size
         if writableBytes < size { reserveWritableBytes(size) } else { makeStorageUnique() }
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
-        let start = writerIndex
-        storage.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: encoded, toByteOffset: start, as: T.self)
-        }
+        storage.bytes.storeBytes(of: encoded, toByteOffset: writerIndex, as: T.self)
         _writerIndex += size
     }
 
@@ -317,9 +284,7 @@ public struct ByteBuffer: Sendable {
         let index = readerIndex + fromReader
         precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
-        storage.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: encoded, toByteOffset: index, as: T.self)
-        }
+        storage.bytes.storeBytes(of: encoded, toByteOffset: index, as: T.self)
     }
 
     /// Starts a length-prefixed frame: reserves room for a `T` length and returns its position.
@@ -353,8 +318,7 @@ public struct ByteBuffer: Sendable {
     ) -> T? {
         let size = MemoryLayout<T>.size
         guard offset >= 0, readableBytes - offset >= size else { return nil }
-        let start = readerIndex + offset
-        let raw = storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: start, as: T.self) }
+        let raw = withExtendedLifetime(storage) { storage.bytes.loadUnaligned(fromByteOffset: readerIndex + offset, as: T.self) }
         return endianness == .big ? T(bigEndian: raw) : T(littleEndian: raw)
     }
 
@@ -372,7 +336,7 @@ public struct ByteBuffer: Sendable {
     /// Reads and consumes `count` bytes as an array, or nil if fewer are readable.
     public mutating func readBytes(count: Int) -> [UInt8]? {
         guard count >= 0, readableBytes >= count else { return nil }
-        let bytes = Array(storage[readerIndex..<readerIndex + count])
+        let bytes = withUnsafeReadableBytes { Array($0.prefix(count)) }
         _readerIndex += count
         return bytes
     }
@@ -390,16 +354,13 @@ public struct ByteBuffer: Sendable {
     public func getSlice(at offset: Int, count: Int) -> ByteBuffer? {
         guard offset >= 0, count >= 0, readableBytes - offset >= count else { return nil }
         let start = readerIndex + offset
-        return ByteBuffer(storage: storage, owner: owner, readerIndex: start, writerIndex: start + count)
+        return ByteBuffer(storage: storage, readerIndex: start, writerIndex: start + count)
     }
 
     /// Reads and consumes `count` bytes decoded as UTF-8 (invalid sequences are repaired), or nil.
     public mutating func readString(count: Int) -> String? {
         guard count >= 0, readableBytes >= count else { return nil }
-        let start = readerIndex
-        let string = storage.withUnsafeBytes { raw in
-            String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<start + count]), as: UTF8.self)
-        }
+        let string = withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0.prefix(count)), as: UTF8.self) }
         _readerIndex += count
         return string
     }
@@ -415,11 +376,10 @@ public struct ByteBuffer: Sendable {
         let from = Swift.max(0, Swift.min(offset, readableBytes))
         let end = readerIndex + from + Swift.min(readableBytes - from, Swift.max(0, limit))
         let start = readerIndex + from
-        let reader = readerIndex
-        return storage.withUnsafeBytes { raw -> Int? in
-            guard let base = raw.baseAddress, end > start else { return nil }
-            guard let found = memchr(base + start, Int32(byte), end - start) else { return nil }
-            return UnsafeRawPointer(found) - (base + reader)
+        guard end > start else { return nil }
+        return withExtendedLifetime(storage) { () -> Int? in
+            guard let found = memchr(storage.bytes + start, Int32(byte), end - start) else { return nil }
+            return UnsafeRawPointer(found) - UnsafeRawPointer(storage.bytes + readerIndex)
         }
     }
 
@@ -498,7 +458,13 @@ public enum ByteBufferError: Error, Sendable, Equatable, CustomStringConvertible
 extension ByteBuffer: Equatable {
     /// Two buffers are equal when their readable bytes are.
     public static func == (lhs: ByteBuffer, rhs: ByteBuffer) -> Bool {
-        lhs.readableBytesView.elementsEqual(rhs.readableBytesView)
+        guard lhs.readableBytes == rhs.readableBytes else { return false }
+        return lhs.withUnsafeReadableBytes { left in
+            rhs.withUnsafeReadableBytes { right in
+                guard let a = left.baseAddress, let b = right.baseAddress else { return true }
+                return memcmp(a, b, left.count) == 0
+            }
+        }
     }
 }
 
@@ -520,8 +486,80 @@ extension ByteBuffer: CustomStringConvertible {
     }
 }
 
-/// The token a buffer and its slices share, to tell whether a write would disturb a slice.
+/// The heap bytes of a buffer and its slices.
+///
+/// `@unchecked Sendable` is sound because the class itself never changes (its pointer and capacity
+/// are constants) and its bytes are written only by a ``ByteBuffer`` that has just checked, with
+/// `isKnownUniquelyReferenced`, that it holds the only reference; any other holder makes the
+/// writer move to new storage first. So bytes another thread can see are never written again.
 @usableFromInline
-final class StorageOwner: Sendable {
-    @usableFromInline init() {}
+final class ByteStorage: @unchecked Sendable {
+    @usableFromInline let bytes: UnsafeMutableRawPointer
+    @usableFromInline let capacity: Int
+
+    /// Shared by every empty buffer: creating one allocates nothing.
+    @usableFromInline static let empty = ByteStorage(capacity: 0)
+
+    @usableFromInline init(capacity: Int) {
+        self.capacity = Swift.max(0, capacity)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(1, capacity), alignment: 16)
+        // Bound to UInt8 once, so typed views of the bytes (collections, C strings) are valid.
+        raw.bindMemory(to: UInt8.self, capacity: Swift.max(1, capacity))
+        bytes = raw
+    }
+
+    deinit { bytes.deallocate() }
+}
+
+/// The readable bytes of a ``ByteBuffer`` as a random-access collection sharing its storage.
+/// Indices are storage positions (the view of a buffer starts at its reader index), as for an
+/// array slice; slicing a view keeps them.
+public struct ByteBufferView: RandomAccessCollection, Sendable, Hashable, CustomStringConvertible {
+    public typealias Element = UInt8
+    public typealias Index = Int
+    public typealias SubSequence = ByteBufferView
+    public typealias Indices = Range<Int>
+
+    @usableFromInline let storage: ByteStorage
+    @usableFromInline let range: Range<Int>
+
+    @inlinable init(storage: ByteStorage, range: Range<Int>) {
+        self.storage = storage
+        self.range = range
+    }
+
+    @inlinable public var startIndex: Int { range.lowerBound }
+    @inlinable public var endIndex: Int { range.upperBound }
+    @inlinable public var indices: Range<Int> { range }
+    @inlinable public func index(after i: Int) -> Int { i + 1 }
+    @inlinable public func index(before i: Int) -> Int { i - 1 }
+
+    @inlinable
+    public subscript(position: Int) -> UInt8 {
+        precondition(range.contains(position), "index \(position) outside \(range)")
+        return withExtendedLifetime(storage) { storage.bytes.load(fromByteOffset: position, as: UInt8.self) }
+    }
+
+    @inlinable
+    public subscript(bounds: Range<Int>) -> ByteBufferView {
+        precondition(bounds.lowerBound >= range.lowerBound && bounds.upperBound <= range.upperBound, "range \(bounds) outside \(range)")
+        return ByteBufferView(storage: storage, range: bounds)
+    }
+
+    @inlinable
+    public func withContiguousStorageIfAvailable<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+        try withExtendedLifetime(storage) {
+            try body(UnsafeBufferPointer(start: storage.bytes.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: range.count))
+        }
+    }
+
+    /// Equal when the bytes are (positions do not matter).
+    public static func == (lhs: ByteBufferView, rhs: ByteBufferView) -> Bool { lhs.elementsEqual(rhs) }
+
+    public func hash(into hasher: inout Hasher) {
+        withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The bytes, as an array literal would show them.
+    public var description: String { Array(self).description }
 }

@@ -101,9 +101,7 @@ struct ByteBufferTests {
         _ = buffer.readSlice(count: 7)
         let payload = buffer.readSlice(count: 7)
         #expect(payload == ByteBuffer(string: "payload"))
-        let shared = payload!.storage.withUnsafeBufferPointer { $0.baseAddress }
-            == buffer.storage.withUnsafeBufferPointer { $0.baseAddress }
-        #expect(shared, "a slice must not copy the bytes")
+        #expect(payload?.storage === buffer.storage, "a slice must not copy the bytes")
         var mutated = payload!
         mutated.writeString("!")
         #expect(payload == ByteBuffer(string: "payload"))
