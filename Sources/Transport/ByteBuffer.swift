@@ -72,6 +72,7 @@ public struct ByteBuffer: Sendable {
     /// Growth doubles the capacity and carries over only the unread bytes.
     @inlinable
     public mutating func reserveWritableBytes(_ count: Int) {
+        // safe: callers reserve sizes they computed and bounded; a negative one is a bug in the caller, not input.
         precondition(count >= 0, "negative reservation")
         if !isKnownUniquelyReferenced(&storage) {
             reallocate(capacity: Swift.max(storage.capacity, readableBytes + count))
@@ -143,6 +144,7 @@ public struct ByteBuffer: Sendable {
         let start = writerIndex
         let region = UnsafeMutableRawBufferPointer(start: storage.bytes + start, count: storage.capacity - start)
         let written = try withExtendedLifetime(storage) { () throws(E) -> Int in try body(region) }
+        // safe: guards the raw write region; `body` reports what it wrote into the region it was given.
         precondition(written >= 0 && written <= storage.capacity - start, "wrote outside the writable region")
         _writerIndex += written
         return written
@@ -160,6 +162,7 @@ public struct ByteBuffer: Sendable {
     /// Moves the reader index forward by `count` readable bytes.
     @inlinable
     public mutating func moveReaderIndex(forwardBy count: Int) {
+        // safe: decoders check readableBytes before consuming; this keeps raw reads in bounds if one does not.
         precondition(count >= 0 && count <= readableBytes, "moved the reader past the readable bytes")
         _readerIndex += count
     }
@@ -167,6 +170,7 @@ public struct ByteBuffer: Sendable {
     /// Moves the reader index back to `index`, which must lie between 0 and the writer index.
     /// Decoders use it to rewind when a frame turns out to be incomplete.
     public mutating func moveReaderIndex(to index: Int) {
+        // safe: rewinds go to an index the caller saved from this buffer; wire bytes never choose it.
         precondition(index >= 0 && index <= writerIndex, "reader index outside the buffer")
         _readerIndex = index
     }
@@ -174,12 +178,14 @@ public struct ByteBuffer: Sendable {
     /// Drops written bytes beyond the first `count` readable ones: the way to roll back a partly
     /// written message, since writes may move the readable bytes (so absolute indices go stale).
     public mutating func truncate(toReadableBytes count: Int) {
+        // safe: callers truncate to a length they measured on this buffer before writing more.
         precondition(count >= 0 && count <= readableBytes, "truncation beyond the readable bytes")
         _writerIndex = readerIndex + count
     }
 
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
+        // safe: callers move the writer to an index they saved from this buffer.
         precondition(index >= readerIndex && index <= storage.capacity, "writer index outside the buffer")
         _writerIndex = index
     }
@@ -236,21 +242,11 @@ public struct ByteBuffer: Sendable {
     /// Appends the decimal digits of `value` (with a leading `-` when negative), as the text
     /// protocols write lengths and counts; no allocation.
     public mutating func writeDecimal(_ value: Int64) {
-        if value == 0 {
-            writeInteger(UInt8(ascii: "0"))
-            return
-        }
-        var magnitude = value.magnitude
-        if value < 0 { writeInteger(UInt8(ascii: "-")) }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt64.max's 20 digits
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var count = 0
-            while magnitude > 0 {
-                raw[23 - count] = UInt8(magnitude % 10) + UInt8(ascii: "0")
-                magnitude /= 10
-                count += 1
-            }
-            writeBytes(UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
+        _ = writeWithUnsafeMutableBytes(minimumWritableBytes: 21) { region -> Int in
+            guard let base = region.baseAddress else { return 0 }
+            if value < 0 { base.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self) }
+            let sign = value < 0 ? 1 : 0
+            return sign + ASCIIDecimal.write(value.magnitude, to: base + sign)
         }
     }
 
@@ -282,6 +278,7 @@ public struct ByteBuffer: Sendable {
         let fromReader = index - readerIndex
         makeStorageUnique()
         let index = readerIndex + fromReader
+        // safe: length prefixes are patched at the mark returned by beginLengthPrefix, inside the written bytes.
         precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
         storage.bytes.storeBytes(of: encoded, toByteOffset: index, as: T.self)
@@ -536,12 +533,14 @@ public struct ByteBufferView: RandomAccessCollection, Sendable, Hashable, Custom
 
     @inlinable
     public subscript(position: Int) -> UInt8 {
+        // safe: Collection contract, as for arrays: indices come from this view; keeps raw reads in bounds.
         precondition(range.contains(position), "index \(position) outside \(range)")
         return withExtendedLifetime(storage) { storage.bytes.load(fromByteOffset: position, as: UInt8.self) }
     }
 
     @inlinable
     public subscript(bounds: Range<Int>) -> ByteBufferView {
+        // safe: Collection contract, as for arrays: ranges come from this view; keeps raw reads in bounds.
         precondition(bounds.lowerBound >= range.lowerBound && bounds.upperBound <= range.upperBound, "range \(bounds) outside \(range)")
         return ByteBufferView(storage: storage, range: bounds)
     }

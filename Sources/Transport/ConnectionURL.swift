@@ -143,3 +143,26 @@ public enum ASCIIHex {
         }
     }
 }
+
+/// Decimal digits in ASCII.
+public enum ASCIIDecimal {
+    /// Writes the digits of `value` (1 to 20 bytes) at `target`, which must have room for 20;
+    /// returns how many were written. For encoders that fill a region reserved in advance.
+    @inlinable
+    public static func write(_ value: UInt64, to target: UnsafeMutableRawPointer) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        var remaining = value
+        var index = digits - 1
+        while index >= 0 {
+            target.storeBytes(of: UInt8(truncatingIfNeeded: remaining % 10) &+ UInt8(ascii: "0"), toByteOffset: index, as: UInt8.self)
+            remaining /= 10
+            index -= 1
+        }
+        return digits
+    }
+}

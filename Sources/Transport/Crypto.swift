@@ -25,6 +25,7 @@ public enum Crypto {
             }
         }
         // HMAC fails only when libcrypto cannot allocate; there is no answer to give then.
+        // safe: HMAC over in-memory buffers fails only if libcrypto cannot allocate; no input reaches this.
         precondition(result != nil, "HMAC-SHA-256 failed: \(OpenSSLErrors.drain())")
         return Array(output.prefix(Int(length)))
     }
@@ -122,6 +123,7 @@ public enum Crypto {
         let input = Array(bytes)
         let result = input.withUnsafeBufferPointer { EVP_Digest($0.baseAddress, $0.count, &output, &length, type, nil) }
         // EVP_Digest fails only when libcrypto cannot allocate or the digest is unavailable.
+        // safe: a digest of in-memory bytes fails only if libcrypto cannot allocate; no input reaches this.
         precondition(result == 1, "digest failed: \(OpenSSLErrors.drain())")
         return Array(output.prefix(Int(length)))
     }

@@ -52,10 +52,8 @@ public struct Deadline: Sendable, Hashable, Comparable, CustomStringConvertible 
             let back = UInt64(clamping: -seconds) &* 1_000_000_000 &+ UInt64(clamping: -attoseconds / 1_000_000_000)
             return Deadline(uptimeNanoseconds: uptimeNanoseconds >= back ? uptimeNanoseconds - back : 0)
         }
-        let (scaled, overflow1) = UInt64(clamping: seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        let (total, overflow2) = scaled.addingReportingOverflow(UInt64(clamping: attoseconds / 1_000_000_000))
-        let (result, overflow3) = uptimeNanoseconds.addingReportingOverflow(total)
-        if overflow1 || overflow2 || overflow3 { return .never }
+        let (result, overflow) = uptimeNanoseconds.addingReportingOverflow(duration.saturatingNanoseconds)
+        if overflow { return .never }
         return Deadline(uptimeNanoseconds: result)
     }
 
@@ -74,5 +72,16 @@ public struct Deadline: Sendable, Hashable, Comparable, CustomStringConvertible 
 enum MonotonicClock {
     static func nanoseconds() -> UInt64 {
         ctransport_monotonic_nanoseconds()
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds: 0 for a negative duration, `UInt64.max` when they do not fit.
+    public var saturatingNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 || (seconds == 0 && attoseconds < 0) { return 0 }
+        let (scaled, overflow1) = UInt64(clamping: seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflow2) = scaled.addingReportingOverflow(UInt64(clamping: attoseconds / 1_000_000_000))
+        return overflow1 || overflow2 ? .max : total
     }
 }

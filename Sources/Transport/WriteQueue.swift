@@ -8,10 +8,15 @@ public struct WriteQueue: Sendable {
     private var spare: ByteBuffer?
     /// Whether some task is draining the queue.
     public private(set) var isFlushing = false
+    private let capacity: Int
+    private let recycleLimit: Int
 
-    /// An empty queue.
-    public init(capacity: Int = 16384) {
+    /// An empty queue whose buffers start at `capacity` bytes; a written buffer is kept for reuse
+    /// unless it grew beyond `recycleLimit`.
+    public init(capacity: Int = 16384, recycleLimit: Int = 1 << 20) {
         pending = ByteBuffer(capacity: capacity)
+        self.capacity = capacity
+        self.recycleLimit = recycleLimit
     }
 
     /// Call after appending: true when the caller must drain the queue (no one else is).
@@ -27,15 +32,22 @@ public struct WriteQueue: Sendable {
             isFlushing = false
             return nil
         }
+        return takePending()
+    }
+
+    /// Hands out what is pending and puts the spare buffer (or a new one) in its place. For
+    /// clients that schedule their own writer and use only the two-buffer rotation.
+    public mutating func takePending() -> ByteBuffer {
         let batch = pending
-        pending = spare ?? ByteBuffer(capacity: 16384)
+        pending = spare ?? ByteBuffer(capacity: capacity)
         spare = nil
         return batch
     }
 
-    /// Takes back a written batch for reuse (unless it grew beyond 1 MiB).
-    public mutating func recycle(_ batch: ByteBuffer) {
-        guard batch.capacity <= 1 << 20 else { return }
+    /// Takes back a written batch for reuse (unless it grew beyond the recycle limit). Hand it
+    /// over by move: a copy still held elsewhere would make the next append copy its bytes.
+    public mutating func recycle(_ batch: consuming ByteBuffer) {
+        guard batch.capacity <= recycleLimit else { return }
         var emptied = batch
         emptied.clear()
         spare = emptied

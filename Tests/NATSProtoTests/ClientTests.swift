@@ -352,12 +352,12 @@ struct NATSClientTests {
             return count
         }
         // Publishes made just before the drain must reach the server too.
-        for index in 0..<100 { try await client.publish("\(index)", to: subject + ".after") }
         let watcher = try await publisher.subscribe(to: subject + ".after")
         try await publisher.flush()
-        _ = watcher
+        for index in 0..<100 { try await client.publish("\(index)", to: subject + ".after") }
         try await client.drain()
         #expect(try await consumer.value == 2000)
+        #expect(try await watcher.collect(100).count == 100, "publishes accepted before the drain were flushed")
         #expect(client.isClosed)
         let refused = await #expect(throws: NATSError.self) { try await client.publish("x", to: subject) }
         #expect(refused?.kind == .closed)

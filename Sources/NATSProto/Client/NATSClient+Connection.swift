@@ -159,7 +159,7 @@ extension NATSClient {
             state.pingsOutstanding = 0
             if reconnecting { state.statistics.reconnects += 1 }
             // Subscriptions first, so replies to buffered requests find their inbox.
-            var replay = ByteBuffer(capacity: 256 + state.outbound.readableBytes)
+            var replay = ByteBuffer(capacity: 256 + state.outgoing.pending.readableBytes)
             for subscription in state.subscriptions.values.sorted(by: { $0.sid < $1.sid }) {
                 NATSClientOperation.writeSubscribe(
                     subject: subscription.subject, queue: subscription.queue, sid: subscription.sid, into: &replay)
@@ -171,8 +171,8 @@ extension NATSClient {
                 NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: mux, into: &replay)
             }
             if !replay.isEmpty {
-                replay.writeBuffer(state.outbound)
-                state.outbound = replay
+                replay.writeBuffer(state.outgoing.pending)
+                state.outgoing.pending = replay
             }
             state.pool.connected(server, at: Deadline.now.uptimeNanoseconds)
             return (link, addDiscovered(info, from: server, &state))
@@ -287,7 +287,7 @@ extension NATSClient {
             try route(message, link, &reader)
         case .ping:
             let writer = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
-                NATSClientOperation.pong(into: &state.outbound)
+                NATSClientOperation.pong(into: &state.outgoing.pending)
                 return state.takeParkedWriter()
             }
             writer?.resume(returning: true)
@@ -413,19 +413,11 @@ extension NATSClient {
             let (batch, waiters, exit) = state.withLock { state -> (ByteBuffer?, [UnsafeContinuation<Void, Never>], Bool) in
                 if holdsTurn, state.link === link { state.writerBusy = false }
                 holdsTurn = false
-                if var spare = returned.take(), spare.capacity <= 4 * Self.highWaterMark, state.spare == nil {
-                    spare.clear()
-                    state.spare = spare
-                }
+                if let written = returned.take() { state.outgoing.recycle(written) }
                 guard state.phase == .connected, state.link === link else { return (nil, [], true) }
                 // Nothing to write, or a caller is writing inline (it wakes the writer after).
-                guard !state.outbound.isEmpty, !state.writerBusy else { return (nil, [], false) }
-                let batch = state.outbound
-                state.outbound = state.spare ?? ByteBuffer(capacity: 64 << 10)
-                state.spare = nil
-                state.queuedPings = 0
-                state.writerBusy = true
-                state.statistics.writes &+= 1
+                guard !state.outgoing.pending.isEmpty, !state.writerBusy else { return (nil, [], false) }
+                let batch = state.takeBatch()
                 let waiters = state.capacityWaiters
                 state.capacityWaiters.removeAll()
                 return (batch, waiters, false)
@@ -436,7 +428,7 @@ extension NATSClient {
             let goOn = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
                 let immediate = state.withLock { state -> Bool? in
                     guard state.phase == .connected, state.link === link else { return false }
-                    if !state.outbound.isEmpty, !state.writerBusy { return true }
+                    if !state.outgoing.pending.isEmpty, !state.writerBusy { return true }
                     state.writerParked = continuation
                     return nil
                 }
@@ -508,9 +500,9 @@ extension NATSClient {
             }
             let choice = state.withLock { state -> Choice in
                 guard state.phase == .reconnecting else { return .stop }
-                let next = state.pool.next(now: now, wait: UInt64(max(0, Self.nanoseconds(options.reconnectWait)))) { server in
-                    let jitter = Self.nanoseconds(server.tlsRequired || options.requireTLS ? options.reconnectJitterTLS : options.reconnectJitter)
-                    return jitter > 0 ? UInt64.random(in: 0...UInt64(jitter)) : 0
+                let next = state.pool.next(now: now, wait: options.reconnectWait.saturatingNanoseconds) { server in
+                    let jitter = (server.tlsRequired || options.requireTLS ? options.reconnectJitterTLS : options.reconnectJitter).saturatingNanoseconds
+                    return jitter > 0 ? UInt64.random(in: 0...jitter) : 0
                 }
                 guard let next else { return .poolEmpty }
                 return .attempt(next.server, notBefore: next.notBefore)
@@ -545,11 +537,6 @@ extension NATSClient {
         }
     }
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000
-    }
-
     // MARK: - Keep-alive
 
     /// PINGs the server every pingInterval; a connection with maximumPingsOutstanding PINGs
@@ -563,7 +550,7 @@ extension NATSClient {
                     guard state.phase == .connected, let link = state.link else { return (nil, nil) }
                     if state.pingsOutstanding >= options.maximumPingsOutstanding { return (link, nil) }
                     state.pingsOutstanding += 1
-                    NATSClientOperation.ping(into: &state.outbound)
+                    NATSClientOperation.ping(into: &state.outgoing.pending)
                     state.queuedPings += 1
                     state.pongs.append(.keepalive)
                     return (nil, state.takeParkedWriter())

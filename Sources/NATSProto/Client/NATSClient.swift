@@ -94,9 +94,9 @@ public final class NATSClient: Sendable {
         var maximumPayload = 1 << 20
         var pool = NATSServerPool([], maximumAttempts: 0)
 
-        var outbound = ByteBuffer(capacity: 64 << 10)
-        var spare: ByteBuffer?
-        /// PINGs in ``outbound`` (not yet handed to a connection).
+        /// Bytes to send (`outgoing.pending`) and the spare buffer they rotate with.
+        var outgoing = WriteQueue(capacity: 64 << 10, recycleLimit: 4 * NATSClient.highWaterMark)
+        /// PINGs in `outgoing.pending` (not yet handed to a connection).
         var queuedPings = 0
         var writerParked: UnsafeContinuation<Bool, Never>?
         var writerBusy = false
@@ -144,16 +144,18 @@ public final class NATSClient: Sendable {
         /// outbound bytes and writes them itself, which saves a thread hop; otherwise the writer
         /// is woken as usual.
         mutating func claimInlineWrite() -> WriteAction {
-            guard phase == .connected, let link, writerParked != nil, !writerBusy, outbound.readableBytes <= 64 << 10 else {
+            guard phase == .connected, let link, writerParked != nil, !writerBusy, outgoing.pending.readableBytes <= 64 << 10 else {
                 return takeParkedWriter().map { .wake($0) } ?? .none
             }
+            return .inline(link, takeBatch())
+        }
+
+        /// The pending bytes, for whoever now holds the write turn.
+        mutating func takeBatch() -> ByteBuffer {
             writerBusy = true
-            let batch = outbound
-            outbound = spare ?? ByteBuffer(capacity: 64 << 10)
-            spare = nil
             queuedPings = 0
             statistics.writes &+= 1
-            return .inline(link, batch)
+            return outgoing.takePending()
         }
 
         // The checks below are `mutating` though they change nothing: a non-mutating method on
@@ -179,10 +181,10 @@ public final class NATSClient: Sendable {
 
         /// Refuses bytes the outbound buffer cannot take now.
         mutating func checkRoom(for size: Int, bound: Int) throws(NATSError) {
-            if phase != .connected, outbound.readableBytes + size > bound {
+            if phase != .connected, outgoing.pending.readableBytes + size > bound {
                 throw NATSError(
                     .reconnectBufferExceeded,
-                    "\(outbound.readableBytes) bytes are already buffered while reconnecting; \(size) more exceed the bound of \(bound)")
+                    "\(outgoing.pending.readableBytes) bytes are already buffered while reconnecting; \(size) more exceed the bound of \(bound)")
             }
         }
     }
@@ -272,7 +274,7 @@ public final class NATSClient: Sendable {
     /// The largest payload (with headers) the server accepts.
     public var maximumPayload: Int { state.withLock { $0.maximumPayload } }
     /// Bytes waiting in the outbound buffer (buffered while reconnecting, or not yet written).
-    public var bufferedBytes: Int { state.withLock { $0.outbound.readableBytes } }
+    public var bufferedBytes: Int { state.withLock { $0.outgoing.pending.readableBytes } }
 
     // MARK: - Publishing
 
@@ -359,10 +361,10 @@ public final class NATSClient: Sendable {
                     try state.checkRoom(for: payloadLength + headerLength + subject.utf8.count + 32, bound: options.reconnectBufferSize)
                     NATSClientOperation.writePublish(
                         subject: subject, replyTo: replyTo, replyToken: nil, headers: headerLength > 0 ? headers : nil,
-                        headerLength: headerLength, payload: payload, into: &state.outbound)
+                        headerLength: headerLength, payload: payload, into: &state.outgoing.pending)
                     state.statistics.outMessages &+= 1
                     state.statistics.outBytes &+= payloadLength
-                    let mustWait = state.phase == .connected && state.outbound.readableBytes >= Self.highWaterMark
+                    let mustWait = state.phase == .connected && state.outgoing.pending.readableBytes >= Self.highWaterMark
                     if promptly { return Queued(action: state.claimInlineWrite(), mustWait: mustWait) }
                     if let writer = state.takeParkedWriter() { return Queued(action: .wake(writer), mustWait: mustWait) }
                     return mustWait ? Queued(action: .none, mustWait: true) : nil
@@ -393,7 +395,7 @@ public final class NATSClient: Sendable {
     func waitForRoom() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
-                if state.phase != .connected || state.outbound.readableBytes < Self.highWaterMark { return true }
+                if state.phase != .connected || state.outgoing.pending.readableBytes < Self.highWaterMark { return true }
                 state.capacityWaiters.append(continuation)
                 return false
             }
@@ -422,7 +424,7 @@ public final class NATSClient: Sendable {
             state.subscriptions[sid] = subscription
             // While disconnected, the SUB goes out with every other one after reconnecting.
             guard state.phase == .connected else { return (subscription, nil) }
-            NATSClientOperation.writeSubscribe(subject: subject, queue: queue, sid: sid, into: &state.outbound)
+            NATSClientOperation.writeSubscribe(subject: subject, queue: queue, sid: sid, into: &state.outgoing.pending)
             return (subscription, state.takeParkedWriter())
         }
         writer?.resume(returning: true)
@@ -439,7 +441,7 @@ public final class NATSClient: Sendable {
             guard state.subscriptions[subscription.sid] != nil else { return nil }
             if maximum == nil { state.subscriptions[subscription.sid] = nil }
             guard state.phase == .connected else { return nil }
-            NATSClientOperation.unsubscribe(sid: subscription.sid, after: maximum, into: &state.outbound)
+            NATSClientOperation.unsubscribe(sid: subscription.sid, after: maximum, into: &state.outgoing.pending)
             return state.takeParkedWriter()
         }
         writer?.resume(returning: true)
@@ -451,7 +453,7 @@ public final class NATSClient: Sendable {
         let writer = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
             guard state.subscriptions.removeValue(forKey: subscription.sid) != nil else { return nil }
             guard sendUnsubscribe, state.phase == .connected else { return nil }
-            NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outbound)
+            NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outgoing.pending)
             return state.takeParkedWriter()
         }
         writer?.resume(returning: true)
@@ -461,7 +463,7 @@ public final class NATSClient: Sendable {
         let writer = try state.withLock { state throws(NATSError) -> UnsafeContinuation<Bool, Never>? in
             try state.checkOpen()
             guard state.subscriptions.removeValue(forKey: subscription.sid) != nil, state.phase == .connected else { return nil }
-            NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outbound)
+            NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outgoing.pending)
             return state.takeParkedWriter()
         }
         writer?.resume(returning: true)
@@ -505,13 +507,13 @@ public final class NATSClient: Sendable {
                 state.nextSID += 1
                 state.muxSID = sid
                 if state.phase == .connected {
-                    NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: sid, into: &state.outbound)
+                    NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: sid, into: &state.outgoing.pending)
                 }
             }
             state.requests[token] = .pending
             NATSClientOperation.writePublish(
                 subject: subject, replyTo: inboxPrefix, replyToken: token, headers: headerLength > 0 ? headers : nil,
-                headerLength: headerLength, payload: payload, into: &state.outbound)
+                headerLength: headerLength, payload: payload, into: &state.outgoing.pending)
             state.statistics.outMessages &+= 1
             state.statistics.outBytes &+= payloadLength
             return .success(state.claimInlineWrite())
@@ -591,11 +593,8 @@ public final class NATSClient: Sendable {
             let writer = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
                 guard state.link === link else { return nil }
                 state.writerBusy = false
-                if var spare = written.take(), state.spare == nil, spare.capacity <= 4 * Self.highWaterMark {
-                    spare.clear()
-                    state.spare = spare
-                }
-                return state.outbound.isEmpty ? nil : state.takeParkedWriter()
+                if let written = written.take() { state.outgoing.recycle(written) }
+                return state.outgoing.pending.isEmpty ? nil : state.takeParkedWriter()
             }
             writer?.resume(returning: true)
         }
@@ -632,41 +631,30 @@ public final class NATSClient: Sendable {
                         return .failure(error)
                     }
                     if Task.isCancelled { return .failure(NATSError(.cancelled, "flush was cancelled")) }
-                    NATSClientOperation.ping(into: &state.outbound)
+                    NATSClientOperation.ping(into: &state.outgoing.pending)
                     state.queuedPings += 1
                     state.pongs.append(.flush(id))
                     state.flushWaiters[id] = continuation
                     return .success(state.takeParkedWriter())
                 }
-                started(outcome, continuation, deadline: deadline) { [self] in
-                    finishFlush(id, .failure(NATSError(.timeout, "no PONG within \(timeout) of the flush")))
-                } keepTimer: { state, timer in
-                    guard state.flushWaiters[id] != nil else { return false }
-                    state.flushTimers[id] = timer
-                    return true
+                switch outcome {
+                case .success(let writer):
+                    writer?.resume(returning: true)
+                    let timer = Reactor.shared.schedule(at: deadline) { [self] in
+                        finishFlush(id, .failure(NATSError(.timeout, "no PONG within \(timeout) of the flush")))
+                    }
+                    // Whoever completes the flush first cancels the timer.
+                    state.withLock { state in
+                        if state.flushWaiters[id] != nil { state.flushTimers[id] = timer } else { timer.cancel() }
+                    }
+                case .failure(let error):
+                    continuation.resume(returning: .failure(error))
                 }
             }
         } onCancel: {
             finishFlush(id, .failure(NATSError(.cancelled, "flush was cancelled")))
         }
         try result.get()
-    }
-
-    /// After a request or flush tried to queue itself: on success wakes the writer and arms the
-    /// timeout (kept by `keepTimer` unless the waiter already completed, whoever completes it
-    /// first cancels it); on failure completes the waiter at once.
-    private func started<Value>(
-        _ outcome: Result<UnsafeContinuation<Bool, Never>?, NATSError>, _ continuation: UnsafeContinuation<Result<Value, NATSError>, Never>,
-        deadline: Deadline, onTimeout: @escaping @Sendable () -> Void, keepTimer: (inout State, ReactorTimer) -> Bool
-    ) {
-        switch outcome {
-        case .success(let writer):
-            writer?.resume(returning: true)
-            let timer = Reactor.shared.schedule(at: deadline, onTimeout)
-            if !state.withLock({ keepTimer(&$0, timer) }) { timer.cancel() }
-        case .failure(let error):
-            continuation.resume(returning: .failure(error))
-        }
     }
 
     func finishFlush(_ id: UInt64, _ result: Result<Void, NATSError>) {
@@ -693,7 +681,7 @@ public final class NATSClient: Sendable {
             state.subscriptions.removeAll()
             guard state.phase == .connected else { return (subscriptions, nil) }
             for subscription in subscriptions {
-                NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outbound)
+                NATSClientOperation.unsubscribe(sid: subscription.sid, into: &state.outgoing.pending)
             }
             return (subscriptions, state.takeParkedWriter())
         }
@@ -730,7 +718,7 @@ public final class NATSClient: Sendable {
         let deadline = Deadline.after(.seconds(1))
         while !deadline.hasPassed {
             let idle = state.withLock { state -> Bool in
-                state.phase != .connected || (state.outbound.isEmpty && !state.writerBusy)
+                state.phase != .connected || (state.outgoing.pending.isEmpty && !state.writerBusy)
             }
             if idle { break }
             try? await Task.sleep(for: .milliseconds(1))
@@ -769,7 +757,7 @@ public final class NATSClient: Sendable {
             state.subscriptions.removeAll()
             state.pongs.removeAll()
             state.pongsHead = 0
-            state.outbound.clear()
+            state.outgoing.pending.clear()
             work.pinger = state.pinger
             state.pinger = nil
             return work

@@ -153,20 +153,7 @@ enum RawWriter {
     /// The decimal digits of `value` (at most 20).
     @inline(__always)
     static func decimal(_ value: UInt64, _ cursor: inout UnsafeMutableRawPointer) {
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        var remaining = value
-        var index = digits - 1
-        while index >= 0 {
-            cursor.storeBytes(of: UInt8(truncatingIfNeeded: remaining % 10) &+ UInt8(ascii: "0"), toByteOffset: index, as: UInt8.self)
-            remaining /= 10
-            index -= 1
-        }
-        cursor += digits
+        cursor += ASCIIDecimal.write(value, to: cursor)
     }
 }
 
