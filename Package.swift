@@ -74,7 +74,7 @@ let package = Package(
 
         // Helpers shared by the test targets (seeded generators); not a product.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "TestSupport"]),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),

@@ -69,13 +69,16 @@ struct SocketAddress: Sendable, CustomStringConvertible {
     }
 }
 
-/// Host name resolution with getaddrinfo, run on a Dispatch worker so that neither the reactor
-/// thread nor a cooperative-pool thread blocks on it.
+/// Host name resolution with getaddrinfo, which blocks for as long as a DNS server takes to
+/// answer. Each lookup runs on a serial queue of its own: serial queues target Dispatch's
+/// overcommitting pool, which adds a thread when one blocks. A concurrent queue would not do, nor
+/// `DispatchQueue.global()` — on Linux that is the pool that runs Swift's tasks, as wide as the
+/// processors, and a slow lookup there stalls every task of the process.
 enum Resolver {
     static func resolve(host: String, port: Int, endpoint: Endpoint) async throws -> [SocketAddress] {
         if let literal = SocketAddress.numeric(host: host, port: port) { return [literal] }
         return try await withUnsafeThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            DispatchQueue(label: "transport.resolver").async {
                 continuation.resume(with: lookup(host: host, port: port, endpoint: endpoint))
             }
         }

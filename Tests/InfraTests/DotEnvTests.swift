@@ -36,7 +36,7 @@ struct DotEnvTests {
     ]
 
     @Test(.enabled(if: SettingsOracle.isAvailable), arguments: Array(documents.indices))
-    func sameAsPythonDotenv(_ index: Int) throws {
+    func sameAsPythonDotenv(_ index: Int) async throws {
         let document = Self.documents[index]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dotenv-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -44,7 +44,7 @@ struct DotEnvTests {
         let file = directory.appendingPathComponent(".env")
         try Data(document.utf8).write(to: file)
         let environment = SettingsOracle.baseEnvironment()
-        let oracle = try #require(try SettingsOracle.run("dotenv", file.path, environment: environment) as? [String: Any])
+        let oracle = try #require(try await SettingsOracle.run("dotenv", file.path, environment: environment) as? [String: Any])
         let parsed = DotEnv(parsing: document)
 
         let expectedBindings = (oracle["bindings"] as? [[Any]] ?? []).map { pair in

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs scripts/settings-oracle.py under the Python that has Dynaconf (`make test` sets
 /// INFRA_TEST_DYNACONF_PYTHON). Outside CI, tests that need it skip when it is missing.
@@ -43,22 +44,15 @@ enum SettingsOracle {
         return target
     }
 
-    /// Runs the oracle and returns its JSON output.
-    static func run(_ mode: String, _ target: String, environment: [String: String]) throws -> Any {
+    /// Runs the oracle (off the cooperative pool: Python takes a while to start) and returns its
+    /// JSON output.
+    static func run(_ mode: String, _ target: String, environment: [String: String]) async throws -> Any {
         guard let python else {
             Issue.record("INFRA_TEST_DYNACONF_PYTHON is not set: run the tests with `make test`")
             throw CancellationError()
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script.path, mode, target]
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return try JSONSerialization.jsonObject(with: data)
+        let output = try await runCommand(python, [script.path, mode, target], environment: environment)
+        return try JSONSerialization.jsonObject(with: output.standardOutput)
     }
 
     /// The environment a child process gets: PATH and HOME only, plus `extra`.

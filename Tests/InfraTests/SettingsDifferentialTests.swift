@@ -14,13 +14,13 @@ struct SettingsDifferentialTests {
     }
 
     @Test(.enabled(if: SettingsOracle.isAvailable), arguments: cases)
-    func sameTreeAsDynaconf(_ name: String) throws {
+    func sameTreeAsDynaconf(_ name: String) async throws {
         let folder = try SettingsOracle.isolatedCopy(of: Self.fixtures.appendingPathComponent(name))
         defer { try? FileManager.default.removeItem(at: folder) }
         let description = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("case.json"))) as? [String: Any]
         let variables = description?["variables"] as? [String: String] ?? [:]
         let environment = SettingsOracle.baseEnvironment(variables)
-        let oracle = try #require(try SettingsOracle.run("settings", folder.path, environment: environment) as? [String: Any])
+        let oracle = try #require(try await SettingsOracle.run("settings", folder.path, environment: environment) as? [String: Any])
 
         let result: SettingsLoader.Result
         do {

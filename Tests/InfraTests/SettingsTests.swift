@@ -112,11 +112,11 @@ struct SettingsTests {
     }
 
     @Test(.enabled(if: SettingsOracle.isAvailable), arguments: ["development", "testing", "production"])
-    func dynaconfReadsTheShippedFileTheSameWay(_ environmentName: String) throws {
+    func dynaconfReadsTheShippedFileTheSameWay(_ environmentName: String) async throws {
         let folder = try shippedFolder([".secrets.toml": try String(contentsOf: Self.projectRoot.appendingPathComponent(".secrets.toml.example"), encoding: .utf8)])
         defer { try? FileManager.default.removeItem(at: folder) }
         let environment = SettingsOracle.baseEnvironment(["ENV_FOR_DYNACONF": environmentName, "TRANSCRIPTION_POSTGRES__PASSWORD": "p"])
-        let oracle = try #require(try SettingsOracle.run("settings", folder.path, environment: environment) as? [String: Any])
+        let oracle = try #require(try await SettingsOracle.run("settings", folder.path, environment: environment) as? [String: Any])
         let result = try SettingsLoader(root: folder.path).load(environment: environment)
         let difference = SettingsDifferentialTests.difference(.table(result.settings), oracle["settings"] as Any, path: "")
         #expect(difference == nil, "\(difference ?? "")")

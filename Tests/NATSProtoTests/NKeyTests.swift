@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Transport
 
 @testable import NATSProto
@@ -28,7 +29,7 @@ struct NKeyTests {
     }
 
     @Test("the nkeys Python library reads our seeds and verifies our signatures, and we read its keys")
-    func differential() throws {
+    func differential() async throws {
         guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
             return
@@ -46,15 +47,8 @@ struct NKeyTests {
                 "theirs_seed": fresh.seed.decode(), "theirs_public": fresh.public_key.decode(),
                 "theirs_signature": base64.b64encode(fresh.sign(nonce.encode())).decode()}))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, pair.encodedSeed, nonce, signature]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let result = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let output = try await runCommand(python, ["-c", script, pair.encodedSeed, nonce, signature])
+        let result = try #require(try JSONSerialization.jsonObject(with: output.standardOutput) as? [String: Any])
         #expect(result["public"] as? String == pair.publicKey)
         #expect(result["verified"] as? Bool == true)
         let theirs = try NKeyPair(seed: try #require(result["theirs_seed"] as? String))

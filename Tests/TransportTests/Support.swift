@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import Transport
+@_exported import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -95,31 +96,6 @@ enum LiveServers {
         let name: String
         var description: String { "\(name) is not set: \(LiveServers.howToStart)" }
     }
-}
-
-/// Runs a command and returns its standard output; throws on a non-zero exit.
-@discardableResult
-func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = directory }
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = Pipe()
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(command: ([executable] + arguments).joined(separator: " "), status: process.terminationStatus)
-    }
-    return String(decoding: data, as: UTF8.self)
-}
-
-struct CommandFailed: Error, CustomStringConvertible {
-    let command: String
-    let status: Int32
-    var description: String { "\(command) exited with \(status)" }
 }
 
 func makeTemporaryDirectory(_ prefix: String) throws -> URL {

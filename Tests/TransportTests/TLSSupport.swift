@@ -18,37 +18,51 @@ struct TLSFixture: Sendable {
     var clientCertificate: String { directory.appendingPathComponent("client.pem").path }
     var clientKey: String { directory.appendingPathComponent("client.key").path }
 
-    static let shared: Result<TLSFixture, any Error> = Result { try TLSFixture.make() }
+    private static let made = Mutex<Task<TLSFixture, any Error>?>(nil)
 
-    static func make() throws -> TLSFixture {
+    /// The fixture, made once for the whole test process.
+    static func shared() async throws -> TLSFixture {
+        let task = made.withLock { task in
+            if let task { return task }
+            let started = Task { try await make() }
+            task = started
+            return started
+        }
+        return try await task.value
+    }
+
+    static func make() async throws -> TLSFixture {
         let directory = try makeTemporaryDirectory("tls-fixture")
         let openssl = "/usr/bin/openssl"
-        func key(_ name: String) throws {
-            try run(openssl, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name], in: directory)
+        func run(_ arguments: [String]) async throws {
+            _ = try await runCommand(openssl, arguments, directory: directory)
+        }
+        func key(_ name: String) async throws {
+            try await run(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name])
         }
         for name in ["ca", "other-ca"] {
-            try key("\(name).key")
-            try run(openssl, ["req", "-x509", "-new", "-key", "\(name).key", "-out", "\(name).pem", "-days", "2",
-                              "-subj", "/CN=Transport Test \(name)", "-sha256"], in: directory)
+            try await key("\(name).key")
+            try await run(["req", "-x509", "-new", "-key", "\(name).key", "-out", "\(name).pem", "-days", "2",
+                           "-subj", "/CN=Transport Test \(name)", "-sha256"])
         }
         try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(to: directory.appendingPathComponent("server.ext"), atomically: true, encoding: .utf8)
         try "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
             .write(to: directory.appendingPathComponent("client.ext"), atomically: true, encoding: .utf8)
         for (name, digest) in [("server", "-sha384"), ("client", "-sha256")] {
-            try key("\(name).key")
-            try run(openssl, ["req", "-new", "-key", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "server" ? "localhost" : "transport-client")"], in: directory)
-            try run(openssl, ["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                              "-out", "\(name).pem", "-days", "2", digest, "-extfile", "\(name).ext"], in: directory)
+            try await key("\(name).key")
+            try await run(["req", "-new", "-key", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "server" ? "localhost" : "transport-client")"])
+            try await run(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                           "-out", "\(name).pem", "-days", "2", digest, "-extfile", "\(name).ext"])
         }
         return TLSFixture(directory: directory)
     }
 
     /// The hash of the server certificate's DER form with `digest` ("sha256", "sha384"), via the openssl command.
-    func serverCertificateHash(_ digest: String) throws -> [UInt8] {
-        let der = directory.appendingPathComponent("server.der").path
-        try run("/usr/bin/openssl", ["x509", "-in", serverCertificate, "-outform", "DER", "-out", der])
-        let output = try run("/usr/bin/openssl", ["dgst", "-\(digest)", "-hex", der])
+    func serverCertificateHash(_ digest: String) async throws -> [UInt8] {
+        let der = directory.appendingPathComponent("server-\(digest).der").path
+        _ = try await runCommand("/usr/bin/openssl", ["x509", "-in", serverCertificate, "-outform", "DER", "-out", der])
+        let output = try await runCommand("/usr/bin/openssl", ["dgst", "-\(digest)", "-hex", der]).text
         guard let hex = output.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) else { return [] }
         var bytes: [UInt8] = []
         var index = hex.startIndex

@@ -10,8 +10,8 @@ import Glibc
 struct TLSTests {
     let fixture: TLSFixture
 
-    init() throws {
-        fixture = try TLSFixture.shared.get()
+    init() async throws {
+        fixture = try await TLSFixture.shared()
     }
 
     private func verifiedContext() throws -> TLSContext {
@@ -55,7 +55,8 @@ struct TLSTests {
         defer { connection.close() }
         let binding = try #require(connection.tlsServerEndPoint)
         #expect(binding.count == 48)
-        #expect(binding == (try fixture.serverCertificateHash("sha384")))
+        let expected = try await fixture.serverCertificateHash("sha384")
+        #expect(binding == expected)
     }
 
     @Test func untrustedCertificateIsRefused() async throws {

@@ -1,0 +1,55 @@
+import Dispatch
+import Foundation
+
+/// What a finished command left: its exit status and standard output.
+public struct CommandOutput: Sendable {
+    public let status: Int32
+    public let standardOutput: Data
+
+    public var text: String { String(decoding: standardOutput, as: UTF8.self) }
+}
+
+public struct CommandFailed: Error, CustomStringConvertible {
+    public let command: String
+    public let status: Int32
+    public var description: String { "`\(command)` exited with status \(status)" }
+
+    public init(command: String, status: Int32) {
+        self.command = command
+        self.status = status
+    }
+}
+
+/// Runs `executable` to completion off the cooperative pool and returns its output: waiting for a
+/// process on a thread of Swift's pool (as wide as the processors) would stall every other test
+/// in the process until it ends. A serial queue of its own targets Dispatch's overcommitting pool,
+/// which adds a thread when one blocks (a concurrent queue, like `DispatchQueue.global()`, would
+/// not). Standard
+/// error is discarded; a non-zero exit throws when `check` is set.
+public func runCommand(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil,
+    check: Bool = true
+) async throws -> CommandOutput {
+    let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandOutput, any Error>) in
+        DispatchQueue(label: "test-support.command").async {
+            continuation.resume(with: Result {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                if let environment { process.environment = environment }
+                if let directory { process.currentDirectoryURL = directory }
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return CommandOutput(status: process.terminationStatus, standardOutput: data)
+            })
+        }
+    }
+    if check && output.status != 0 {
+        throw CommandFailed(command: ([executable] + arguments).joined(separator: " "), status: output.status)
+    }
+    return output
+}
