@@ -77,13 +77,19 @@ for round in $(seq "$rounds"); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m() { echo "${results[$1]}" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-printf '\n%-34s %12s %14s %14s %10s %10s\n' "workload (ops/s)" "Swift" "redis-bench" "redis-py" "vs C" "vs py"
-row() { printf '%-34s %12.0f %14.0f %14s %9sx %9s\n' "$1" "$(m "$2")" "$(m "$3")" "${4:+$(m "$4")}" "$(ratio "$(m "$2")" "$(m "$3")")" "${4:+$(ratio "$(m "$2")" "$(m "$4")")x}"; }
+# The median of the per-round ratios: each round measures both sides back to back, so a round
+# slowed by the rest of the machine slows both, and the pair's ratio still holds.
+paired() {
+    paste -d' ' <(echo "${results[$1]}" | tr ' ' '\n' | grep -v '^$') <(echo "${results[$2]}" | tr ' ' '\n' | grep -v '^$') |
+        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
+}
+printf '\nmedians of %s rounds; ratios are medians of the per-round ratios\n' "$rounds"
+printf '%-34s %12s %14s %14s %10s %10s\n' "workload (ops/s)" "Swift" "redis-bench" "redis-py" "vs C" "vs py"
+row() { printf '%-34s %12.0f %14.0f %14s %9sx %9s\n' "$1" "$(m "$2")" "$(m "$3")" "${4:+$(m "$4")}" "$(paired "$2" "$3")" "${4:+$(paired "$2" "$4")x}"; }
 row "sequential SET, 1 connection" "Swift seq SET" "C seq SET" "Py seq SET"
 row "sequential GET, 1 connection" "Swift seq GET" "C seq GET" "Py seq GET"
 row "1M SET, batches of 1000, 1 conn" "Swift pipe1000 SET" "C pipe1000 SET" "Py pipe1000 SET"
 row "50 tasks on 1 conn (C: 50 conns)" "Swift 50 tasks SET" "C c50 SET" ""
 row "50 tasks on 1 conn (C: -c 50 -P 100)" "Swift 50 tasks SET" "C c50 P100 SET" ""
-printf '%-34s %12s %14s %14s %10s\n' "parser, MB/s (${stream_mb} MB stream)" "$(m "Swift parse MB/s")" "" "$(m "hiredis parse MB/s") (hiredis)" "$(ratio "$(m "Swift parse MB/s")" "$(m "hiredis parse MB/s")")x"
+printf '%-34s %12s %14s %14s %10s\n' "parser, MB/s (${stream_mb} MB stream)" "$(m "Swift parse MB/s")" "" "$(m "hiredis parse MB/s") (hiredis)" "$(paired "Swift parse MB/s" "hiredis parse MB/s")x"
 for key in "${!results[@]}"; do echo "  $key: ${results[$key]}"; done | sort

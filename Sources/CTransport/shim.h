@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <poll.h>
 
 /* Glibc's epoll_event is packed on x86_64; these accessors keep Swift away from its layout. */
 static inline uint64_t ctransport_epoll_event_data(const struct epoll_event *event) {
@@ -59,6 +61,24 @@ static inline uint64_t ctransport_monotonic_nanoseconds(void) {
 
 static inline void ctransport_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+/* Waits up to `nanoseconds` for `fd` to become readable, on the calling thread. Returns 1 when
+   readable (or hung up, or in error: the next read reports which), 0 on timeout or EINTR, -1 on
+   failure. The raw ppoll system call gives sub-millisecond timeouts without _GNU_SOURCE. */
+static inline int ctransport_wait_readable(int fd, int64_t nanoseconds) {
+    struct pollfd probe;
+    probe.fd = fd;
+    probe.events = POLLIN | 0x2000; /* POLLRDHUP, a GNU name */
+    probe.revents = 0;
+    struct timespec timeout;
+    timeout.tv_sec = (time_t)(nanoseconds / 1000000000);
+    timeout.tv_nsec = (long)(nanoseconds % 1000000000);
+    long result = syscall(SYS_ppoll, &probe, 1, &timeout, NULL, 0);
+    if (result < 0) {
+        return errno == EINTR ? 0 : -1;
+    }
+    return result > 0 ? 1 : 0;
 }
 
 #endif

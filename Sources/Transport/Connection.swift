@@ -17,17 +17,25 @@ public struct ConnectOptions: Sendable {
     public var tls: TLSContext?
     /// The name sent as SNI and checked against the certificate; defaults to the endpoint's host.
     public var serverName: String?
+    /// How long a read that finds no data may wait on its own thread (a `ppoll` on the socket)
+    /// before it suspends on the reactor. A reply that comes within it costs one wake-up instead
+    /// of two (the reactor's thread, then a pool thread), which is most of a loopback round trip's
+    /// overhead. Granted only while no other task waits on the reactor, and to at most one thread
+    /// fewer than the processors at a time, so the pool always keeps a running thread; a wait
+    /// that runs out falls back to the reactor. Zero turns it off.
+    public var inlineReadWait: Duration
 
     /// Creates options; every parameter has the common default.
     public init(
         timeout: Duration = .seconds(10), noDelay: Bool = true, keepAlive: Bool = true,
-        tls: TLSContext? = nil, serverName: String? = nil
+        tls: TLSContext? = nil, serverName: String? = nil, inlineReadWait: Duration = .microseconds(250)
     ) {
         self.timeout = timeout
         self.noDelay = noDelay
         self.keepAlive = keepAlive
         self.tls = tls
         self.serverName = serverName
+        self.inlineReadWait = inlineReadWait
     }
 }
 
@@ -50,14 +58,17 @@ public final class Connection: Sendable {
     /// none). A short read emptied the socket, so the next read waits for a newer edge first
     /// instead of spending a system call on EAGAIN; reads are one at a time, so relaxed is enough.
     private let drainedAtEpoch = Atomic<UInt64>(0)
+    /// ``ConnectOptions/inlineReadWait`` in nanoseconds (0: off).
+    private let inlineReadWait: Int64
 
-    private init(endpoint: Endpoint, registration: IORegistration) {
+    private init(endpoint: Endpoint, registration: IORegistration, inlineReadWait: Duration) {
         self.endpoint = endpoint
         self.registration = registration
+        self.inlineReadWait = inlineReadWait <= .zero ? 0 : Int64(clamping: inlineReadWait.saturatingNanoseconds)
     }
 
     convenience init(accepted descriptor: Int32, endpoint: Endpoint, reactor: Reactor) throws {
-        self.init(endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint))
+        self.init(endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint), inlineReadWait: .zero)
     }
 
     deinit {
@@ -111,7 +122,7 @@ public final class Connection: Sendable {
             }
             connection = opened
         case .unix(let path):
-            connection = try await openUnix(path: path, endpoint: endpoint, deadline: deadline, reactor: reactor)
+            connection = try await openUnix(path: path, endpoint: endpoint, options: options, deadline: deadline, reactor: reactor)
         }
         if let context = options.tls {
             let name = options.serverName ?? endpoint.host
@@ -139,7 +150,7 @@ public final class Connection: Sendable {
         if options.keepAlive {
             _ = setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
         }
-        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor)
+        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor, inlineReadWait: options.inlineReadWait)
         do {
             try await connection.finishConnect(deadline: deadline) { descriptor in
                 address.withSockAddr { Glibc.connect(descriptor, $0, $1) }
@@ -151,7 +162,9 @@ public final class Connection: Sendable {
         return connection
     }
 
-    private static func openUnix(path: String, endpoint: Endpoint, deadline: Deadline, reactor: Reactor) async throws -> Connection {
+    private static func openUnix(
+        path: String, endpoint: Endpoint, options: ConnectOptions, deadline: Deadline, reactor: Reactor
+    ) async throws -> Connection {
         var address = sockaddr_un()
         let length = ctransport_make_sockaddr_un(&address, path)
         guard length > 0 else {
@@ -161,7 +174,7 @@ public final class Connection: Sendable {
         guard descriptor >= 0 else {
             throw TransportError.fromErrno(errno, operation: "socket", endpoint: endpoint)
         }
-        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor)
+        let connection = try adopt(descriptor, endpoint: endpoint, reactor: reactor, inlineReadWait: options.inlineReadWait)
         do {
             try await connection.finishConnect(deadline: deadline) { descriptor in
                 withUnsafePointer(to: &address) {
@@ -176,9 +189,10 @@ public final class Connection: Sendable {
     }
 
     /// Registers a new socket with the reactor, closing the descriptor if that fails.
-    private static func adopt(_ descriptor: Int32, endpoint: Endpoint, reactor: Reactor) throws -> Connection {
+    private static func adopt(_ descriptor: Int32, endpoint: Endpoint, reactor: Reactor, inlineReadWait: Duration) throws -> Connection {
         do {
-            return Connection(endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint))
+            return Connection(
+                endpoint: endpoint, registration: try reactor.register(descriptor: descriptor, endpoint: endpoint), inlineReadWait: inlineReadWait)
         } catch {
             Glibc.close(descriptor)
             throw error
@@ -233,7 +247,7 @@ public final class Connection: Sendable {
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
-        if drained != 0 {
+        if try drained != 0 && !waitInline(deadline: deadline) {
             try await registration.wait(for: .read, seenEpoch: drained - 1, deadline: deadline)
         }
         while true {
@@ -259,6 +273,7 @@ public final class Connection: Sendable {
             }
             switch code {
             case EAGAIN, EWOULDBLOCK:
+                if try waitInline(deadline: deadline) { continue }
                 try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
             case EINTR:
                 continue
@@ -266,6 +281,29 @@ public final class Connection: Sendable {
                 throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
             }
         }
+    }
+
+    /// Waits up to ``ConnectOptions/inlineReadWait`` (and never past `deadline`) for data on the
+    /// calling thread, when the reactor grants it. True when the socket became readable; false
+    /// when the wait was not granted or ran out, and the caller suspends on the reactor as usual
+    /// (an edge that came meanwhile is in the readiness count, so nothing is missed).
+    private func waitInline(deadline: Deadline) throws(TransportError) -> Bool {
+        guard inlineReadWait > 0, !Task.isCancelled else { return false }
+        var budget = inlineReadWait
+        if deadline != .never {
+            let now = MonotonicClock.nanoseconds()
+            guard deadline.uptimeNanoseconds > now else { return false }
+            budget = Swift.min(budget, Int64(clamping: deadline.uptimeNanoseconds - now))
+        }
+        let reactor = registration.reactor
+        guard reactor.claimInlineWait() else { return false }
+        defer { reactor.releaseInlineWait() }
+        // Counted as a call in flight, so a concurrent close() cannot free the descriptor's
+        // number for reuse while the poll holds it; such a close ends the wait at its budget.
+        _ = try registration.begin(.read)
+        let result = ctransport_wait_readable(registration.descriptor, budget)
+        registration.end()
+        return result > 0
     }
 
     // MARK: - Writing

@@ -22,10 +22,15 @@ public final class Reactor: Sendable {
     fileprivate let state = Mutex(ReactorState())
     private let nextToken = Atomic<UInt64>(1)
     private let waiterCount = Atomic<Int>(0)
+    /// Threads that may block in an inline read wait at once: one fewer than the processors, so
+    /// that at least one thread of the cooperative pool (as wide as the processors) always runs.
+    private let inlineWaitSlots: Atomic<Int>
+    private let inlineWaits = Atomic<Int>(0)
 
     /// Starts a reactor with its own thread. Most code uses ``shared``; a separate reactor is
     /// useful where its counters must not be disturbed by other work.
     public init(name: String = "transport-io") {
+        inlineWaitSlots = Atomic(Swift.max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1))
         let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         let efd = epfd >= 0 ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
         epollDescriptor = epfd
@@ -94,6 +99,31 @@ public final class Reactor: Sendable {
 
     func waiterStored() { waiterCount.wrappingAdd(1, ordering: .relaxed) }
     func waiterTaken() { waiterCount.wrappingSubtract(1, ordering: .relaxed) }
+
+    /// Number of reads that waited for data on their own thread instead of suspending (see
+    /// ``ConnectOptions/inlineReadWait``).
+    public var inlineWaitCount: Int { inlineWaits.load(ordering: .relaxed) }
+
+    /// Claims the right to block the calling thread briefly on one socket. Granted only while no
+    /// task waits on the reactor — a process with other sockets in flight gains nothing from the
+    /// saved hop and would lose a thread — and while a slot is free. Pair with
+    /// ``releaseInlineWait()``.
+    func claimInlineWait() -> Bool {
+        guard waiterCount.load(ordering: .relaxed) == 0 else { return false }
+        var slots = inlineWaitSlots.load(ordering: .relaxed)
+        while slots > 0 {
+            let (exchanged, original) = inlineWaitSlots.weakCompareExchange(
+                expected: slots, desired: slots - 1, successOrdering: .acquiring, failureOrdering: .relaxed)
+            if exchanged {
+                inlineWaits.wrappingAdd(1, ordering: .relaxed)
+                return true
+            }
+            slots = original
+        }
+        return false
+    }
+
+    func releaseInlineWait() { inlineWaitSlots.wrappingAdd(1, ordering: .releasing) }
 
     // MARK: - Timers
 

@@ -109,10 +109,12 @@ struct ConnectionTests {
         #expect(timedOut?.description.contains(listener.endpoint.description) == true)
     }
 
-    @Test func readDeadlineNamesTheEndpoint() async throws {
+    /// Also with an inline read wait far longer than the deadline: the deadline still ends it.
+    @Test(arguments: [Duration.microseconds(250), .seconds(5)])
+    func readDeadlineNamesTheEndpoint(inlineReadWait: Duration) async throws {
         let server = try EchoServer.start()
         defer { server.stop() }
-        let connection = try await Connection.connect(to: server.endpoint)
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: inlineReadWait))
         defer { connection.close() }
         var buffer = ByteBuffer()
         let start = ContinuousClock.now
@@ -122,7 +124,7 @@ struct ConnectionTests {
         let elapsed = ContinuousClock.now - start
         #expect(error?.kind == .timedOut)
         #expect(error?.description.contains(server.endpoint.description) == true)
-        #expect(elapsed >= .milliseconds(45) && elapsed < .seconds(2))
+        #expect(elapsed >= .milliseconds(45) && elapsed < .seconds(2), "took \(elapsed)")
     }
 
     @Test func writeDeadlineWhenThePeerStopsReading() async throws {
@@ -322,6 +324,73 @@ struct ConnectionTests {
         try await connection.write(ByteBuffer(string: "ok"))
         let got = try await first.value
         #expect(got.readableBytes >= 1)
+    }
+}
+
+@Suite("Inline read waits")
+struct InlineReadWaitTests {
+    /// Whether this machine grants inline waits at all (one processor: never).
+    static let granted = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
+
+    @Test(arguments: [true, false])
+    func roundTripsWaitOnTheirOwnThreadWhenEnabled(_ enabled: Bool) async throws {
+        // The client has a reactor of its own: its counters see only the client's reads.
+        let reactor = Reactor(name: "test-inline")
+        defer { reactor.shutdown() }
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let options = enabled ? ConnectOptions() : ConnectOptions(inlineReadWait: .zero)
+        let connection = try await Connection.connect(to: server.endpoint, options: options, reactor: reactor)
+        defer { connection.close() }
+        for index in 0..<50 { #expect(try await echo(connection, "round \(index)") == "round \(index)") }
+        if enabled && Self.granted {
+            #expect(reactor.inlineWaitCount >= 25, "only \(reactor.inlineWaitCount) of 50 reads waited inline")
+        } else {
+            #expect(reactor.inlineWaitCount == 0)
+        }
+    }
+
+    @Test func notGrantedWhileAnotherTaskWaitsOnTheReactor() async throws {
+        let reactor = Reactor(name: "test-inline-busy")
+        defer { reactor.shutdown() }
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let idle = try await Connection.connect(to: server.endpoint, reactor: reactor)
+        defer { idle.close() }
+        let busy = try await Connection.connect(to: server.endpoint, reactor: reactor)
+        defer { busy.close() }
+        // A read that never gets data parks on the reactor.
+        let parked = Task {
+            var buffer = ByteBuffer()
+            try await idle.read(into: &buffer, deadline: .after(.seconds(30)))
+        }
+        defer { parked.cancel() }
+        while reactor.pendingWaiterCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let before = reactor.inlineWaitCount
+        for index in 0..<20 { #expect(try await echo(busy, "\(index)") == "\(index)") }
+        #expect(reactor.inlineWaitCount == before, "a thread blocked while another socket had a waiter")
+    }
+
+    @Test func cancellationEndsAReadWithALongInlineBudget() async throws {
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .milliseconds(20)))
+        defer { connection.close() }
+        let reader = Task {
+            var buffer = ByteBuffer()
+            try await connection.read(into: &buffer, deadline: .after(.seconds(60)))
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        reader.cancel()
+        let result = await reader.result
+        #expect(ContinuousClock.now - start < .seconds(1))
+        if case .failure(let error as TransportError) = result {
+            #expect(error.kind == .cancelled)
+        } else {
+            Issue.record("a cancelled read must fail with .cancelled, got \(result)")
+        }
+        #expect(try await echo(connection, "after") == "after")
     }
 }
 
