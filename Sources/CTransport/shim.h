@@ -63,22 +63,31 @@ static inline void ctransport_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
 
-/* Waits up to `nanoseconds` for `fd` to become readable, on the calling thread. Returns 1 when
-   readable (or hung up, or in error: the next read reports which), 0 on timeout or EINTR, -1 on
-   failure. The raw ppoll system call gives sub-millisecond timeouts without _GNU_SOURCE. */
-static inline int ctransport_wait_readable(int fd, int64_t nanoseconds) {
-    struct pollfd probe;
-    probe.fd = fd;
-    probe.events = POLLIN | 0x2000; /* POLLRDHUP, a GNU name */
-    probe.revents = 0;
+/* Waits up to `nanoseconds` on the calling thread for `fd` to become readable, giving up early
+   when the eventfd `wakefd` is signalled (the reactor's way of asking for the thread back), and
+   then consuming that signal. Returns 1 when `fd` is readable (or hung up, or in error: the next
+   read reports which), 0 on timeout, on the signal or on EINTR, -1 on failure. The raw ppoll
+   system call gives sub-millisecond timeouts without _GNU_SOURCE. */
+static inline int ctransport_wait_readable(int fd, int wakefd, int64_t nanoseconds) {
+    struct pollfd probes[2];
+    probes[0].fd = fd;
+    probes[0].events = POLLIN | 0x2000; /* POLLRDHUP, a GNU name */
+    probes[0].revents = 0;
+    probes[1].fd = wakefd;
+    probes[1].events = POLLIN;
+    probes[1].revents = 0;
     struct timespec timeout;
     timeout.tv_sec = (time_t)(nanoseconds / 1000000000);
     timeout.tv_nsec = (long)(nanoseconds % 1000000000);
-    long result = syscall(SYS_ppoll, &probe, 1, &timeout, NULL, 0);
+    long result = syscall(SYS_ppoll, probes, 2, &timeout, NULL, 0);
     if (result < 0) {
         return errno == EINTR ? 0 : -1;
     }
-    return result > 0 ? 1 : 0;
+    if (probes[1].revents != 0) {
+        uint64_t value;
+        (void)read(wakefd, &value, sizeof(value));
+    }
+    return probes[0].revents != 0 ? 1 : 0;
 }
 
 #endif

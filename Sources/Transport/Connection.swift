@@ -17,12 +17,14 @@ public struct ConnectOptions: Sendable {
     public var tls: TLSContext?
     /// The name sent as SNI and checked against the certificate; defaults to the endpoint's host.
     public var serverName: String?
-    /// How long a read that finds no data may wait on its own thread (a `ppoll` on the socket)
-    /// before it suspends on the reactor. A reply that comes within it costs one wake-up instead
-    /// of two (the reactor's thread, then a pool thread), which is most of a loopback round trip's
-    /// overhead. Granted only while no other task waits on the reactor, and to at most one thread
-    /// fewer than the processors at a time, so the pool always keeps a running thread; a wait
-    /// that runs out falls back to the reactor. Zero turns it off.
+    /// How long a read that finds no data, and whose caller says its thread would otherwise go
+    /// idle (`read(into:maximumBytes:deadline:mayWaitInline:)`), may wait on its own thread (a
+    /// `ppoll` on the socket) before it suspends on the reactor. A reply that comes within it
+    /// costs one wake-up instead of two (the reactor's thread, then a pool thread), which is most
+    /// of a loopback round trip's overhead. At most one thread fewer than the processors waits so
+    /// at a time, so the task pool always keeps a running thread, and a wait gives its thread back
+    /// as soon as the reactor resumes another task; then, or when it runs out, the read suspends
+    /// on the reactor. Zero turns it off.
     public var inlineReadWait: Duration
 
     /// Creates options; every parameter has the common default.
@@ -235,19 +237,28 @@ public final class Connection: Sendable {
     /// Reads at least one byte into `buffer` (growing it as needed, at most `maximumBytes`) and
     /// returns how many were read. Throws `.endOfStream` when the peer has closed, `.timedOut`
     /// after `deadline`, `.cancelled` if the task is cancelled while waiting.
+    ///
+    /// `mayWaitInline` says that the caller's thread would otherwise go idle: one request is in
+    /// flight and its caller waits for the reply. Then the read may wait on this thread for up to
+    /// ``ConnectOptions/inlineReadWait`` before suspending. Leave it off where other tasks have
+    /// work to do meanwhile (pipelines, concurrent callers, long-lived readers): the thread would
+    /// be kept from them.
     @discardableResult
-    public func read(into buffer: inout ByteBuffer, maximumBytes: Int = 65536, deadline: Deadline = .never) async throws -> Int {
+    public func read(
+        into buffer: inout ByteBuffer, maximumBytes: Int = 65536, deadline: Deadline = .never, mayWaitInline: Bool = false
+    ) async throws -> Int {
         if tlsActive.load(ordering: .acquiring) {
-            return try await readTLS(into: &buffer, maximumBytes: maximumBytes, deadline: deadline)
+            return try await readTLS(into: &buffer, maximumBytes: maximumBytes, deadline: deadline, mayWaitInline: mayWaitInline)
         }
-        return try await readPlain(into: &buffer, maximumBytes: maximumBytes, deadline: deadline)
+        return try await readPlain(into: &buffer, maximumBytes: maximumBytes, deadline: deadline, mayWaitInline: mayWaitInline)
     }
 
-    private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline) async throws -> Int {
+    private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
+        let inline = mayWaitInline && inlineReadWait > 0
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
-        if try drained != 0 && !waitInline(deadline: deadline) {
+        if try drained != 0 && !(inline && waitInline(deadline: deadline)) {
             try await registration.wait(for: .read, seenEpoch: drained - 1, deadline: deadline)
         }
         while true {
@@ -273,7 +284,7 @@ public final class Connection: Sendable {
             }
             switch code {
             case EAGAIN, EWOULDBLOCK:
-                if try waitInline(deadline: deadline) { continue }
+                if try inline && waitInline(deadline: deadline) { continue }
                 try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
             case EINTR:
                 continue
@@ -285,10 +296,11 @@ public final class Connection: Sendable {
 
     /// Waits up to ``ConnectOptions/inlineReadWait`` (and never past `deadline`) for data on the
     /// calling thread, when the reactor grants it. True when the socket became readable; false
-    /// when the wait was not granted or ran out, and the caller suspends on the reactor as usual
-    /// (an edge that came meanwhile is in the readiness count, so nothing is missed).
+    /// when the wait was not granted, ran out, or gave way to a task the reactor resumed. Then
+    /// the caller suspends on the reactor as usual (an edge that came meanwhile is in the
+    /// readiness count, so nothing is missed).
     private func waitInline(deadline: Deadline) throws(TransportError) -> Bool {
-        guard inlineReadWait > 0, !Task.isCancelled else { return false }
+        guard !Task.isCancelled else { return false }
         var budget = inlineReadWait
         if deadline != .never {
             let now = MonotonicClock.nanoseconds()
@@ -297,11 +309,12 @@ public final class Connection: Sendable {
         }
         let reactor = registration.reactor
         guard reactor.claimInlineWait() else { return false }
-        defer { reactor.releaseInlineWait() }
+        var result: Int32 = 0
+        defer { reactor.releaseInlineWait(hit: result > 0) }
         // Counted as a call in flight, so a concurrent close() cannot free the descriptor's
         // number for reuse while the poll holds it; such a close ends the wait at its budget.
         _ = try registration.begin(.read)
-        let result = ctransport_wait_readable(registration.descriptor, budget)
+        result = ctransport_wait_readable(registration.descriptor, reactor.inlineWakeDescriptor, budget)
         registration.end()
         return result > 0
     }
@@ -489,7 +502,7 @@ public final class Connection: Sendable {
         tls.withLock { $0?.negotiatedApplicationProtocol }
     }
 
-    private func readTLS(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline) async throws -> Int {
+    private func readTLS(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         while true {
@@ -509,14 +522,14 @@ public final class Connection: Sendable {
             case .done:
                 throw TransportError(.endOfStream, endpoint: endpoint, message: "TLS session closed by peer")
             case .wantRead:
-                try await feedCiphertext(deadline: deadline)
+                try await feedCiphertext(deadline: deadline, mayWaitInline: mayWaitInline)
             case .failed(let error):
                 throw error
             }
         }
     }
 
-    private func feedCiphertext(deadline: Deadline) async throws {
+    private func feedCiphertext(deadline: Deadline, mayWaitInline: Bool = false) async throws {
         var scratch = inboundCiphertext.withLock { buffer -> ByteBuffer in
             let taken = buffer
             buffer = ByteBuffer()
@@ -527,7 +540,7 @@ public final class Connection: Sendable {
             inboundCiphertext.withLock { $0 = scratch }
         }
         do {
-            _ = try await readPlain(into: &scratch, maximumBytes: 65536, deadline: deadline)
+            _ = try await readPlain(into: &scratch, maximumBytes: 65536, deadline: deadline, mayWaitInline: mayWaitInline)
         } catch let error as TransportError where error.kind == .endOfStream {
             throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer without a TLS close_notify")
         }

@@ -94,8 +94,9 @@ final class IORegistration: Sendable {
         }
     }
 
-    /// Called by the reactor with the epoll event mask.
-    func ready(mask: UInt32) {
+    /// Called by the reactor with the epoll event mask; true when it resumed a waiter.
+    @discardableResult
+    func ready(mask: UInt32) -> Bool {
         let readable = mask & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let writable = mask & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let (reader, writer) = state.withLock { state -> (Waiter?, Waiter?) in
@@ -115,6 +116,7 @@ final class IORegistration: Sendable {
         }
         if let reader { finish(reader) }
         if let writer { finish(writer) }
+        return reader != nil || writer != nil
     }
 
     /// Called by the reactor when a waiter's deadline passes (its timer is already out of the heap).

@@ -18,6 +18,8 @@ public final class Reactor: Sendable {
 
     private let epollDescriptor: Int32
     private let wakeDescriptor: Int32
+    /// Signalled when a task is resumed while a thread waits inline, to ask for that thread back.
+    let inlineWakeDescriptor: Int32
     private let startupError = Mutex<TransportError?>(nil)
     fileprivate let state = Mutex(ReactorState())
     private let nextToken = Atomic<UInt64>(1)
@@ -25,22 +27,29 @@ public final class Reactor: Sendable {
     /// Threads that may block in an inline read wait at once: one fewer than the processors, so
     /// that at least one thread of the cooperative pool (as wide as the processors) always runs.
     private let inlineWaitSlots: Atomic<Int>
+    private let inlineWaitSlotCount: Int
     private let inlineWaits = Atomic<Int>(0)
+    private let inlineHits = Atomic<Int>(0)
 
     /// Starts a reactor with its own thread. Most code uses ``shared``; a separate reactor is
     /// useful where its counters must not be disturbed by other work.
     public init(name: String = "transport-io") {
-        inlineWaitSlots = Atomic(Swift.max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1))
         let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         let efd = epfd >= 0 ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
+        let inlineFD = efd >= 0 ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
         epollDescriptor = epfd
         wakeDescriptor = efd
-        if epfd < 0 || efd < 0 {
+        inlineWakeDescriptor = inlineFD
+        // Without the eventfd, no inline waits: they could not be asked to give way.
+        inlineWaitSlotCount = inlineFD >= 0 ? Swift.max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1) : 0
+        inlineWaitSlots = Atomic(inlineWaitSlotCount)
+        if epfd < 0 || efd < 0 || inlineFD < 0 {
             let code = errno
             startupError.withLock {
                 $0 = TransportError(.system, errno: code, message: "could not start the I/O reactor")
             }
             if epfd >= 0 { Glibc.close(epfd) }
+            if efd >= 0 { Glibc.close(efd) }
             return
         }
         _ = ctransport_epoll_ctl(epfd, EPOLL_CTL_ADD, efd, EPOLLIN.rawValue, 0)
@@ -103,13 +112,15 @@ public final class Reactor: Sendable {
     /// Number of reads that waited for data on their own thread instead of suspending (see
     /// ``ConnectOptions/inlineReadWait``).
     public var inlineWaitCount: Int { inlineWaits.load(ordering: .relaxed) }
+    /// How many of those ended with data on their socket (the others ran out or gave way).
+    public var inlineWaitHitCount: Int { inlineHits.load(ordering: .relaxed) }
 
-    /// Claims the right to block the calling thread briefly on one socket. Granted only while no
-    /// task waits on the reactor — a process with other sockets in flight gains nothing from the
-    /// saved hop and would lose a thread — and while a slot is free. Pair with
-    /// ``releaseInlineWait()``.
+    /// Claims the right to block the calling thread briefly on one socket: granted while a slot is
+    /// free. Whenever the reactor resumes a task while such a wait is on, it signals
+    /// ``inlineWakeDescriptor`` and the wait gives its thread back, so a thread is never held
+    /// while other work of this reactor is ready; sockets that merely sit parked (a subscriber,
+    /// a LISTEN) do not stop it. Pair with ``releaseInlineWait(hit:)``.
     func claimInlineWait() -> Bool {
-        guard waiterCount.load(ordering: .relaxed) == 0 else { return false }
         var slots = inlineWaitSlots.load(ordering: .relaxed)
         while slots > 0 {
             let (exchanged, original) = inlineWaitSlots.weakCompareExchange(
@@ -123,7 +134,10 @@ public final class Reactor: Sendable {
         return false
     }
 
-    func releaseInlineWait() { inlineWaitSlots.wrappingAdd(1, ordering: .releasing) }
+    func releaseInlineWait(hit: Bool) {
+        if hit { inlineHits.wrappingAdd(1, ordering: .relaxed) }
+        inlineWaitSlots.wrappingAdd(1, ordering: .releasing)
+    }
 
     // MARK: - Timers
 
@@ -186,6 +200,7 @@ public final class Reactor: Sendable {
                 return (Int32(clamping: milliseconds), false)
             }
             if stop { break }
+            var resumed = !expired.isEmpty
             for entry in expired {
                 switch entry.action {
                 case .io(let registration, let direction): registration.deadlinePassed(token: entry.token, direction: direction)
@@ -219,12 +234,17 @@ public final class Reactor: Sendable {
                     _ = withUnsafeMutableBytes(of: &value) { Glibc.read(wakeDescriptor, $0.baseAddress, 8) }
                 }
             }
-            for (registration, mask) in ready {
-                registration.ready(mask: mask)
+            for (registration, mask) in ready where registration.ready(mask: mask) {
+                resumed = true
             }
             ready.removeAll(keepingCapacity: true)
+            if resumed && inlineWaitSlots.load(ordering: .relaxed) < inlineWaitSlotCount {
+                var one: UInt64 = 1
+                _ = withUnsafeBytes(of: &one) { Glibc.write(inlineWakeDescriptor, $0.baseAddress, 8) }
+            }
         }
         Glibc.close(wakeDescriptor)
+        Glibc.close(inlineWakeDescriptor)
         Glibc.close(epollDescriptor)
     }
 }

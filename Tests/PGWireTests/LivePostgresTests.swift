@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import Transport
 
@@ -301,6 +304,26 @@ struct LiveQueryTests {
         // Each request's Parse/Bind/Describe/Execute/Sync leave in one write at most; concurrent
         // requests share writes while one is in progress.
         #expect(connection.transport.writeSystemCallCount - writesBefore <= 1000)
+    }
+
+    @Test("a lone caller waits for its reply on its own thread; concurrent callers leave the thread to each other")
+    func inlineReadWaits() async throws {
+        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else { return }  // no inline waits on one processor
+        let connection = try await LivePostgres.connect()
+        defer { connection.close() }
+        var before = Reactor.shared.inlineWaitCount
+        for index in 0..<100 { _ = try await connection.execute("SELECT \(index)::int8") }
+        let sequential = Reactor.shared.inlineWaitCount - before
+        #expect(sequential >= 50, "only \(sequential) of 100 sequential queries waited inline")
+        before = Reactor.shared.inlineWaitCount
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask { for index in 0..<50 { _ = try await connection.execute("SELECT \(index)::int8") } }
+            }
+            try await group.waitForAll()
+        }
+        let concurrent = Reactor.shared.inlineWaitCount - before
+        #expect(concurrent <= 40, "\(concurrent) of 1,000 concurrent queries held a thread waiting inline")
     }
 
     @Test("a large result streams: rows arrive while the query runs, memory stays bounded")

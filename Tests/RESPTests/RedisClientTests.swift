@@ -147,6 +147,28 @@ struct RedisClientTests {
         #expect(try await client.send(["DEL"] + keys.map { .string($0) }) == .integer(50))
     }
 
+    @Test func onlyALoneCallerWaitsForItsReplyOnItsOwnThread() async throws {
+        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else { return }  // no inline waits on one processor
+        let client = try LiveRedis.client()
+        defer { client.close() }
+        let key = LiveRedis.key("inline")
+        try await client.set(key, .integer(1))
+        var before = Reactor.shared.inlineWaitCount
+        for _ in 0..<100 { _ = try await client.get(key) }
+        let sequential = Reactor.shared.inlineWaitCount - before
+        #expect(sequential >= 50, "only \(sequential) of 100 sequential commands waited inline")
+        before = Reactor.shared.inlineWaitCount
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask { for _ in 0..<50 { _ = try await client.get(key) } }
+            }
+            try await group.waitForAll()
+        }
+        let concurrent = Reactor.shared.inlineWaitCount - before
+        #expect(concurrent <= 40, "\(concurrent) of 1,000 concurrent commands held a thread waiting inline")
+        _ = try await client.delete(key)
+    }
+
     @Test func pipelineErrorsStayWithTheirCommand() async throws {
         let client = try LiveRedis.client()
         defer { client.close() }

@@ -119,7 +119,7 @@ struct ConnectionTests {
         var buffer = ByteBuffer()
         let start = ContinuousClock.now
         let error = await #expect(throws: TransportError.self) {
-            try await connection.read(into: &buffer, deadline: .after(.milliseconds(50)))
+            try await connection.read(into: &buffer, deadline: .after(.milliseconds(50)), mayWaitInline: true)
         }
         let elapsed = ContinuousClock.now - start
         #expect(error?.kind == .timedOut)
@@ -332,43 +332,81 @@ struct InlineReadWaitTests {
     /// Whether this machine grants inline waits at all (one processor: never).
     static let granted = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
 
-    @Test(arguments: [true, false])
-    func roundTripsWaitOnTheirOwnThreadWhenEnabled(_ enabled: Bool) async throws {
+    /// Waits until `condition` holds, for at most `limit`; returns whether it did.
+    private func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while !condition() {
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return true
+    }
+
+    /// Inline waits happen when the connection allows them and the reader asks for them.
+    @Test(arguments: [(Duration.microseconds(250), true), (.zero, true), (.microseconds(250), false)])
+    func roundTripsWaitOnTheirOwnThreadWhenEnabled(budget: Duration, mayWaitInline: Bool) async throws {
         // The client has a reactor of its own: its counters see only the client's reads.
         let reactor = Reactor(name: "test-inline")
         defer { reactor.shutdown() }
         let server = try EchoServer.start()
         defer { server.stop() }
-        let options = enabled ? ConnectOptions() : ConnectOptions(inlineReadWait: .zero)
-        let connection = try await Connection.connect(to: server.endpoint, options: options, reactor: reactor)
-        defer { connection.close() }
-        for index in 0..<50 { #expect(try await echo(connection, "round \(index)") == "round \(index)") }
-        if enabled && Self.granted {
-            #expect(reactor.inlineWaitCount >= 25, "only \(reactor.inlineWaitCount) of 50 reads waited inline")
-        } else {
-            #expect(reactor.inlineWaitCount == 0)
-        }
-    }
-
-    @Test func notGrantedWhileAnotherTaskWaitsOnTheReactor() async throws {
-        let reactor = Reactor(name: "test-inline-busy")
-        defer { reactor.shutdown() }
-        let server = try EchoServer.start()
-        defer { server.stop() }
-        let idle = try await Connection.connect(to: server.endpoint, reactor: reactor)
+        // Another socket of the reactor sits parked, as a subscriber would: that does not stop it.
+        let idle = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .zero), reactor: reactor)
         defer { idle.close() }
-        let busy = try await Connection.connect(to: server.endpoint, reactor: reactor)
-        defer { busy.close() }
-        // A read that never gets data parks on the reactor.
         let parked = Task {
             var buffer = ByteBuffer()
             try await idle.read(into: &buffer, deadline: .after(.seconds(30)))
         }
         defer { parked.cancel() }
-        while reactor.pendingWaiterCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
-        let before = reactor.inlineWaitCount
-        for index in 0..<20 { #expect(try await echo(busy, "\(index)") == "\(index)") }
-        #expect(reactor.inlineWaitCount == before, "a thread blocked while another socket had a waiter")
+        #expect(try await eventually(within: .seconds(5)) { reactor.pendingWaiterCount == 1 })
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: budget), reactor: reactor)
+        defer { connection.close() }
+        for index in 0..<50 {
+            #expect(try await echo(connection, "round \(index)", mayWaitInline: mayWaitInline) == "round \(index)")
+        }
+        if budget > .zero && mayWaitInline && Self.granted {
+            #expect(reactor.inlineWaitCount >= 25, "only \(reactor.inlineWaitCount) of 50 reads waited inline")
+            #expect(reactor.inlineWaitHitCount >= 1, "no inline wait ended with its reply")
+        } else {
+            #expect(reactor.inlineWaitCount == 0)
+        }
+    }
+
+    @Test func aWaitGivesItsThreadBackWhenTheReactorResumesAnotherTask() async throws {
+        guard Self.granted else { return }
+        let reactor = Reactor(name: "test-inline-give")
+        defer { reactor.shutdown() }
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        async let acceptedQuiet = listener.accept()
+        let quiet = try await Connection.connect(to: listener.endpoint, options: ConnectOptions(inlineReadWait: .seconds(5)), reactor: reactor)
+        let quietPeer = try await acceptedQuiet
+        async let acceptedOther = listener.accept()
+        let other = try await Connection.connect(to: listener.endpoint, reactor: reactor)
+        let otherPeer = try await acceptedOther
+        defer { for connection in [quiet, quietPeer, other, otherPeer] { connection.close() } }
+
+        let otherRead = Task {
+            var buffer = ByteBuffer()
+            return try await other.read(into: &buffer, deadline: .after(.seconds(30)))
+        }
+        #expect(try await eventually(within: .seconds(5)) { reactor.pendingWaiterCount == 1 })
+        // The quiet read gets nothing: it waits inline, for up to 5 seconds.
+        let quietRead = Task {
+            var buffer = ByteBuffer()
+            return try await quiet.read(into: &buffer, deadline: .after(.seconds(30)), mayWaitInline: true)
+        }
+        #expect(try await eventually(within: .seconds(5)) { reactor.inlineWaitCount == 1 })
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(reactor.pendingWaiterCount == 1, "the quiet read is waiting inline, not on the reactor")
+        // The reactor resumes the other read: the inline wait must give its thread back and park.
+        try await otherPeer.write(ByteBuffer(string: "x"))
+        #expect(try await otherRead.value == 1)
+        let parked = try await eventually(within: .seconds(1)) { reactor.pendingWaiterCount == 1 }
+        #expect(parked, "the inline wait held its thread after another task was resumed")
+        #expect(reactor.inlineWaitHitCount == 0)
+        try await quietPeer.write(ByteBuffer(string: "y"))
+        #expect(try await quietRead.value == 1)
     }
 
     @Test func cancellationEndsAReadWithALongInlineBudget() async throws {
@@ -378,7 +416,7 @@ struct InlineReadWaitTests {
         defer { connection.close() }
         let reader = Task {
             var buffer = ByteBuffer()
-            try await connection.read(into: &buffer, deadline: .after(.seconds(60)))
+            try await connection.read(into: &buffer, deadline: .after(.seconds(60)), mayWaitInline: true)
         }
         try await Task.sleep(for: .milliseconds(50))
         let start = ContinuousClock.now
@@ -390,7 +428,7 @@ struct InlineReadWaitTests {
         } else {
             Issue.record("a cancelled read must fail with .cancelled, got \(result)")
         }
-        #expect(try await echo(connection, "after") == "after")
+        #expect(try await echo(connection, "after", mayWaitInline: true) == "after")
     }
 }
 

@@ -53,17 +53,20 @@ final class EchoServer: Sendable {
 }
 
 /// Reads from `connection` until `count` bytes are in `buffer`.
-func readExactly(_ count: Int, from connection: Connection, into buffer: inout ByteBuffer, deadline: Deadline = .after(.seconds(10))) async throws {
+func readExactly(
+    _ count: Int, from connection: Connection, into buffer: inout ByteBuffer, deadline: Deadline = .after(.seconds(10)),
+    mayWaitInline: Bool = false
+) async throws {
     while buffer.readableBytes < count {
-        try await connection.read(into: &buffer, deadline: deadline)
+        try await connection.read(into: &buffer, deadline: deadline, mayWaitInline: mayWaitInline)
     }
 }
 
 /// Writes `text` and reads back as many bytes: the echo server's answer.
-func echo(_ connection: Connection, _ text: String) async throws -> String {
+func echo(_ connection: Connection, _ text: String, mayWaitInline: Bool = false) async throws -> String {
     try await connection.write(ByteBuffer(string: text))
     var buffer = ByteBuffer()
-    try await readExactly(text.utf8.count, from: connection, into: &buffer)
+    try await readExactly(text.utf8.count, from: connection, into: &buffer, mayWaitInline: mayWaitInline)
     return String(decoding: buffer.readableBytesView, as: UTF8.self)
 }
 

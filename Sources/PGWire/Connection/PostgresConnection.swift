@@ -60,6 +60,15 @@ public final class PostgresConnection: Sendable {
         var blockedSubmitters: [UnsafeContinuation<Void, Never>] = []
         /// Callers waiting for the write queue to drain.
         var drainWaiters: [UnsafeContinuation<Void, Never>] = []
+        /// When a message last resumed a waiting caller (monotonic nanoseconds).
+        var lastWaiterResumed: UInt64 = 0
+
+        /// Whether one request is in flight and no other caller was resumed within the last
+        /// millisecond: a resumed caller's task may still be waiting for a thread, about to send
+        /// its next query, and a thread held in an inline read wait would delay it.
+        var isAlone: Bool {
+            requests.count == 1 && Deadline.now.uptimeNanoseconds &- lastWaiterResumed > 1_000_000
+        }
     }
 
     init(
@@ -371,7 +380,7 @@ public final class PostgresConnection: Sendable {
     /// Reads as the leader until request `id` has events, then hands the reader role on.
     private func lead(for id: UInt64) async {
         guard var reader = takeReader() else { return }
-        await readLoop(&reader) { state in
+        await readLoop(&reader, asCaller: true) { state in
             // Earlier requests' rows are buffered on the way: stalling until their consumers
             // read could deadlock a caller that holds an unfinished sequence.
             guard let request = state.requests[id] else { return true }
@@ -390,25 +399,29 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Decodes and routes what has arrived, then reads more, until `isDone` holds (checked after
-    /// each batch), the connection fails, or the reading task is cancelled.
-    private func readLoop(_ reader: inout ReaderState, until isDone: (inout State) -> Bool) async {
+    /// each batch), the connection fails, or the reading task is cancelled. `asCaller`: the reader
+    /// is a caller reading for its own request, not the background reader.
+    private func readLoop(_ reader: inout ReaderState, asCaller: Bool, until isDone: (inout State) -> Bool) async {
         var wakeups: [UnsafeContinuation<Void, Never>] = []
         var outOfBand: [ConnectionStateMachine.Action] = []
         while true {
             do {
-                let stop = try state.withLock { state throws(PostgresProtocolError) -> Bool in
+                let (stop, alone) = try state.withLock { state throws(PostgresProtocolError) -> (Bool, Bool) in
                     while let message = try reader.decoder.decode(&reader.buffer) {
                         Self.route(state.machine.received(message), &state, &wakeups, &outOfBand)
-                        if state.failure != nil { return true }
+                        if state.failure != nil { return (true, false) }
                     }
-                    return state.failure != nil || isDone(&state)
+                    if !wakeups.isEmpty { state.lastWaiterResumed = Deadline.now.uptimeNanoseconds }
+                    return (state.failure != nil || isDone(&state), state.isAlone)
                 }
                 reader.buffer.compact()
                 deliverOutOfBand(&outOfBand)
                 for waiter in wakeups { waiter.resume() }
                 wakeups.removeAll(keepingCapacity: true)
                 if stop { return }
-                _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536)
+                // A caller reading for the one request in flight, with no other caller resumed
+                // lately, would only wait: its thread may wait for the reply (see `isAlone`).
+                _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536, mayWaitInline: asCaller && alone)
             } catch let error as PostgresProtocolError {
                 transport.close()
                 fail(PostgresError(.protocolViolation, message: error.description))
@@ -459,7 +472,7 @@ public final class PostgresConnection: Sendable {
     private func startBackgroundReader() {
         Task.detached { [self] in
             guard var reader = takeReader() else { return }
-            await readLoop(&reader) { state in
+            await readLoop(&reader, asCaller: false) { state in
                 !state.readsContinuously && state.waiters.isEmpty
             }
             releaseReader(reader)

@@ -51,6 +51,15 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
+        /// When a reply last resumed a waiting caller (monotonic nanoseconds).
+        var lastWaiterResumed: UInt64 = 0
+
+        /// Whether one request is in flight and no other caller was resumed within the last
+        /// millisecond: a resumed caller's task may still be waiting for a thread, about to send
+        /// its next command, and a thread held in an inline read wait would delay it.
+        var isAlone: Bool {
+            router.pendingCount == 1 && Deadline.now.uptimeNanoseconds &- lastWaiterResumed > 1_000_000
+        }
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -308,7 +317,7 @@ public final class RedisConnection: Sendable {
     /// when the caller should wait as a follower instead (its read was cancelled). Always hands
     /// reading on before returning.
     private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<[RESPValue], any Error>? {
-        let stopped = await read(deadline: deadline) { state in
+        let stopped = await read(deadline: deadline, asCaller: true) { state in
             if case .registered? = state.slots[id] { return false }
             return true
         }
@@ -323,15 +332,16 @@ public final class RedisConnection: Sendable {
 
     /// Reads in a task of its own while commands are in flight or pushes are listened for.
     private func readInBackground() async {
-        _ = await read(deadline: .never) { state in
+        _ = await read(deadline: .never, asCaller: false) { state in
             state.router.pendingCount == 0 && !state.readsContinuously
         }
     }
 
-    /// The read loop, run by whoever holds `readerActive`: routes every value read until `isDone`
-    /// holds (checked between reads), then parks the parser and buffer and, if someone still
-    /// needs replies, starts the background reader. Returns the error that stopped it early, if any.
-    private func read(deadline: Deadline, until isDone: (inout State) -> Bool) async -> RedisError? {
+    /// The read loop, run by whoever holds `readerActive` (`asCaller`: a caller reading for its own
+    /// request): routes every value read until `isDone` holds (checked between reads), then parks
+    /// the parser and buffer and, if someone still needs replies, starts the background reader.
+    /// Returns the error that stopped it early, if any.
+    private func read(deadline: Deadline, asCaller: Bool, until isDone: (inout State) -> Bool) async -> RedisError? {
         guard var reader = state.withLock({ state -> ReaderState? in
             defer { state.reader = nil }
             return state.reader
@@ -341,8 +351,13 @@ public final class RedisConnection: Sendable {
             do {
                 while let value = try reader.parser.next(&reader.buffer) { route(value) }
                 reader.buffer.compact()
-                if state.withLock({ isDone(&$0) || $0.failure != nil }) { break }
-                try await connection.read(into: &reader.buffer, deadline: deadline)
+                let (done, alone) = state.withLock { state in
+                    (isDone(&state) || state.failure != nil, state.isAlone)
+                }
+                if done { break }
+                // A caller reading for the one request in flight, with no other caller resumed
+                // lately, would only wait: its thread may wait for the reply (see `isAlone`).
+                try await connection.read(into: &reader.buffer, deadline: deadline, mayWaitInline: asCaller && alone)
             } catch let error as RESPProtocolError {
                 connection.close()
                 fail(RedisError(.protocolViolation, message: "\(error)"))
@@ -375,6 +390,7 @@ public final class RedisConnection: Sendable {
             switch state.slots[id] {
             case .waiting(let continuation)?:
                 state.slots[id] = nil
+                state.lastWaiterResumed = Deadline.now.uptimeNanoseconds
                 return (action, continuation)
             case .registered?:
                 state.slots[id] = .done(replies)
