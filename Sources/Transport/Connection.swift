@@ -312,7 +312,7 @@ public final class Connection: Sendable {
         var result: Int32 = 0
         defer { reactor.releaseInlineWait(hit: result > 0) }
         // Counted as a call in flight, so a concurrent close() cannot free the descriptor's
-        // number for reuse while the poll holds it; such a close ends the wait at its budget.
+        // number for reuse while the poll holds it; such a close interrupts the wait.
         _ = try registration.begin(.read)
         result = ctransport_wait_readable(registration.descriptor, reactor.inlineWakeDescriptor, budget)
         registration.end()

@@ -142,6 +142,8 @@ final class IORegistration: Sendable {
             reactor.waiterTaken()
             waiter.continuation.resume(throwing: closedError())
         }
+        // A read of this socket may be waiting inline; it then sees the close at once.
+        reactor.interruptInlineWaits()
         if mustRelease { release() }
     }
 

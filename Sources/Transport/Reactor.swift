@@ -40,8 +40,7 @@ public final class Reactor: Sendable {
         epollDescriptor = epfd
         wakeDescriptor = efd
         inlineWakeDescriptor = inlineFD
-        // Without the eventfd, no inline waits: they could not be asked to give way.
-        inlineWaitSlotCount = inlineFD >= 0 ? Swift.max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1) : 0
+        inlineWaitSlotCount = Swift.max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1)
         inlineWaitSlots = Atomic(inlineWaitSlotCount)
         if epfd < 0 || efd < 0 || inlineFD < 0 {
             let code = errno
@@ -132,6 +131,14 @@ public final class Reactor: Sendable {
             slots = original
         }
         return false
+    }
+
+    /// Asks every thread in an inline wait to give up its wait now (a task became ready, or a
+    /// socket was closed). Costs one eventfd write, and nothing while no wait is on.
+    func interruptInlineWaits() {
+        guard inlineWaitSlots.load(ordering: .relaxed) < inlineWaitSlotCount else { return }
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(inlineWakeDescriptor, $0.baseAddress, 8) }
     }
 
     func releaseInlineWait(hit: Bool) {
@@ -238,10 +245,7 @@ public final class Reactor: Sendable {
                 resumed = true
             }
             ready.removeAll(keepingCapacity: true)
-            if resumed && inlineWaitSlots.load(ordering: .relaxed) < inlineWaitSlotCount {
-                var one: UInt64 = 1
-                _ = withUnsafeBytes(of: &one) { Glibc.write(inlineWakeDescriptor, $0.baseAddress, 8) }
-            }
+            if resumed { interruptInlineWaits() }
         }
         Glibc.close(wakeDescriptor)
         Glibc.close(inlineWakeDescriptor)

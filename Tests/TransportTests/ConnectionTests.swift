@@ -409,6 +409,26 @@ struct InlineReadWaitTests {
         #expect(try await quietRead.value == 1)
     }
 
+    @Test func closeEndsAnInlineWaitAtOnce() async throws {
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .seconds(5)))
+        let reader = Task {
+            var buffer = ByteBuffer()
+            try await connection.read(into: &buffer, deadline: .after(.seconds(30)), mayWaitInline: true)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        connection.close()
+        let result = await reader.result
+        #expect(ContinuousClock.now - start < .seconds(1), "the read outlived its socket's close")
+        if case .failure(let error as TransportError) = result {
+            #expect(error.kind == .closed)
+        } else {
+            Issue.record("a read pending at close must fail with .closed, got \(result)")
+        }
+    }
+
     @Test func cancellationEndsAReadWithALongInlineBudget() async throws {
         let server = try EchoServer.start()
         defer { server.stop() }
