@@ -59,6 +59,9 @@ final class IORegistration: Sendable {
                     if state.isClosed { return .fail(closedError()) }
                     let epoch = direction == .read ? state.readEpoch : state.writeEpoch
                     if epoch != seenEpoch { return .retry }
+                    // Data and the hang-up may come in one edge; a read that then took only the
+                    // data must not wait for an edge that will never come.
+                    if direction == .read && state.readClosed { return .retry }
                     if Task.isCancelled {
                         return .fail(TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage))
                     }
@@ -104,6 +107,10 @@ final class IORegistration: Sendable {
             var writer: Waiter?
             if readable {
                 state.readEpoch &+= 1
+                // Only RDHUP: the receive side is shut for good (a FIN or a reset), so a read
+                // returns at once from then on. EPOLLHUP alone is also reported for a socket not
+                // yet connected, and an error may clear once read.
+                if mask & EPOLLRDHUP.rawValue != 0 { state.readClosed = true }
                 reader = state.readWaiter
                 state.readWaiter = nil
             }
@@ -204,6 +211,9 @@ struct Waiter {
 struct IOState {
     var readEpoch: UInt64 = 0
     var writeEpoch: UInt64 = 0
+    /// The peer shut its side (EPOLLRDHUP). Sticky: no edge follows it, and a read never blocks
+    /// again — it returns what is left, then end of stream or the error.
+    var readClosed = false
     var readWaiter: Waiter?
     var writeWaiter: Waiter?
     var isClosed = false

@@ -208,6 +208,25 @@ struct ConnectionTests {
         #expect(error?.description.contains(listener.endpoint.description) == true)
     }
 
+    @Test func lastBytesAndTheCloseInOneEdgeStillEndTheStream() async throws {
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        let (connection, peer) = try await connectedPair(listener)
+        defer { connection.close() }
+        // The peer's last bytes and its FIN arrive before the first read: one readiness edge
+        // carries both, and the read that takes the bytes comes back short.
+        try await peer.write(ByteBuffer(string: "last words"))
+        peer.close()
+        try await Task.sleep(for: .milliseconds(50))
+        var buffer = ByteBuffer()
+        try await readExactly(10, from: connection, into: &buffer)
+        #expect(String(decoding: buffer.readableBytesView, as: UTF8.self) == "last words")
+        let error = await #expect(throws: TransportError.self) {
+            try await connection.read(into: &buffer, deadline: .after(.seconds(2)))
+        }
+        #expect(error?.kind == .endOfStream, "a read after the last bytes waited for an edge that never comes: \(String(describing: error))")
+    }
+
     @Test func resetByPeerAndBrokenPipeAreTypedAndDoNotKillTheProcess() async throws {
         let listener = try Listener.bind()
         defer { listener.close() }
