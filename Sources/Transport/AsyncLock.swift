@@ -62,8 +62,7 @@ final class AsyncLock: Sendable {
     /// Releases the lock, handing it to the longest waiting task if there is one.
     func unlock() {
         let next = state.withLock { state -> UnsafeContinuation<Void, any Error>? in
-            // safe: only the holder calls unlock (lock/defer pairs in this module); no input reaches this.
-            precondition(state.isLocked, "unlock of an AsyncLock that is not locked")
+            precondition(state.isLocked, "unlock of an AsyncLock that is not locked")  // safe: only the holder unlocks (lock/defer pairs)
             if state.waiters.isEmpty {
                 state.isLocked = false
                 return nil

@@ -72,8 +72,7 @@ public struct ByteBuffer: Sendable {
     /// Growth doubles the capacity and carries over only the unread bytes.
     @inlinable
     public mutating func reserveWritableBytes(_ count: Int) {
-        // safe: callers reserve sizes they computed and bounded; a negative one is a bug in the caller, not input.
-        precondition(count >= 0, "negative reservation")
+        precondition(count >= 0, "negative reservation")  // safe: sizes are computed by callers, not read
         if !isKnownUniquelyReferenced(&storage) {
             reallocate(capacity: Swift.max(storage.capacity, readableBytes + count))
             return
@@ -144,8 +143,7 @@ public struct ByteBuffer: Sendable {
         let start = writerIndex
         let region = UnsafeMutableRawBufferPointer(start: storage.bytes + start, count: storage.capacity - start)
         let written = try withExtendedLifetime(storage) { () throws(E) -> Int in try body(region) }
-        // safe: guards the raw write region; `body` reports what it wrote into the region it was given.
-        precondition(written >= 0 && written <= storage.capacity - start, "wrote outside the writable region")
+        precondition(written >= 0 && written <= storage.capacity - start, "wrote outside the writable region")  // safe: `body` reports what it wrote in its region
         _writerIndex += written
         return written
     }
@@ -162,31 +160,27 @@ public struct ByteBuffer: Sendable {
     /// Moves the reader index forward by `count` readable bytes.
     @inlinable
     public mutating func moveReaderIndex(forwardBy count: Int) {
-        // safe: decoders check readableBytes before consuming; this keeps raw reads in bounds if one does not.
-        precondition(count >= 0 && count <= readableBytes, "moved the reader past the readable bytes")
+        precondition(count >= 0 && count <= readableBytes, "moved the reader past the readable bytes")  // safe: decoders check readableBytes first
         _readerIndex += count
     }
 
     /// Moves the reader index back to `index`, which must lie between 0 and the writer index.
     /// Decoders use it to rewind when a frame turns out to be incomplete.
     public mutating func moveReaderIndex(to index: Int) {
-        // safe: rewinds go to an index the caller saved from this buffer; wire bytes never choose it.
-        precondition(index >= 0 && index <= writerIndex, "reader index outside the buffer")
+        precondition(index >= 0 && index <= writerIndex, "reader index outside the buffer")  // safe: an index saved from this buffer
         _readerIndex = index
     }
 
     /// Drops written bytes beyond the first `count` readable ones: the way to roll back a partly
     /// written message, since writes may move the readable bytes (so absolute indices go stale).
     public mutating func truncate(toReadableBytes count: Int) {
-        // safe: callers truncate to a length they measured on this buffer before writing more.
-        precondition(count >= 0 && count <= readableBytes, "truncation beyond the readable bytes")
+        precondition(count >= 0 && count <= readableBytes, "truncation beyond the readable bytes")  // safe: a length measured on this buffer
         _writerIndex = readerIndex + count
     }
 
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
-        // safe: callers move the writer to an index they saved from this buffer.
-        precondition(index >= readerIndex && index <= storage.capacity, "writer index outside the buffer")
+        precondition(index >= readerIndex && index <= storage.capacity, "writer index outside the buffer")  // safe: an index saved from this buffer
         _writerIndex = index
     }
 
@@ -278,8 +272,7 @@ public struct ByteBuffer: Sendable {
         let fromReader = index - readerIndex
         makeStorageUnique()
         let index = readerIndex + fromReader
-        // safe: length prefixes are patched at the mark returned by beginLengthPrefix, inside the written bytes.
-        precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")
+        precondition(index >= 0 && index + size <= writerIndex, "setInteger outside the written bytes")  // safe: the mark from beginLengthPrefix
         let encoded = endianness == .big ? value.bigEndian : value.littleEndian
         storage.bytes.storeBytes(of: encoded, toByteOffset: index, as: T.self)
     }
@@ -533,15 +526,13 @@ public struct ByteBufferView: RandomAccessCollection, Sendable, Hashable, Custom
 
     @inlinable
     public subscript(position: Int) -> UInt8 {
-        // safe: Collection contract, as for arrays: indices come from this view; keeps raw reads in bounds.
-        precondition(range.contains(position), "index \(position) outside \(range)")
+        precondition(range.contains(position), "index \(position) outside \(range)")  // safe: indices come from this view (Collection contract)
         return withExtendedLifetime(storage) { storage.bytes.load(fromByteOffset: position, as: UInt8.self) }
     }
 
     @inlinable
     public subscript(bounds: Range<Int>) -> ByteBufferView {
-        // safe: Collection contract, as for arrays: ranges come from this view; keeps raw reads in bounds.
-        precondition(bounds.lowerBound >= range.lowerBound && bounds.upperBound <= range.upperBound, "range \(bounds) outside \(range)")
+        precondition(bounds.lowerBound >= range.lowerBound && bounds.upperBound <= range.upperBound, "range \(bounds) outside \(range)")  // safe: ranges come from this view (Collection contract)
         return ByteBufferView(storage: storage, range: bounds)
     }
 

@@ -599,6 +599,26 @@ public final class Connection: Sendable {
     }
 }
 
+/// When a client's reader may pass `mayWaitInline` to ``Connection/read(into:maximumBytes:deadline:mayWaitInline:)``:
+/// with one request in flight, and no waiting caller resumed within the last millisecond — such a
+/// caller's task may still be waiting for a thread, about to send its next request, and a thread
+/// held in an inline wait would delay it.
+public struct InlineWaitGate: Sendable {
+    private var lastResume: UInt64 = 0
+
+    public init() {}
+
+    /// Notes that a reply just resumed a waiting caller.
+    public mutating func callerResumed() {
+        lastResume = MonotonicClock.nanoseconds()
+    }
+
+    /// Whether a reader may wait inline while `inFlight` requests are outstanding.
+    public func allows(inFlight: Int) -> Bool {
+        inFlight == 1 && MonotonicClock.nanoseconds() &- lastResume > 1_000_000
+    }
+}
+
 extension Endpoint {
     /// The host of a TCP endpoint; nil for a Unix socket.
     public var host: String? {

@@ -25,8 +25,7 @@ public enum Crypto {
             }
         }
         // HMAC fails only when libcrypto cannot allocate; there is no answer to give then.
-        // safe: HMAC over in-memory buffers fails only if libcrypto cannot allocate; no input reaches this.
-        precondition(result != nil, "HMAC-SHA-256 failed: \(OpenSSLErrors.drain())")
+        precondition(result != nil, "HMAC-SHA-256 failed: \(OpenSSLErrors.drain())")  // safe: only an allocation failure in libcrypto
         return Array(output.prefix(Int(length)))
     }
 
@@ -123,8 +122,7 @@ public enum Crypto {
         let input = Array(bytes)
         let result = input.withUnsafeBufferPointer { EVP_Digest($0.baseAddress, $0.count, &output, &length, type, nil) }
         // EVP_Digest fails only when libcrypto cannot allocate or the digest is unavailable.
-        // safe: a digest of in-memory bytes fails only if libcrypto cannot allocate; no input reaches this.
-        precondition(result == 1, "digest failed: \(OpenSSLErrors.drain())")
+        precondition(result == 1, "digest failed: \(OpenSSLErrors.drain())")  // safe: only an allocation failure in libcrypto
         return Array(output.prefix(Int(length)))
     }
 }

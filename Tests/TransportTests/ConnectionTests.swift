@@ -391,8 +391,8 @@ struct InlineReadWaitTests {
         }
     }
 
-    @Test func aWaitGivesItsThreadBackWhenTheReactorResumesAnotherTask() async throws {
-        guard Self.granted else { return }
+    @Test(.enabled(if: granted, "inline waits need a second processor"))
+    func aWaitGivesItsThreadBackWhenTheReactorResumesAnotherTask() async throws {
         let reactor = Reactor(name: "test-inline-give")
         defer { reactor.shutdown() }
         let listener = try Listener.bind()

@@ -2,7 +2,6 @@ import Foundation
 import Synchronization
 import Testing
 import Transport
-@_exported import TestSupport
 
 #if canImport(Glibc)
 import Glibc

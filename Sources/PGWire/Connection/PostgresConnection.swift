@@ -60,15 +60,8 @@ public final class PostgresConnection: Sendable {
         var blockedSubmitters: [UnsafeContinuation<Void, Never>] = []
         /// Callers waiting for the write queue to drain.
         var drainWaiters: [UnsafeContinuation<Void, Never>] = []
-        /// When a message last resumed a waiting caller (monotonic nanoseconds).
-        var lastWaiterResumed: UInt64 = 0
-
-        /// Whether one request is in flight and no other caller was resumed within the last
-        /// millisecond: a resumed caller's task may still be waiting for a thread, about to send
-        /// its next query, and a thread held in an inline read wait would delay it.
-        var isAlone: Bool {
-            requests.count == 1 && Deadline.now.uptimeNanoseconds &- lastWaiterResumed > 1_000_000
-        }
+        /// Whether the reader may wait for a reply on its own thread.
+        var inlineGate = InlineWaitGate()
     }
 
     init(
@@ -411,16 +404,16 @@ public final class PostgresConnection: Sendable {
                         Self.route(state.machine.received(message), &state, &wakeups, &outOfBand)
                         if state.failure != nil { return (true, false) }
                     }
-                    if !wakeups.isEmpty { state.lastWaiterResumed = Deadline.now.uptimeNanoseconds }
-                    return (state.failure != nil || isDone(&state), state.isAlone)
+                    if !wakeups.isEmpty { state.inlineGate.callerResumed() }
+                    return (state.failure != nil || isDone(&state), state.inlineGate.allows(inFlight: state.requests.count))
                 }
                 reader.buffer.compact()
                 deliverOutOfBand(&outOfBand)
                 for waiter in wakeups { waiter.resume() }
                 wakeups.removeAll(keepingCapacity: true)
                 if stop { return }
-                // A caller reading for the one request in flight, with no other caller resumed
-                // lately, would only wait: its thread may wait for the reply (see `isAlone`).
+                // A caller reading for its own lone request would only wait: its thread may wait
+                // for the reply (see `InlineWaitGate`).
                 _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536, mayWaitInline: asCaller && alone)
             } catch let error as PostgresProtocolError {
                 transport.close()

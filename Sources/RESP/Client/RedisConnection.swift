@@ -51,15 +51,8 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
-        /// When a reply last resumed a waiting caller (monotonic nanoseconds).
-        var lastWaiterResumed: UInt64 = 0
-
-        /// Whether one request is in flight and no other caller was resumed within the last
-        /// millisecond: a resumed caller's task may still be waiting for a thread, about to send
-        /// its next command, and a thread held in an inline read wait would delay it.
-        var isAlone: Bool {
-            router.pendingCount == 1 && Deadline.now.uptimeNanoseconds &- lastWaiterResumed > 1_000_000
-        }
+        /// Whether the reader may wait for a reply on its own thread.
+        var inlineGate = InlineWaitGate()
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -352,11 +345,11 @@ public final class RedisConnection: Sendable {
                 while let value = try reader.parser.next(&reader.buffer) { route(value) }
                 reader.buffer.compact()
                 let (done, alone) = state.withLock { state in
-                    (isDone(&state) || state.failure != nil, state.isAlone)
+                    (isDone(&state) || state.failure != nil, state.inlineGate.allows(inFlight: state.router.pendingCount))
                 }
                 if done { break }
-                // A caller reading for the one request in flight, with no other caller resumed
-                // lately, would only wait: its thread may wait for the reply (see `isAlone`).
+                // A caller reading for its own lone request would only wait: its thread may wait
+                // for the reply (see `InlineWaitGate`).
                 try await connection.read(into: &reader.buffer, deadline: deadline, mayWaitInline: asCaller && alone)
             } catch let error as RESPProtocolError {
                 connection.close()
@@ -390,7 +383,7 @@ public final class RedisConnection: Sendable {
             switch state.slots[id] {
             case .waiting(let continuation)?:
                 state.slots[id] = nil
-                state.lastWaiterResumed = Deadline.now.uptimeNanoseconds
+                state.inlineGate.callerResumed()
                 return (action, continuation)
             case .registered?:
                 state.slots[id] = .done(replies)
