@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "PGWire", targets: ["PGWire"]),
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "NATSProto", targets: ["NATSProto"]),
+        .library(name: "JetStream", targets: ["JetStream"]),
+        .library(name: "Settings", targets: ["Settings"]),
         .library(name: "Infra", targets: ["Infra"]),
         .executable(name: "infra-up", targets: ["infra-up"]),
     ],
@@ -22,10 +24,18 @@ let package = Package(
         // Header-only access to epoll, eventfd and a few socket helpers that Glibc does not export.
         .systemLibrary(name: "CTransport"),
         .target(name: "Transport", dependencies: ["COpenSSL", "CTransport"]),
-        .target(name: "PGWire", dependencies: ["Transport", "COpenSSL"]),
+        .target(name: "PGWire", dependencies: ["Transport"]),
         .target(name: "RESP", dependencies: ["Transport"]),
         .target(name: "NATSProto", dependencies: ["Transport"]),
-        .target(name: "Infra", dependencies: ["Transport", "PGWire", "RESP", "NATSProto"]),
+        // JetStream, KV and Object Store on NATSProto's public API only.
+        .target(name: "JetStream", dependencies: ["NATSProto"]),
+        // TOML, .env and the Dynaconf rules, and the typed settings: Foundation only.
+        .target(name: "Settings"),
+        .target(
+            name: "Infra",
+            dependencies: ["Transport", "PGWire", "RESP", "NATSProto", "JetStream", "Settings"],
+            exclude: ["Pool/README.md", "Migrations/README.md", "Topology/README.md", "Provisioning/README.md"]
+        ),
         .executableTarget(name: "infra-up", dependencies: ["Infra"]),
         .executableTarget(
             name: "pg-bench",
@@ -44,7 +54,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "settings-bench",
-            dependencies: ["Infra"],
+            dependencies: ["Settings"],
             path: "Benchmarks/settings-bench"
         ),
         .executableTarget(
@@ -68,16 +78,21 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "toml-fuzz", dependencies: ["Infra", "FuzzSupport"], path: "Fuzz/toml-fuzz",
+            name: "toml-fuzz", dependencies: ["Settings", "FuzzSupport"], path: "Fuzz/toml-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
-        // Helpers shared by the test targets (seeded generators); not a product.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Writes the fuzzers' seed corpora from the golden streams (scripts/fuzz.sh).
+        .executableTarget(name: "fixture-corpus", dependencies: ["TestSupport"], path: "Fuzz/fixture-corpus"),
+
+        // Helpers shared by the test targets (live servers, golden streams, seeded generators,
+        // child processes); not a product.
+        .target(name: "TestSupport", dependencies: ["Transport"], path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "TestSupport"]),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
+        .testTarget(name: "SettingsTests", dependencies: ["Settings", "TestSupport"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -26,7 +26,7 @@ func seconds(since start: ContinuousClock.Instant) -> Double {
 }
 
 func connect(_ url: String) async throws -> NATSClient {
-    var options = NATSOptions(url: url)
+    var options = NATSConfiguration(url: url)
     options.pendingLimits = NATSPendingLimits(messages: -1, bytes: -1)
     return try await NATSClient.connect(options)
 }

@@ -3,7 +3,7 @@
 //   settings-bench load FOLDER ITERATIONS -> loads/s (variables from this process's environment)
 
 import Foundation
-import Infra
+import Settings
 
 #if canImport(Glibc)
 import Glibc

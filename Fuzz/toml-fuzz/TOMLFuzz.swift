@@ -2,7 +2,7 @@
 // typed error. Built and run by `make fuzz`.
 
 import FuzzSupport
-import Infra
+import Settings
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func tomlFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

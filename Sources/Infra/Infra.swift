@@ -1,6 +1,10 @@
 // Infra: what the services and the infra-up command share above the protocol clients.
 //
-//   Settings/   the TOML 1.0 parser, the .env reader and the Dynaconf-compatible settings loader
+//   Clients/       Settings → PostgresConfiguration, RedisConfiguration, NATSConfiguration
+//   Sessions/      SessionStore: the bot's and web app's sessions in Redis
+//   Pool/          the async connection pool (a pure state machine beside its driver)
+//   Migrations/    the Alembic-equivalent runner (a pure migration plan beside its shell)
+//   Topology/      the NATS streams and buckets (a pure topology diff beside its shell)
+//   Provisioning/  native and Docker Compose stacks (a pure stack plan beside its shell)
 //
-// The connection pool, migration runner, NATS topology, provisioner and health checks arrive with
-// their issues.
+// A folder without code yet has a README saying what goes there.

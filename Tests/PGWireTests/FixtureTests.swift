@@ -5,64 +5,15 @@ import Transport
 
 @testable import PGWire
 
-/// A captured conversation from Fixtures/pgwire/: each message with its direction.
-struct PGWireFixture {
-    struct Message {
-        let fromServer: Bool
-        let bytes: [UInt8]
-        let note: String
-    }
-
-    let name: String
-    let messages: [Message]
-
-    var serverBytes: [UInt8] { messages.filter(\.fromServer).flatMap(\.bytes) }
-
-    static let directory: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.lastPathComponent != "Tests" { url.deleteLastPathComponent() }
-        return url.deletingLastPathComponent().appendingPathComponent("Fixtures/pgwire")
-    }()
-
-    static func all() throws -> [PGWireFixture] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".pgw") }.sorted()
-        return try files.map { try load($0) }
-    }
-
-    static func load(_ file: String) throws -> PGWireFixture {
-        let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-        var messages: [Message] = []
-        for line in text.split(separator: "\n") where line.hasPrefix("<") || line.hasPrefix(">") {
-            let parts = line.split(separator: "#", maxSplits: 1)
-            let hex = parts[0].dropFirst().trimmingCharacters(in: .whitespaces)
-            var bytes: [UInt8] = []
-            var index = hex.startIndex
-            while index < hex.endIndex {
-                let next = hex.index(index, offsetBy: 2)
-                guard let byte = UInt8(hex[index..<next], radix: 16) else { throw FixtureError(file: file, line: String(line)) }
-                bytes.append(byte)
-                index = next
-            }
-            messages.append(Message(fromServer: line.hasPrefix("<"), bytes: bytes, note: parts.count > 1 ? String(parts[1]) : ""))
-        }
-        return PGWireFixture(name: file, messages: messages)
-    }
-
-    struct FixtureError: Error {
-        let file: String
-        let line: String
-    }
-}
-
 @Suite("PostgreSQL golden streams")
 struct FixtureTests {
     @Test("every captured server stream decodes message by message, with the notes' types")
     func decodeAll() throws {
-        let fixtures = try PGWireFixture.all()
+        let fixtures = try GoldenStream.pgwire()
         #expect(fixtures.count >= 9)
         for fixture in fixtures {
             var decoder = BackendMessageDecoder()
-            for message in fixture.messages where message.fromServer {
+            for message in fixture.lines where message.fromServer {
                 var buffer = ByteBuffer(bytes: message.bytes)
                 let decoded = try decoder.decode(&buffer)
                 #expect(decoded != nil, "\(fixture.name): \(message.note)")
@@ -77,7 +28,7 @@ struct FixtureTests {
 
     @Test("every server stream split at every offset decodes the same, guard bytes untouched")
     func dripFeed() throws {
-        for fixture in try PGWireFixture.all() {
+        for fixture in try GoldenStream.pgwire() {
             let bytes = fixture.serverBytes
             var whole = BackendMessageDecoder()
             var wholeBuffer = ByteBuffer(bytes: bytes)
@@ -102,7 +53,7 @@ struct FixtureTests {
     func mutations() throws {
         var generator = SplitMix64(seed: 0xC0FFEE)
         let alphabet = (0...255).map { UInt8($0) }
-        for fixture in try PGWireFixture.all() {
+        for fixture in try GoldenStream.pgwire() {
             let bytes = fixture.serverBytes
             for _ in 0..<400 {
                 let mutated = generator.mutate(bytes, alphabet: alphabet)
@@ -114,21 +65,21 @@ struct FixtureTests {
                 } catch {
                     #expect(!error.description.isEmpty)
                 }
-                #expect(count <= fixture.messages.count + 8)
+                #expect(count <= fixture.lines.count + 8)
             }
         }
     }
 
     @Test("replaying the server's side of the SCRAM startup, the client sends exactly the captured bytes")
     func replayScram() async throws {
-        let fixture = try PGWireFixture.load("startup-scram.pgw")
+        let fixture = try GoldenStream.named("startup-scram.pgw", in: "pgwire")
         let listener = try Listener.bind()
         defer { listener.close() }
         let server = Task {
             let peer = try await listener.accept()
             defer { peer.close() }
             var received = ByteBuffer()
-            for message in fixture.messages {
+            for message in fixture.lines {
                 if message.fromServer {
                     try await peer.write(ByteBuffer(bytes: message.bytes))
                 } else {
@@ -142,7 +93,7 @@ struct FixtureTests {
         }
         var config = PostgresConfiguration(
             hosts: [.init("127.0.0.1", port: listener.endpoint.port ?? 0)], user: "pgwire_fixture", password: "fixture-password",
-            database: LivePostgres.variable("DATABASE") ?? "infra_test", sslMode: .disable)
+            database: LiveServer.value("INFRA_TEST_POSTGRES_DATABASE") ?? "infra_test", sslMode: .disable)
         config.scramNonceForTesting = "fixedClientNonceForReplay0123456"
         let connection = try await PostgresConnection.connect(config)
         let result = try await connection.simpleQuery("SELECT 1")

@@ -1,14 +1,15 @@
 import Foundation
+import TestSupport
 import Testing
 import Transport
 
 @testable import PGWire
 
-@Suite("Live PostgreSQL: cancellation, transactions, COPY, LISTEN", .enabled(if: LivePostgres.isAvailable), .timeLimit(.minutes(1)))
+@Suite("Live PostgreSQL: cancellation, transactions, COPY, LISTEN", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
 struct LiveSessionTests {
     @Test("cancelling the caller's task cancels the query on the server; the session stays usable")
     func taskCancellation() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let start = ContinuousClock.now
         let task = Task { try await connection.execute("SELECT pg_sleep(30)") }
@@ -27,7 +28,7 @@ struct LiveSessionTests {
 
     @Test("a query timeout cancels the query; statement_timeout ends the same way")
     func timeouts() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         do {
             _ = try await connection.simpleQuery("SELECT pg_sleep(30)", timeout: .milliseconds(200))
@@ -53,7 +54,7 @@ struct LiveSessionTests {
 
     @Test("a transaction commits on return and rolls back on a throw")
     func transactions() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE ledger (amount int)")
         try await connection.withTransaction(isolation: .serializable) { tx in
@@ -84,7 +85,7 @@ struct LiveSessionTests {
 
     @Test("COPY FROM STDIN streams text and CSV; a failing producer aborts it; COPY TO STDOUT streams back")
     func copy() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE items (id int, name text)")
         let count = try await connection.copyIn("COPY items FROM STDIN") { writer in
@@ -123,7 +124,7 @@ struct LiveSessionTests {
 
     @Test("concurrent requests wait while COPY data is being sent, then run")
     func copyIsExclusive() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE rows (id int)")
         async let copied = connection.copyIn("COPY rows FROM STDIN") { writer in
@@ -139,8 +140,8 @@ struct LiveSessionTests {
 
     @Test("LISTEN: notifications arrive while idle and while queries run")
     func notifications() async throws {
-        let listener = try await LivePostgres.connect()
-        let sender = try await LivePostgres.connect()
+        let listener = try await LiveServer.connectPostgres()
+        let sender = try await LiveServer.connectPostgres()
         defer {
             listener.close()
             sender.close()
@@ -160,9 +161,9 @@ struct LiveSessionTests {
 
     @Test("a server that goes away mid-query yields a connection error, and a later connect works")
     func serverGoesAway() async throws {
-        let admin = try await LivePostgres.connect()
+        let admin = try await LiveServer.connectPostgres()
         defer { admin.close() }
-        let victim = try await LivePostgres.connect()
+        let victim = try await LiveServer.connectPostgres()
         let pid = try #require(victim.backendKey?.processID)
         async let running = victim.execute("SELECT pg_sleep(30)")
         try await Task.sleep(for: .milliseconds(200))
@@ -174,14 +175,14 @@ struct LiveSessionTests {
             #expect(error.kind == .connection || error.kind == .server)
         }
         #expect(victim.isClosed)
-        let again = try await LivePostgres.connect()
+        let again = try await LiveServer.connectPostgres()
         _ = try await again.simpleQuery("SELECT 1")
         again.close()
     }
 
     @Test("a COPY FROM STDIN run through simpleQuery or query is refused with CopyFail while other requests wait")
     func copyWithoutData() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE sink (id int)")
         let refused = Task { try await connection.simpleQuery("COPY sink FROM STDIN") }
@@ -194,9 +195,9 @@ struct LiveSessionTests {
 
     @Test("with the statement cache off, every query uses the unnamed statement")
     func noStatementCache() async throws {
-        var config = try LivePostgres.configuration()
+        var config = try LiveServer.postgresConfiguration()
         config.statementCacheCapacity = 0
-        let connection = try await LivePostgres.connect(config)
+        let connection = try await LiveServer.connectPostgres(config)
         defer { connection.close() }
         for value in 0..<5 { #expect(try await connection.execute("SELECT \(value)::int8").rows[0].decode(Int.self, column: 0) == value) }
         let prepared = try await connection.execute("SELECT count(*) FROM pg_prepared_statements").rows[0].decode(Int.self, column: 0)

@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 import Transport
 
 @testable import PGWire
 
-@Suite("Live PostgreSQL: types", .enabled(if: LivePostgres.isAvailable), .timeLimit(.minutes(1)))
+@Suite("Live PostgreSQL: types", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
 struct LiveTypeTests {
     /// Binds `value`, has the server cast it to `type` and print it as text, and decodes it back.
     func roundTrip<T: PostgresEncodable & PostgresDecodable & Equatable>(
@@ -17,7 +18,7 @@ struct LiveTypeTests {
 
     @Test("every scalar type goes both ways, checked against the server's text form")
     func scalars() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
         try await roundTrip(connection, true, as: "bool", text: "true")
@@ -51,7 +52,7 @@ struct LiveTypeTests {
 
     @Test("numeric: exact to String at any size, to Decimal when it fits, NaN")
     func numeric() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let huge = "123456789012345678901234567890123456789012345678901234567890.000000000000000000001"
         let row = try await connection.execute("SELECT \(unescaped: huge)::numeric, 'NaN'::numeric, 1e-20::numeric, -0.5::numeric").rows[0]
@@ -64,7 +65,7 @@ struct LiveTypeTests {
 
     @Test("arrays of one and more dimensions, with NULLs; ranges; JSON; enums and domains")
     func containers() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let ints = [1, 2, 3]
         let row = try await connection.execute(
@@ -111,7 +112,7 @@ struct LiveTypeTests {
 
     @Test("rows decode into Decodable structs by column name; errors name the column")
     func decodable() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         struct Settings: Codable, Sendable, Equatable {
             var language: String
@@ -144,7 +145,7 @@ struct LiveTypeTests {
 
     @Test("the built-in type OIDs match pg_type")
     func oids() async throws {
-        let connection = try await LivePostgres.connect()
+        let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         for entry in PostgresDataType.builtins {
             let row = try await connection.execute("SELECT oid, typarray FROM pg_type WHERE typname = \(entry.name) AND typnamespace = 'pg_catalog'::regnamespace").rows

@@ -4,22 +4,6 @@ import TestSupport
 @testable import Transport
 @testable import RESP
 
-/// Parses every value in `bytes`, feeding them in pieces of `chunk` bytes.
-func parseAll(_ bytes: [UInt8], chunk: Int = Int.max, parser: RESPParser = RESPParser()) throws(RESPProtocolError) -> [RESPValue] {
-    var parser = parser
-    var buffer = ByteBuffer()
-    var values: [RESPValue] = []
-    var offset = 0
-    repeat {
-        let end = Swift.min(bytes.count, offset + Swift.max(1, Swift.min(chunk, bytes.count)))
-        buffer.writeBytes(bytes[offset..<end])
-        offset = end
-        while let value = try parser.next(&buffer) { values.append(value) }
-        buffer.compact()
-    } while offset < bytes.count
-    return values
-}
-
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
 func simple(_ text: String) -> RESPValue { .simpleString(ByteBuffer(string: text)) }
@@ -186,76 +170,5 @@ struct RESPParserTests {
         var buffer = ByteBuffer()
         RESPCommandEncoder.encode(["SET", .bytes(ByteBuffer(bytes: [0, 13, 10, 255])), 42, -7], into: &buffer)
         #expect(Array(buffer.readableBytesView) == bytes("*4\r\n$3\r\nSET\r\n$4\r\n") + [0, 13, 10, 255] + bytes("\r\n$2\r\n42\r\n$2\r\n-7\r\n"))
-    }
-}
-
-@Suite("RESP golden streams")
-struct RESPGoldenTests {
-    @Test(arguments: RESPFixture.all)
-    func goldenStreamParsesTheSameHoweverItIsSplit(_ name: String) throws {
-        let fixture = try RESPFixture.load(name)
-        let whole = try parseAll(fixture.received)
-        #expect(!whole.isEmpty)
-        #expect(try parseAll(fixture.received, chunk: 1) == whole, "byte by byte")
-        for split in 1..<fixture.received.count {
-            var parser = RESPParser()
-            var buffer = ByteBuffer(bytes: fixture.received[..<split])
-            var values: [RESPValue] = []
-            while let value = try parser.next(&buffer) { values.append(value) }
-            buffer.writeBytes(fixture.received[split...])
-            while let value = try parser.next(&buffer) { values.append(value) }
-            #expect(values == whole, "split at \(split)")
-            if values != whole { break }
-        }
-    }
-
-    @Test func everyDebugProtocolTypeFromRedis() throws {
-        let values = try parseAll(try RESPFixture.load("resp3-types").received)
-        guard case .map(let hello) = values[0] else { Issue.record("HELLO 3 answers a map"); return }
-        #expect(hello.contains { $0.key == bulk("proto") && $0.value == .integer(3) })
-        #expect(values[1] == bulk("Hello World"))
-        #expect(values[2] == .integer(12345))
-        #expect(values[3] == .double(3.141))
-        #expect(values.contains(.bigNumber("1234567999999999999999999999999999999")))
-        #expect(values.contains { if case .attributed(_, let attributes) = $0 { return attributes.first?.key == bulk("key-popularity") }; return false })
-        #expect(values.contains { if case .push(let items) = $0 { return items.first == bulk("server-cpu-usage") }; return false })
-        #expect(values.contains { if case .verbatimString("txt", _) = $0 { return true }; return false })
-        #expect(values.contains(.boolean(true)) && values.contains(.boolean(false)))
-        #expect(values.contains { $0.isError })
-    }
-
-    @Test func pushesInterleavedWithReplies() throws {
-        let values = try parseAll(try RESPFixture.load("pubsub-pushes").received)
-        let pushes = values.filter { if case .push = $0 { return true }; return false }
-        #expect(pushes.count == 3, "subscribe, message, unsubscribe")
-        #expect(pushes.contains(.push([bulk("message"), bulk("fixture:channel"), bulk("hello")])))
-        #expect(values.contains(simple("PONG")))
-        let tracking = try parseAll(try RESPFixture.load("tracking-invalidation").received)
-        #expect(tracking.contains(.push([bulk("invalidate"), .array([bulk("fixture:tracked")])])))
-    }
-
-    @Test func resp2RepliesGoThroughTheSameParser() throws {
-        let values = try parseAll(try RESPFixture.load("resp2-replies").received)
-        #expect(values.first == simple("OK"))
-        #expect(values.filter { $0 == .null }.count == 2, "$-1 and *-1")
-        #expect(values.contains(.array([bulk("a"), bulk("b"), bulk("c")])))
-    }
-
-    @Test(arguments: RESPFixture.all)
-    func seededMutationsEndInAValueOrATypedError(_ name: String) throws {
-        let fixture = try RESPFixture.load(name)
-        var generator = SplitMix64(seed: 0xBADC0DE ^ UInt64(name.utf8.count))
-        let alphabet = Array("+-:$*%~>|_#,(!=;.?\r\n0123456789".utf8) + [0, 0xFF]
-        let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 10_000, maximumDepth: 32, maximumLineLength: 4096)
-        var outcomes = (values: 0, errors: 0)
-        for _ in 0..<3_000 {
-            let bytes = generator.mutate(fixture.received, alphabet: alphabet)
-            do {
-                outcomes.values += try parseAll(bytes, chunk: Int(generator.next() % 64 + 1), parser: RESPParser(limits: limits)).count
-            } catch {
-                outcomes.errors += 1
-            }
-        }
-        #expect(outcomes.errors > 0 && outcomes.values > 0)
     }
 }

@@ -8,42 +8,26 @@ import TestSupport
 import Transport
 @testable import RESP
 
-enum LiveRedis {
-    static var url: String? { ProcessInfo.processInfo.environment["INFRA_TEST_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var isAvailable: Bool { url != nil || ProcessInfo.processInfo.environment["CI"] == "true" }
-
-    static func client() throws -> RedisClient {
-        guard let url else {
-            Issue.record("INFRA_TEST_REDIS_URL is not set: run the tests with `make test`")
-            throw CancellationError()
-        }
-        return try RedisClient(url: url)
-    }
-
-    /// A key unique to this run, so parallel or repeated runs never collide.
-    static func key(_ name: String) -> String { "test:\(UUID().uuidString.prefix(8)):\(name)" }
-}
-
-@Suite("Redis client (live)", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
+@Suite("Redis client (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.redis.isAvailable))
 struct RedisClientTests {
     @Test func handshakeIsRESP3WithAuth() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
         #expect(try await client.connection().protocolVersion == 3)
         #expect(try await client.send(["PING"]) == simple("PONG"))
     }
 
     @Test func wrongPasswordIsRefusedWithTheServersCode() async throws {
-        var configuration = try LiveRedis.client().configuration
+        var configuration = try LiveServer.redisClient().configuration
         configuration.password = "wrong"
         let error = await #expect(throws: RedisError.self) { try await RedisConnection.connect(configuration) }
         #expect(error?.code == "WRONGPASS", "\(String(describing: error))")
     }
 
     @Test func stringsWithOptions() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("s")
+        let key = LiveServer.redisKey("s")
         #expect(try await client.get(key) == nil)
         #expect(try await client.set(key, "v1", options: SetOptions(condition: .ifPresent)).wasSet == false)
         #expect(try await client.set(key, "v1", options: SetOptions(condition: .ifAbsent, expiry: .seconds(100))).wasSet)
@@ -65,9 +49,9 @@ struct RedisClientTests {
     }
 
     @Test func errorRepliesCarryTheServersCode() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("list")
+        let key = LiveServer.redisKey("list")
         try await client.rpush(key, ["x"])
         let error = await #expect(throws: RedisError.self) { try await client.get(key) }
         #expect(error?.code == RedisError.wrongType)
@@ -78,9 +62,9 @@ struct RedisClientTests {
     }
 
     @Test func hashesListsSetsSortedSetsAndStreams() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let base = LiveRedis.key("types")
+        let base = LiveServer.redisKey("types")
         #expect(try await client.hset(base + ":h", [("a", "1"), ("b", "2")]) == 2)
         #expect(try await client.hget(base + ":h", "a") == "1")
         #expect(try await client.hgetall(base + ":h") == ["a": "1", "b": "2"])
@@ -108,9 +92,9 @@ struct RedisClientTests {
     }
 
     @Test func blockingPopTimesOutAndDoesNotHoldUpOtherCommands() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("queue")
+        let key = LiveServer.redisKey("queue")
         async let blocked = client.brpop([key], timeout: .milliseconds(600))
         try await Task.sleep(for: .milliseconds(50))
         let start = ContinuousClock.now
@@ -120,16 +104,16 @@ struct RedisClientTests {
         let popped = try await blocked
         #expect(popped?.key == key && popped?.value == "job-1")
         #expect(try await client.brpop([key], timeout: .milliseconds(100)) == nil)
-        let other = LiveRedis.key("dest")
+        let other = LiveServer.redisKey("dest")
         try await client.rpush(key, ["moved"])
         #expect(try await client.blmove(from: key, to: other, fromLeft: true, toLeft: false, timeout: .seconds(1)) == "moved")
         try await client.delete(key, other)
     }
 
     @Test func fiftyConcurrentTasksShareOnePipelinedConnection() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let base = LiveRedis.key("concurrent")
+        let base = LiveServer.redisKey("concurrent")
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<50 {
                 group.addTask {
@@ -149,9 +133,9 @@ struct RedisClientTests {
 
     @Test(.enabled(if: sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1, "inline waits need a second processor"))
     func onlyALoneCallerWaitsForItsReplyOnItsOwnThread() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("inline")
+        let key = LiveServer.redisKey("inline")
         try await client.set(key, .integer(1))
         var before = Reactor.shared.inlineWaitCount
         for _ in 0..<100 { _ = try await client.get(key) }
@@ -170,9 +154,9 @@ struct RedisClientTests {
     }
 
     @Test func pipelineErrorsStayWithTheirCommand() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("p")
+        let key = LiveServer.redisKey("p")
         let replies = try await client.pipeline([["SET", .string(key), "1"], ["INCR", .string(key), "extra"], ["INCR", .string(key)], ["GET", .string(key)]])
         #expect(replies.count == 4)
         #expect(replies[0] == simple("OK"))
@@ -183,9 +167,9 @@ struct RedisClientTests {
     }
 
     @Test func transactionsAndAbortedWatch() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
-        let key = LiveRedis.key("tx")
+        let key = LiveServer.redisKey("tx")
         let results = try await client.transaction([["SET", .string(key), "1"], ["INCR", .string(key)]])
         #expect(results == [simple("OK"), .integer(2)])
         let error = await #expect(throws: RedisError.self) {
@@ -201,7 +185,7 @@ struct RedisClientTests {
     }
 
     @Test func scriptsFallBackFromEVALSHAToEVAL() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
         try await client.send(["SCRIPT", "FLUSH"])
         let script = "return ARGV[1] .. '!'"
@@ -212,10 +196,10 @@ struct RedisClientTests {
     }
 
     @Test func trackingInvalidationsArriveAsPushesBesideReplies() async throws {
-        let client = try LiveRedis.client()
-        let writer = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
+        let writer = try LiveServer.redisClient()
         defer { client.close(); writer.close() }
-        let key = LiveRedis.key("tracked")
+        let key = LiveServer.redisKey("tracked")
         let connection = try await client.connection()
         try await connection.send(["CLIENT", "TRACKING", "ON"])
         _ = try await connection.send(["GET", .string(key)])
@@ -228,12 +212,12 @@ struct RedisClientTests {
     }
 
     @Test func reconnectsForNewCommandsAfterTheConnectionDrops() async throws {
-        let client = try LiveRedis.client()
-        let admin = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
+        let admin = try LiveServer.redisClient()
         defer { client.close(); admin.close() }
         let id = try await client.send(["CLIENT", "ID"]).decodeInteger("CLIENT ID")
         // A command in flight when the connection dies fails with a connection error, not a retry.
-        let key = LiveRedis.key("reconnect")
+        let key = LiveServer.redisKey("reconnect")
         let blocked = Task { try await client.send(["BLPOP", .string(key), "5"]) }
         try await Task.sleep(for: .milliseconds(100))
         try await admin.send(["CLIENT", "KILL", "ID", .integer(id)])
@@ -244,166 +228,9 @@ struct RedisClientTests {
     }
 
     @Test func subscriptionCommandsAreRefusedOnTheCommandConnection() async throws {
-        let client = try LiveRedis.client()
+        let client = try LiveServer.redisClient()
         defer { client.close() }
         let error = await #expect(throws: RedisError.self) { try await client.send(["SUBSCRIBE", "x"]) }
         #expect(error?.kind == .usage)
-    }
-}
-
-struct TestSession: Codable, Sendable, Equatable {
-    var user: Int64
-    var language: String
-}
-
-@Suite("Redis scans and sessions (live)", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
-struct RedisScanAndSessionTests {
-    @Test func scanSequencesVisitEveryElement() async throws {
-        let client = try LiveRedis.client()
-        defer { client.close() }
-        let base = LiveRedis.key("scan")
-        try await client.mset((0..<250).map { ("\(base):\($0)", RESPArgument.integer(Int64($0))) })
-        var keys = Set<String>()
-        for try await key in client.scan(match: base + ":*", count: 50) { keys.insert(key.string ?? "") }
-        #expect(keys.count == 250)
-        try await client.hset(base + ":h", (0..<120).map { ("f\($0)", RESPArgument.integer(Int64($0))) })
-        var fields = 0
-        for try await _ in client.hscan(base + ":h", count: 20) { fields += 1 }
-        #expect(fields == 240, "field and value alternate")
-        try await client.sadd(base + ":s", (0..<70).map { .string("m\($0)") })
-        var members = Set<String>()
-        for try await member in client.sscan(base + ":s") { members.insert(member.string ?? "") }
-        #expect(members.count == 70)
-        try await client.zadd(base + ":z", [(1, "a"), (2, "b")])
-        var scored: [String] = []
-        for try await item in client.zscan(base + ":z") { scored.append(item.string ?? "\(item)") }
-        #expect(scored.count == 4)
-        try await client.send(["DEL"] + (0..<250).map { .string("\(base):\($0)") } + [.string(base + ":h"), .string(base + ":s"), .string(base + ":z")])
-    }
-
-    @Test func sessionsLiveForTheirTTLAndTouchRenewsIt() async throws {
-        let client = try LiveRedis.client()
-        defer { client.close() }
-        let store = SessionStore<TestSession>(client: client, prefix: LiveRedis.key("session") + ":", timeToLive: .milliseconds(400))
-        try await store.put("42", TestSession(user: 42, language: "ru"))
-        #expect(try await store.get("42") == TestSession(user: 42, language: "ru"))
-        try await Task.sleep(for: .milliseconds(250))
-        #expect(try await store.touch("42"))
-        try await Task.sleep(for: .milliseconds(250))
-        #expect(try await store.get("42") != nil, "touch renewed the TTL")
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(try await store.get("42") == nil)
-        #expect(try await store.touch("42") == false)
-        try await client.set(store.prefix + "bad", "not json")
-        let error = await #expect(throws: RedisError.self) { try await store.get("bad") }
-        #expect(error?.message.contains(store.prefix + "bad") == true)
-        #expect(try await store.delete("bad"))
-    }
-}
-
-// Serialized: the resubscribe test kills every pub/sub connection of the server.
-@Suite("Redis pub/sub (live)", .serialized, .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
-struct RedisPubSubTests {
-    @Test func channelsAndPatternsAsAsyncSequences() async throws {
-        let client = try LiveRedis.client()
-        let subscriber = RedisSubscriber(configuration: client.configuration)
-        defer { client.close(); subscriber.close() }
-        let channel = LiveRedis.key("events")
-        let messages = try await subscriber.subscribe([channel])
-        let patterned = try await subscriber.psubscribe([channel + ".*"])
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(try await client.send(["PUBLISH", .string(channel), "one"]) == .integer(1))
-        #expect(try await client.send(["PUBLISH", .string(channel + ".sub"), "two"]) == .integer(1))
-        var iterator = messages.makeAsyncIterator()
-        let first = try await iterator.next()
-        #expect(first?.channel == channel && first?.text == "one")
-        var patternIterator = patterned.makeAsyncIterator()
-        let second = try await patternIterator.next()
-        #expect(second?.channel == channel + ".sub" && second?.pattern == channel + ".*" && second?.text == "two")
-    }
-
-    @Test func resubscribesAfterTheConnectionDrops() async throws {
-        let client = try LiveRedis.client()
-        let subscriber = RedisSubscriber(configuration: client.configuration)
-        defer { client.close(); subscriber.close() }
-        let channel = LiveRedis.key("resubscribe")
-        let messages = try await subscriber.subscribe([channel])
-        try await Task.sleep(for: .milliseconds(100))
-        // Kill every pub/sub client of this channel from the command connection.
-        try await client.send(["CLIENT", "KILL", "TYPE", "pubsub"])
-        var delivered: RedisMessage?
-        var iterator = messages.makeAsyncIterator()
-        let deadline = ContinuousClock.now + .seconds(5)
-        while delivered == nil && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            let receivers = try await client.send(["PUBLISH", .string(channel), "after"]).decodeInteger("PUBLISH")
-            if receivers == 1 { delivered = try await iterator.next() }
-        }
-        #expect(delivered?.text == "after")
-        #expect(subscriber.reconnectCount >= 1)
-    }
-}
-
-/// A redis-server of the test's own, so it can be stopped and started again.
-final class PrivateRedisServer: Sendable {
-    let port: Int
-    private let process: ChildProcess
-
-    init() throws {
-        let listener = try Listener.bind()
-        guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
-        listener.close()
-        self.port = port
-        process = try ChildProcess([
-            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-        ])
-    }
-
-    func start() throws { try process.start() }
-    func stop() { process.stop() }
-}
-
-@Suite("Redis server restart", .timeLimit(.minutes(1)), .enabled(if: LiveRedis.isAvailable))
-struct RedisRestartTests {
-    @Test func clientAndSubscriberRecoverFromARestart() async throws {
-        let server = try PrivateRedisServer()
-        defer { server.stop() }
-        let configuration = RedisConfiguration(host: "127.0.0.1", port: server.port)
-        let client = RedisClient(configuration: configuration)
-        let subscriber = RedisSubscriber(configuration: configuration)
-        defer { client.close(); subscriber.close() }
-        var ready = false
-        for _ in 0..<50 where !ready {
-            ready = (try? await client.send(["PING"])) != nil
-            if !ready { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        #expect(ready)
-        let messages = try await subscriber.subscribe(["restart"])
-
-        server.stop()
-        let failure = await #expect(throws: RedisError.self) { try await client.send(["PING"]) }
-        #expect(failure?.kind == .connection)
-        try server.start()
-
-        var recovered = false
-        for _ in 0..<50 where !recovered {
-            try await Task.sleep(for: .milliseconds(100))
-            recovered = (try? await client.send(["PING"])) == simple("PONG")
-        }
-        #expect(recovered, "new commands reconnect once the server is back")
-        var delivered: RedisMessage?
-        var iterator = messages.makeAsyncIterator()
-        var receivers: Int64 = -1
-        var ended = false
-        for _ in 0..<50 where delivered == nil && !ended {
-            try await Task.sleep(for: .milliseconds(100))
-            receivers = try await client.send(["PUBLISH", "restart", "back"]).decodeInteger("PUBLISH")
-            if receivers == 1 {
-                delivered = try await iterator.next()
-                ended = delivered == nil
-            }
-        }
-        #expect(delivered?.text == "back",
-            "the subscription was restored on the new server (receivers \(receivers), stream ended \(ended), reconnects \(subscriber.reconnectCount))")
     }
 }

@@ -2,40 +2,6 @@ import Testing
 @testable import Transport
 @testable import RESP
 
-/// A scripted server on our own listener: for each command it reads, it answers with the next
-/// canned reply, and records the commands.
-final class ScriptedRedisServer: Sendable {
-    let listener: Listener
-    let task: Task<[String], any Error>
-
-    init(replies: [String]) throws {
-        let listener = try Listener.bind()
-        self.listener = listener
-        task = Task {
-            let connection = try await listener.accept()
-            defer { connection.close() }
-            var parser = RESPParser()
-            var buffer = ByteBuffer()
-            var seen: [String] = []
-            for reply in replies {
-                var command: RESPValue?
-                while command == nil {
-                    command = try parser.next(&buffer)
-                    if command == nil { try await connection.read(into: &buffer, deadline: .after(.seconds(5))) }
-                }
-                if case .array(let parts)? = command { seen.append(parts.compactMap(\.string).joined(separator: " ")) }
-                try await connection.write(ByteBuffer(string: reply))
-            }
-            return seen
-        }
-    }
-
-    var port: Int {
-        if case .tcp(_, let port) = listener.endpoint { return port }
-        return 0
-    }
-}
-
 @Suite("Redis client against a scripted server")
 struct RedisFakeServerTests {
     @Test func fallsBackToRESP2WhenHELLOIsUnknown() async throws {

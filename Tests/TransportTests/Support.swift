@@ -69,37 +69,6 @@ func echo(_ connection: Connection, _ text: String, mayWaitInline: Bool = false)
     return String(decoding: buffer.readableBytesView, as: UTF8.self)
 }
 
-/// The live servers that `make test` starts, found through INFRA_TEST_* variables.
-enum LiveServers {
-    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
-
-    static func value(_ name: String) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
-        return value
-    }
-
-    static let howToStart = "start the test servers with `make test` (or `scripts/test-servers.sh run -- swift test`)"
-
-    /// Whether tests needing `variables` can run; outside CI a missing server skips them.
-    static func available(_ variables: String...) -> Bool {
-        variables.allSatisfy { value($0) != nil } || isCI
-    }
-
-    /// Returns the variable; in CI a missing one fails the test with instructions.
-    static func require(_ name: String) throws -> String {
-        guard let value = value(name) else {
-            Issue.record("\(name) is not set: \(howToStart)")
-            throw MissingServer(name: name)
-        }
-        return value
-    }
-
-    struct MissingServer: Error, CustomStringConvertible {
-        let name: String
-        var description: String { "\(name) is not set: \(LiveServers.howToStart)" }
-    }
-}
-
 func makeTemporaryDirectory(_ prefix: String) throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

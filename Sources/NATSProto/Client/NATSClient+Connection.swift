@@ -197,7 +197,7 @@ extension NATSClient {
             let kind: NATSError.Kind
             switch error.kind {
             case .tlsCertificateUntrusted, .tlsHostnameMismatch, .tlsConfiguration, .tlsFailure: kind = .tls
-            case .timedOut: kind = .timeout
+            case .timedOut: kind = .timedOut
             case .cancelled: kind = .cancelled
             default: kind = .connection
             }

@@ -5,11 +5,11 @@ import Transport
 ///
 /// Publishes are appended to one outbound buffer and leave in coalesced writes from a writer
 /// task, so a loop of publishes costs few system calls; while disconnected they are kept, up to
-/// ``NATSOptions/reconnectBufferSize`` bytes, and sent after reconnecting. A reader task parses
+/// ``NATSConfiguration/reconnectBufferSize`` bytes, and sent after reconnecting. A reader task parses
 /// what the server sends and hands messages to subscriptions and to waiting requests. Requests
 /// share one wildcard inbox subscription. After a lost connection the client reconnects as
 /// ADR-40 describes (the next server at once, then each server no sooner than
-/// ``NATSOptions/reconnectWait`` plus jitter since its last attempt), restores every
+/// ``NATSConfiguration/reconnectWait`` plus jitter since its last attempt), restores every
 /// subscription with its queue group and remaining auto-unsubscribe count, then sends what was
 /// buffered. Everything that happens to the connection is reported on ``events``.
 ///
@@ -18,7 +18,7 @@ import Transport
 /// End a client with ``drain()`` (graceful) or ``close()``.
 public final class NATSClient: Sendable {
     /// The options the client was made with.
-    public let options: NATSOptions
+    public let options: NATSConfiguration
     /// Connection events: disconnects, reconnects, lame duck, server errors, slow consumers.
     /// One task should iterate it; events beyond 1,024 unread are dropped, oldest first.
     public let events: AsyncStream<NATSEvent>
@@ -197,7 +197,7 @@ public final class NATSClient: Sendable {
 
     // MARK: - Creating
 
-    private init(options: NATSOptions, pool: [NATSServerAddress], authentication: Authentication) {
+    private init(options: NATSConfiguration, pool: [NATSServerAddress], authentication: Authentication) {
         self.options = options
         self.authentication = authentication
         var nuid = NUID()
@@ -211,7 +211,7 @@ public final class NATSClient: Sendable {
     /// Connects to the first server of `options.servers` (in random order unless told otherwise)
     /// that answers and accepts the credentials. Each server is tried once; the error of the
     /// last one is thrown if none does.
-    public static func connect(_ options: NATSOptions) async throws(NATSError) -> NATSClient {
+    public static func connect(_ options: NATSConfiguration) async throws(NATSError) -> NATSClient {
         guard !options.servers.isEmpty else { throw NATSError(.usage, "no NATS server URL given") }
         var servers: [NATSServerAddress] = []
         for text in options.servers { servers.append(try NATSServerAddress(parsing: text)) }
@@ -254,7 +254,7 @@ public final class NATSClient: Sendable {
 
     /// Connects to one server URL with default options.
     public static func connect(url: String) async throws(NATSError) -> NATSClient {
-        try await connect(NATSOptions(url: url))
+        try await connect(NATSConfiguration(url: url))
     }
 
     // MARK: - Introspection
@@ -476,7 +476,7 @@ public final class NATSClient: Sendable {
 
     /// Sends a request and waits for the first reply, over the client's one inbox subscription
     /// (`_INBOX.<nuid>.*`, made on first use). Throws ``NATSError/Kind/noResponders`` when no
-    /// one subscribes to `subject` and ``NATSError/Kind/timeout`` when no reply comes in time.
+    /// one subscribes to `subject` and ``NATSError/Kind/timedOut`` when no reply comes in time.
     public func request<Payload: Collection<UInt8>>(
         _ payload: Payload, subject: String, headers: NATSHeaders? = nil, timeout: Duration = .seconds(5)
     ) async throws(NATSError) -> NATSMessage {
@@ -523,7 +523,7 @@ public final class NATSClient: Sendable {
         case .success(let action): await perform(action)
         }
         let timer = Reactor.shared.schedule(at: deadline) { [self] in
-            finishRequest(token, .failure(NATSError(.timeout, "no reply to the request on \"\(subject)\" within \(timeout)")))
+            finishRequest(token, .failure(NATSError(.timedOut, "no reply to the request on \"\(subject)\" within \(timeout)")))
         }
         state.withLock { state in
             if state.requests[token] != nil { state.requestTimers[token] = timer } else { timer.cancel() }
@@ -641,7 +641,7 @@ public final class NATSClient: Sendable {
                 case .success(let writer):
                     writer?.resume(returning: true)
                     let timer = Reactor.shared.schedule(at: deadline) { [self] in
-                        finishFlush(id, .failure(NATSError(.timeout, "no PONG within \(timeout) of the flush")))
+                        finishFlush(id, .failure(NATSError(.timedOut, "no PONG within \(timeout) of the flush")))
                     }
                     // Whoever completes the flush first cancels the timer.
                     state.withLock { state in
@@ -671,7 +671,7 @@ public final class NATSClient: Sendable {
     /// server had already sent it and ends once consumed; pending requests get their replies;
     /// then everything published is flushed and the connection closed. New subscriptions and
     /// requests are refused meanwhile; publishes are still accepted. Bounded by
-    /// ``NATSOptions/drainTimeout``; the client is closed however it ends.
+    /// ``NATSConfiguration/drainTimeout``; the client is closed however it ends.
     public func drain() async throws(NATSError) {
         let deadline = Deadline.after(options.drainTimeout)
         let (subscriptions, writer) = try state.withLock { state throws(NATSError) -> ([NATSSubscription], UnsafeContinuation<Bool, Never>?) in
@@ -708,7 +708,7 @@ public final class NATSClient: Sendable {
         }
         await close()
         if let failure, failure.kind != .closed { throw failure }
-        if deadline.hasPassed { throw NATSError(.timeout, "drain did not finish within \(options.drainTimeout)") }
+        if deadline.hasPassed { throw NATSError(.timedOut, "drain did not finish within \(options.drainTimeout)") }
     }
 
     /// Closes the client: what is already in the outbound buffer is written (for up to a second),

@@ -20,7 +20,7 @@ public struct NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The server reported an error (`-ERR`).
         case server
         /// The deadline passed.
-        case timeout
+        case timedOut
         /// A request found no subscriber on its subject (status 503).
         case noResponders
         /// Publishes buffered while reconnecting reached the configured bound.

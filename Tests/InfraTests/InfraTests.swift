@@ -1,1 +1,0 @@
-// Tests for Infra arrive with the module's implementation.

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+import Testing
+import Transport
+
+@testable import NATSProto
+
+@Suite("NATS client against a scripted server", .timeLimit(.minutes(1)))
+struct NATSFakeServerTests {
+    func options(_ server: ScriptedNATSServer) -> NATSConfiguration {
+        var options = NATSConfiguration(url: server.url)
+        options.reconnectWait = .milliseconds(50)
+        options.reconnectJitter = .milliseconds(10)
+        options.maximumReconnectAttempts = 2
+        return options
+    }
+
+    @Test func missedPongsCountAsALostConnection() async throws {
+        let server = try ScriptedNATSServer { connection, _ in
+            // Reads the keep-alive PINGs and never answers them.
+            _ = try await ScriptedNATSServer.readUntil("PING\r\nPING\r\n", connection, seconds: 10)
+            try await Task.sleep(for: .seconds(2))
+        }
+        var options = options(server)
+        options.pingInterval = .milliseconds(100)
+        options.maximumPingsOutstanding = 2
+        options.allowReconnect = false
+        let client = try await NATSClient.connect(options)
+        let events = EventLog(client)
+        #expect(try await events.waitFor { event in
+            if case .disconnected(_, let reason?) = event { reason.message.contains("stale") } else { false }
+        })
+        #expect(try await events.waitFor { if case .closed = $0 { true } else { false } })
+        let error = await #expect(throws: NATSError.self) { try await client.publish("x", to: "after") }
+        #expect(error?.kind == .closed)
+    }
+
+    @Test func lameDuckAndDiscoveredServersAreReported() async throws {
+        let server = try ScriptedNATSServer { connection, _ in
+            let update = #"INFO {"server_id":"FAKE","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576,"#
+                + #""connect_urls":["127.0.0.1:1","[::1]:2"],"ldm":true}"# + "\r\n"
+            try await connection.write(ByteBuffer(string: update))
+            try await ScriptedNATSServer.answerPingThenIdle(connection)
+        }
+        let client = try await NATSClient.connect(options(server))
+        let events = EventLog(client)
+        try await client.flush()
+        #expect(try await events.waitFor { if case .lameDuck = $0 { true } else { false } })
+        #expect(try await events.waitFor { event in
+            if case .serversDiscovered(let servers) = event { Set(servers) == ["nats://127.0.0.1:1", "nats://[::1]:2"] } else { false }
+        })
+        #expect(client.knownServers.count == 3)
+        await client.close()
+    }
+
+    @Test func permissionViolationsAreEventsAndTheConnectionStays() async throws {
+        let server = try ScriptedNATSServer { connection, _ in
+            try await connection.write(ByteBuffer(string: "-ERR 'Permissions Violation for Publish to \"secret\"'\r\n"))
+            try await ScriptedNATSServer.answerPingThenIdle(connection)
+        }
+        let client = try await NATSClient.connect(options(server))
+        let events = EventLog(client)
+        try await client.flush()
+        #expect(try await events.waitFor { event in
+            if case .serverError(let error) = event { error.message.contains("Permissions Violation") } else { false }
+        })
+        #expect(client.isConnected)
+        await client.close()
+    }
+
+    @Test func garbageFromTheServerIsATypedLossThenAReconnect() async throws {
+        let server = try ScriptedNATSServer(connections: 2) { connection, index in
+            if index == 0 {
+                try await connection.write(ByteBuffer(string: "MSG a 1 99999999999999999999\r\nBOGUS\r\n"))
+                try await Task.sleep(for: .milliseconds(500))
+            } else {
+                let text = try await ScriptedNATSServer.readUntil("PUB after 5\r\nhello\r\n", connection)
+                #expect(text.contains("SUB restored 1\r\n"), "the subscription is sent again first")
+                try await ScriptedNATSServer.answerPingThenIdle(connection)
+            }
+        }
+        let client = try await NATSClient.connect(options(server))
+        let events = EventLog(client)
+        _ = try await client.subscribe(to: "restored")
+        #expect(try await events.waitFor { event in
+            if case .disconnected(_, let reason?) = event { reason.kind == .protocolViolation } else { false }
+        })
+        try await client.publish("hello", to: "after")
+        #expect(try await events.waitFor { if case .reconnected = $0 { true } else { false } })
+        try await client.flush()
+        await client.close()
+    }
+
+    @Test func reconnectingGivesUpAfterTheConfiguredAttempts() async throws {
+        let server = try ScriptedNATSServer { connection, _ in
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let client = try await NATSClient.connect(options(server))
+        let events = EventLog(client)
+        let started = ContinuousClock.now
+        server.listener.close()
+        #expect(try await events.waitFor { event in
+            if case .closed(let reason?) = event { reason.kind == .connection } else { false }
+        })
+        // Three attempts in all (the first at once, then two more 50 ms apart at least).
+        #expect(ContinuousClock.now - started >= .milliseconds(100))
+        #expect(client.isClosed)
+    }
+
+    @Test func authorizationViolationWhileConnectingIsTyped() async throws {
+        let listener = try Listener.bind()
+        guard case .tcp(_, let port) = listener.endpoint else { return }
+        let task = Task {
+            let connection = try await listener.accept(deadline: .after(.seconds(5)))
+            defer { connection.close() }
+            try await connection.write(ByteBuffer(string: ScriptedNATSServer.info))
+            _ = try await ScriptedNATSServer.readUntil("PING\r\n", connection)
+            try await connection.write(ByteBuffer(string: "-ERR 'Authorization Violation'\r\n"))
+        }
+        let error = await #expect(throws: NATSError.self) { try await NATSClient.connect(url: "nats://127.0.0.1:\(port)") }
+        #expect(error?.kind == .authorization)
+        try await task.value
+        listener.close()
+    }
+}

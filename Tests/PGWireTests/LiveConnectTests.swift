@@ -1,0 +1,165 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import TestSupport
+import Testing
+import Transport
+
+@testable import PGWire
+
+@Suite("Live PostgreSQL: connecting", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
+struct LiveConnectTests {
+    @Test("SCRAM-SHA-256 over TCP; the session's parameters and key are kept")
+    func scram() async throws {
+        let connection = try await LiveServer.connectPostgres()
+        defer { connection.close() }
+        #expect(connection.parameter("server_version") != nil)
+        #expect(connection.parameter("client_encoding") == "UTF8")
+        #expect(connection.parameter("application_name") == "pgwire-tests")
+        #expect(connection.backendKey != nil)
+        #expect(connection.transactionStatus == .idle)
+        let method = try await connection.simpleQuery("SELECT 1")
+        #expect(method.first?.rows.count == 1)
+    }
+
+    @Test("SCRAM over the Unix socket")
+    func unixSocket() async throws {
+        var config = try LiveServer.postgresConfiguration()
+        config.hosts = [.init(try LiveServer.postgres("SOCKET_DIR"), port: config.hosts[0].port)]
+        config.sslMode = .require  // ignored on a Unix socket, as libpq does
+        let connection = try await LiveServer.connectPostgres(config)
+        defer { connection.close() }
+        #expect(!connection.isTLS)
+        _ = try await connection.simpleQuery("SELECT 1")
+    }
+
+    @Test("md5, cleartext and trust users, with and without TLS")
+    func otherMethods() async throws {
+        for (user, password) in [("MD5_USER", "MD5_PASSWORD"), ("CLEARTEXT_USER", "CLEARTEXT_PASSWORD"), ("USER", "PASSWORD")] {
+            for mode in [PostgresConfiguration.SSLMode.disable, .require] {
+                let config = try LiveServer.postgresConfiguration(
+                    user: LiveServer.postgres(user), password: LiveServer.postgres(password), sslMode: mode)
+                let connection = try await LiveServer.connectPostgres(config)
+                #expect(connection.isTLS == (mode == .require))
+                let rows = try await connection.simpleQuery("SELECT current_user")
+                #expect(rows.first?.rows.first.map { try? $0.decode(String.self, column: 0) } == (try LiveServer.postgres(user)))
+                connection.close()
+            }
+        }
+        var trust = try LiveServer.postgresConfiguration(user: LiveServer.postgres("TRUST_USER"))
+        trust.password = nil
+        let connection = try await LiveServer.connectPostgres(trust)
+        _ = try await connection.simpleQuery("SELECT 1")
+        connection.close()
+    }
+
+    @Test("a wrong password is an authentication error with the server's SQLSTATE, and no password in it")
+    func wrongPassword() async throws {
+        let config = try LiveServer.postgresConfiguration(password: "not-the-password")
+        do {
+            _ = try await LiveServer.connectPostgres(config)
+            Issue.record("connected with a wrong password")
+        } catch let error as PostgresError {
+            #expect(error.kind == .authentication)
+            #expect(error.sqlState == .invalidPassword)
+            #expect(!"\(error)".contains("not-the-password"))
+        }
+        // No password at all, for a SCRAM user.
+        var none = try LiveServer.postgresConfiguration()
+        none.password = nil
+        await #expect(throws: PostgresError.self) { _ = try await LiveServer.connectPostgres(none) }
+    }
+
+    @Test("channel_binding=require refuses MD5 and cleartext, and plaintext connections")
+    func channelBindingRequired() async throws {
+        var md5 = try LiveServer.postgresConfiguration(user: LiveServer.postgres("MD5_USER"), password: LiveServer.postgres("MD5_PASSWORD"))
+        md5.channelBinding = .require
+        await #expect(throws: PostgresError.self) { _ = try await LiveServer.connectPostgres(md5) }
+        var plain = try LiveServer.postgresConfiguration()
+        plain.channelBinding = .require
+        do {
+            _ = try await LiveServer.connectPostgres(plain)
+            Issue.record("channel binding without TLS")
+        } catch let error as PostgresError {
+            #expect(error.kind == .authentication)
+        }
+    }
+
+    @Test("TLS: verify-full with the CA, SCRAM-SHA-256-PLUS required; require without verification")
+    func tls() async throws {
+        var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
+        config.sslRootCertificate = try LiveServer.postgres("CA_FILE")
+        config.channelBinding = .require
+        let connection = try await LiveServer.connectPostgres(config)
+        #expect(connection.isTLS)
+        let ssl = try await connection.simpleQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        #expect(ssl.first?.rows.first.map { try? $0.decode(Bool.self, column: 0) } == true)
+        connection.close()
+
+        let required = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(sslMode: .require))
+        #expect(required.isTLS)
+        required.close()
+
+        let preferred = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(sslMode: .prefer))
+        #expect(preferred.isTLS)
+        preferred.close()
+
+        // verify-full against the system store: the test CA is not trusted there.
+        let untrusted = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
+        do {
+            _ = try await LiveServer.connectPostgres(untrusted)
+            Issue.record("an untrusted certificate was accepted")
+        } catch let error as PostgresError {
+            #expect(error.kind == .tls)
+        }
+    }
+
+    @Test("a password that needs SASLprep works as PostgreSQL stored it")
+    func saslprepPassword() async throws {
+        let admin = try await LiveServer.connectPostgres()
+        defer { admin.close() }
+        let user = "pgwire_saslprep_\(UInt32.random(in: 0...UInt32.max))"
+        let password = "p\u{00AA}ss\u{2168}w\u{00A0}rd\u{00AD}"
+        _ = try await admin.simpleQuery("DROP ROLE IF EXISTS \(user)")
+        _ = try await admin.simpleQuery("CREATE ROLE \(user) LOGIN PASSWORD '\(password)'")
+        let connection = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: password))
+        _ = try await connection.simpleQuery("SELECT 1")
+        connection.close()
+        // The server hashed the prepared form, so that form logs in too, and a near miss does not.
+        let prepared = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: "passIXw rd"))
+        prepared.close()
+        await #expect(throws: PostgresError.self) {
+            _ = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: "passIXwrd"))
+        }
+        _ = try await admin.simpleQuery("DROP ROLE \(user)")
+    }
+
+    @Test("an unknown protocol option draws NegotiateProtocolVersion, and the session goes on")
+    func negotiation() async throws {
+        var config = try LiveServer.postgresConfiguration()
+        config.runtimeParameters = [("_pq_.pgwire_test", "on")]
+        let connection = try await LiveServer.connectPostgres(config)
+        defer { connection.close() }
+        #expect(connection.protocolNegotiation?.unrecognizedOptions == ["_pq_.pgwire_test"])
+        #expect(connection.protocolNegotiation?.newestMinorVersion == 0)
+        _ = try await connection.simpleQuery("SELECT 1")
+    }
+
+    @Test("an unreachable host is a connection error naming it; several hosts are tried in order")
+    func hosts() async throws {
+        var config = try LiveServer.postgresConfiguration()
+        let good = config.hosts[0]
+        config.hosts = [.init("127.0.0.1", port: 1), good]
+        let connection = try await LiveServer.connectPostgres(config)
+        connection.close()
+        config.hosts = [.init("127.0.0.1", port: 1)]
+        do {
+            _ = try await LiveServer.connectPostgres(config)
+            Issue.record("connected to port 1")
+        } catch let error as PostgresError {
+            #expect(error.kind == .connection)
+            #expect(error.message.contains("127.0.0.1:1"))
+        }
+    }
+}

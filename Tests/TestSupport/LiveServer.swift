@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// The servers `make test` starts on loopback, found through their INFRA_TEST_* variables
+/// (scripts/test-servers.sh sets them). Outside CI a missing server skips the suites that need it;
+/// in CI (`CI=true`) those suites run and fail, so a missing server never passes as a skip.
+public enum LiveServer: String, Sendable, CaseIterable {
+    /// PostgreSQL (INFRA_TEST_POSTGRES_HOST, _PORT, _USER, _PASSWORD, _DATABASE and more).
+    case postgres = "INFRA_TEST_POSTGRES_PORT"
+    /// Redis (INFRA_TEST_REDIS_URL).
+    case redis = "INFRA_TEST_REDIS_URL"
+    /// nats-server with JetStream (INFRA_TEST_NATS_URL and the extra servers' variables).
+    case nats = "INFRA_TEST_NATS_URL"
+
+    /// Whether the suites needing this server should run: the server is there, or this is CI.
+    public var isAvailable: Bool { Self.value(rawValue) != nil || Self.isCI }
+
+    /// Whether the tests run in CI, where nothing may be skipped.
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// How to get the servers, for the messages of missing ones.
+    public static let howToStart = "start the test servers with `make test` (or `scripts/test-servers.sh run -- swift test`)"
+
+    /// A variable's value, nil when unset or empty.
+    public static func value(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// A variable's value; a missing one fails the test with instructions.
+    public static func require(_ name: String) throws -> String {
+        guard let value = value(name) else {
+            Issue.record("\(name) is not set: \(howToStart)")
+            throw Missing(name: name)
+        }
+        return value
+    }
+
+    /// A name unique to this run, so repeated or parallel runs never collide on one server:
+    /// `test<separator><random><separator><name>`.
+    public static func uniqueName(_ name: String, separator: Character) -> String {
+        "test\(separator)\(UUID().uuidString.prefix(8))\(separator)\(name)"
+    }
+
+    /// The error of a missing server variable.
+    public struct Missing: Error, CustomStringConvertible {
+        public let name: String
+        public var description: String { "\(name) is not set: \(LiveServer.howToStart)" }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import Transport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Inline read waits")
+struct InlineReadWaitTests {
+    /// Whether this machine grants inline waits at all (one processor: never).
+    static let granted = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
+
+    /// Waits until `condition` holds, for at most `limit`; returns whether it did.
+    private func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while !condition() {
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return true
+    }
+
+    /// Inline waits happen when the connection allows them and the reader asks for them.
+    @Test(arguments: [(Duration.microseconds(250), true), (.zero, true), (.microseconds(250), false)])
+    func roundTripsWaitOnTheirOwnThreadWhenEnabled(budget: Duration, mayWaitInline: Bool) async throws {
+        // The client has a reactor of its own: its counters see only the client's reads.
+        let reactor = Reactor(name: "test-inline")
+        defer { reactor.shutdown() }
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        // Another socket of the reactor sits parked, as a subscriber would: that does not stop it.
+        let idle = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .zero), reactor: reactor)
+        defer { idle.close() }
+        let parked = Task {
+            var buffer = ByteBuffer()
+            try await idle.read(into: &buffer, deadline: .after(.seconds(30)))
+        }
+        defer { parked.cancel() }
+        #expect(try await eventually(within: .seconds(5)) { reactor.pendingWaiterCount == 1 })
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: budget), reactor: reactor)
+        defer { connection.close() }
+        for index in 0..<50 {
+            #expect(try await echo(connection, "round \(index)", mayWaitInline: mayWaitInline) == "round \(index)")
+        }
+        if budget > .zero && mayWaitInline && Self.granted {
+            #expect(reactor.inlineWaitCount >= 25, "only \(reactor.inlineWaitCount) of 50 reads waited inline")
+            #expect(reactor.inlineWaitHitCount >= 1, "no inline wait ended with its reply")
+        } else {
+            #expect(reactor.inlineWaitCount == 0)
+        }
+    }
+
+    @Test(.enabled(if: granted, "inline waits need a second processor"))
+    func aWaitGivesItsThreadBackWhenTheReactorResumesAnotherTask() async throws {
+        let reactor = Reactor(name: "test-inline-give")
+        defer { reactor.shutdown() }
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        async let acceptedQuiet = listener.accept()
+        let quiet = try await Connection.connect(to: listener.endpoint, options: ConnectOptions(inlineReadWait: .seconds(5)), reactor: reactor)
+        let quietPeer = try await acceptedQuiet
+        async let acceptedOther = listener.accept()
+        let other = try await Connection.connect(to: listener.endpoint, reactor: reactor)
+        let otherPeer = try await acceptedOther
+        defer { for connection in [quiet, quietPeer, other, otherPeer] { connection.close() } }
+
+        let otherRead = Task {
+            var buffer = ByteBuffer()
+            return try await other.read(into: &buffer, deadline: .after(.seconds(30)))
+        }
+        #expect(try await eventually(within: .seconds(5)) { reactor.pendingWaiterCount == 1 })
+        // The quiet read gets nothing: it waits inline, for up to 5 seconds.
+        let quietRead = Task {
+            var buffer = ByteBuffer()
+            return try await quiet.read(into: &buffer, deadline: .after(.seconds(30)), mayWaitInline: true)
+        }
+        #expect(try await eventually(within: .seconds(5)) { reactor.inlineWaitCount == 1 })
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(reactor.pendingWaiterCount == 1, "the quiet read is waiting inline, not on the reactor")
+        // The reactor resumes the other read: the inline wait must give its thread back and park.
+        try await otherPeer.write(ByteBuffer(string: "x"))
+        #expect(try await otherRead.value == 1)
+        let parked = try await eventually(within: .seconds(1)) { reactor.pendingWaiterCount == 1 }
+        #expect(parked, "the inline wait held its thread after another task was resumed")
+        #expect(reactor.inlineWaitHitCount == 0)
+        try await quietPeer.write(ByteBuffer(string: "y"))
+        #expect(try await quietRead.value == 1)
+    }
+
+    @Test func closeEndsAnInlineWaitAtOnce() async throws {
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .seconds(5)))
+        let reader = Task {
+            var buffer = ByteBuffer()
+            try await connection.read(into: &buffer, deadline: .after(.seconds(30)), mayWaitInline: true)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        connection.close()
+        let result = await reader.result
+        #expect(ContinuousClock.now - start < .seconds(1), "the read outlived its socket's close")
+        if case .failure(let error as TransportError) = result {
+            #expect(error.kind == .closed)
+        } else {
+            Issue.record("a read pending at close must fail with .closed, got \(result)")
+        }
+    }
+
+    @Test func cancellationEndsAReadWithALongInlineBudget() async throws {
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let connection = try await Connection.connect(to: server.endpoint, options: ConnectOptions(inlineReadWait: .milliseconds(20)))
+        defer { connection.close() }
+        let reader = Task {
+            var buffer = ByteBuffer()
+            try await connection.read(into: &buffer, deadline: .after(.seconds(60)), mayWaitInline: true)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        reader.cancel()
+        let result = await reader.result
+        #expect(ContinuousClock.now - start < .seconds(1))
+        if case .failure(let error as TransportError) = result {
+            #expect(error.kind == .cancelled)
+        } else {
+            Issue.record("a cancelled read must fail with .cancelled, got \(result)")
+        }
+        #expect(try await echo(connection, "after", mayWaitInline: true) == "after")
+    }
+}
