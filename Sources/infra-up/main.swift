@@ -8,9 +8,10 @@ import Glibc
 #endif
 
 let message = """
-    infra-up is not implemented yet: it cannot bring up the stack so far.
-    The transport layer and the test harness (make test) are in place; the clients,
-    the settings loader, migrations and provisioning come next.
+    infra-up is not implemented yet: it starts no servers, applies no migrations and creates no
+    NATS streams. What exists today is the library: the PostgreSQL, Redis and NATS clients, the
+    settings loader (Settings), and their tests (make test). Start the servers yourself until
+    infra-up can.
 
     """
 _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }

@@ -451,16 +451,6 @@ public final class PostgresConnection: Sendable {
         guard let id = state.waiters.keys.min() else { return nil }
         return state.waiters.removeValue(forKey: id)
     }
-    /// Starts a reader task if no one reads and someone waits (a cancelled caller cannot read).
-    private func ensureBackgroundReader() {
-        let start = state.withLock { state -> Bool in
-            guard !state.readerActive, state.failure == nil else { return false }
-            state.readerActive = true
-            return true
-        }
-        if start { startBackgroundReader() }
-    }
-
     /// A task that reads while any request waits or notifications are listened for.
     private func startBackgroundReader() {
         Task.detached { [self] in

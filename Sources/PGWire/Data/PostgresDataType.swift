@@ -97,29 +97,32 @@ public struct PostgresDataType: RawRepresentable, Hashable, Sendable, CustomStri
     /// `int8range` (OID 3926).
     public static let int8range = PostgresDataType(3926)
 
-    /// (name, OID, array OID) of the built-ins above; the test suite checks them against `pg_type`.
-    static let builtins: [(name: String, oid: UInt32, array: UInt32)] = [
-        ("bool", 16, 1000), ("bytea", 17, 1001), ("char", 18, 1002), ("name", 19, 1003), ("int8", 20, 1016),
-        ("int2", 21, 1005), ("int4", 23, 1007), ("regproc", 24, 1008), ("text", 25, 1009), ("oid", 26, 1028),
-        ("json", 114, 199), ("xml", 142, 143), ("cidr", 650, 651), ("float4", 700, 1021), ("float8", 701, 1022),
-        ("unknown", 705, 0), ("money", 790, 791), ("macaddr", 829, 1040), ("inet", 869, 1041), ("bpchar", 1042, 1014),
-        ("varchar", 1043, 1015), ("date", 1082, 1182), ("time", 1083, 1183), ("timestamp", 1114, 1115),
-        ("timestamptz", 1184, 1185), ("interval", 1186, 1187), ("timetz", 1266, 1270), ("numeric", 1700, 1231),
-        ("record", 2249, 2287), ("void", 2278, 0), ("uuid", 2950, 2951), ("jsonb", 3802, 3807),
-        ("int4range", 3904, 3905), ("numrange", 3906, 3907), ("tsrange", 3908, 3909), ("tstzrange", 3910, 3911),
-        ("daterange", 3912, 3913), ("int8range", 3926, 3927),
+    /// Each built-in above with its name and its array type's OID (0: none), each OID written once;
+    /// the test suite checks them against `pg_type`.
+    static let builtins: [(type: PostgresDataType, name: String, array: UInt32)] = [
+        (.bool, "bool", 1000), (.bytea, "bytea", 1001), (.char, "char", 1002), (.name, "name", 1003),
+        (.int8, "int8", 1016), (.int2, "int2", 1005), (.int4, "int4", 1007), (.regproc, "regproc", 1008),
+        (.text, "text", 1009), (.oid, "oid", 1028), (.json, "json", 199), (.xml, "xml", 143), (.cidr, "cidr", 651),
+        (.float4, "float4", 1021), (.float8, "float8", 1022), (.unknown, "unknown", 0), (.money, "money", 791),
+        (.macaddr, "macaddr", 1040), (.inet, "inet", 1041), (.bpchar, "bpchar", 1014), (.varchar, "varchar", 1015),
+        (.date, "date", 1182), (.time, "time", 1183), (.timestamp, "timestamp", 1115),
+        (.timestamptz, "timestamptz", 1185), (.interval, "interval", 1187), (.timetz, "timetz", 1270),
+        (.numeric, "numeric", 1231), (.record, "record", 2287), (.void, "void", 0), (.uuid, "uuid", 2951),
+        (.jsonb, "jsonb", 3807), (.int4range, "int4range", 3905), (.numrange, "numrange", 3907),
+        (.tsrange, "tsrange", 3909), (.tstzrange, "tstzrange", 3911), (.daterange, "daterange", 3913),
+        (.int8range, "int8range", 3927),
     ]
 
     private static let names: [UInt32: String] = {
         var names: [UInt32: String] = [:]
         for entry in builtins {
-            names[entry.oid] = entry.name
+            names[entry.type.rawValue] = entry.name
             if entry.array != 0 { names[entry.array] = entry.name + "[]" }
         }
         return names
     }()
     private static let elementOfArray: [UInt32: UInt32] = Dictionary(
-        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.array, $0.oid) })
+        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.array, $0.type.rawValue) })
     private static let arrayOfElement: [UInt32: UInt32] = Dictionary(
-        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.oid, $0.array) })
+        uniqueKeysWithValues: builtins.filter { $0.array != 0 }.map { ($0.type.rawValue, $0.array) })
 }

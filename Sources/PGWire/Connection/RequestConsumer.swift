@@ -1,0 +1,87 @@
+import Synchronization
+import Transport
+
+/// The consumer side of one request: takes the events the reader delivered, one at a time,
+/// fetching more when they run out. A class so that dropping the last reference abandons the
+/// request (its remaining responses are then read and dropped).
+final class RequestConsumer: Sendable {
+    let connection: PostgresConnection
+    let id: UInt64
+    /// Whether a CopyInResponse is expected (copyIn); otherwise the COPY is refused with CopyFail.
+    let acceptsCopyIn: Bool
+    /// Whether the request is an extended query (Parse/Bind/Execute/Sync) rather than a Query.
+    let isExtendedQuery: Bool
+    private let progress: Mutex<Progress>
+
+    struct Progress: Sendable {
+        var pending: [PostgresConnection.Event] = []
+        var index = 0
+        var isComplete = false
+        var commandTag: String?
+        var error: PostgresError?
+    }
+
+    init(connection: PostgresConnection, id: UInt64, acceptsCopyIn: Bool = false, isExtendedQuery: Bool = false) {
+        self.connection = connection
+        self.id = id
+        self.acceptsCopyIn = acceptsCopyIn
+        self.isExtendedQuery = isExtendedQuery
+        self.progress = Mutex(Progress())
+    }
+
+    deinit {
+        let finished = progress.withLock { $0.isComplete && $0.index >= $0.pending.count }
+        if !finished { connection.abandon(id) }
+    }
+
+    /// The command tag, once CommandComplete has been consumed.
+    var commandTag: String? { progress.withLock { $0.commandTag } }
+
+    /// The next event, or nil once the request is complete and every event was taken. An
+    /// ErrorResponse is remembered and thrown at the end, when the session is in step again.
+    func nextEvent() async throws(PostgresError) -> PostgresConnection.Event? {
+        while true {
+            let step = progress.withLock { progress -> Result<PostgresConnection.Event?, PostgresError>? in
+                if progress.index < progress.pending.count {
+                    let event = progress.pending[progress.index]
+                    progress.index += 1
+                    switch event {
+                    case .commandComplete(let tag): progress.commandTag = tag
+                    case .error(let diagnostics): progress.error = .server(diagnostics)
+                    default: break
+                    }
+                    return .success(event)
+                }
+                progress.pending.removeAll(keepingCapacity: true)
+                progress.index = 0
+                guard progress.isComplete else { return nil }
+                if let error = progress.error { return .failure(error) }
+                return .success(nil)
+            }
+            if let step {
+                let event = try step.get()
+                if case .copyIn? = event, !acceptsCopyIn {
+                    connection.refuseCopyIn("this request cannot send COPY data; use copyIn", extendedProtocol: isExtendedQuery)
+                }
+                return event
+            }
+            let (events, complete) = try await connection.nextEvents(id)
+            progress.withLock { progress in
+                progress.pending += events
+                progress.isComplete = complete
+            }
+        }
+    }
+
+    /// Puts the event just taken back, so the next call returns it again.
+    func unread() {
+        progress.withLock { progress in
+            if progress.index > 0 { progress.index -= 1 }
+        }
+    }
+
+    /// Reads to the end, dropping rows and data: for callers that only want the outcome.
+    func drain() async throws(PostgresError) {
+        while try await nextEvent() != nil {}
+    }
+}
