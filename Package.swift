@@ -14,6 +14,10 @@ let package = Package(
         .library(name: "Infra", targets: ["Infra"]),
         .executable(name: "infra-up", targets: ["infra-up"]),
     ],
+    dependencies: [
+        // The library targets' one package dependency: the logging API, so callers pass their Logger.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
     targets: [
         // libssl/libcrypto through pkg-config, plus inline wrappers for the macros Swift cannot import.
         .systemLibrary(
@@ -24,9 +28,9 @@ let package = Package(
         // Header-only access to epoll, eventfd and a few socket helpers that Glibc does not export.
         .systemLibrary(name: "CTransport"),
         .target(name: "Transport", dependencies: ["COpenSSL", "CTransport"]),
-        .target(name: "PGWire", dependencies: ["Transport"]),
-        .target(name: "RESP", dependencies: ["Transport"]),
-        .target(name: "NATSProto", dependencies: ["Transport"]),
+        .target(name: "PGWire", dependencies: ["Transport", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "RESP", dependencies: ["Transport", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "NATSProto", dependencies: ["Transport", .product(name: "Logging", package: "swift-log")]),
         // JetStream, KV and Object Store on NATSProto's public API only.
         .target(name: "JetStream", dependencies: ["NATSProto"]),
         // TOML, .env and the Dynaconf rules, and the typed settings: Foundation only.
@@ -87,7 +91,9 @@ let package = Package(
 
         // Helpers shared by the test targets (live servers, golden streams, seeded generators,
         // child processes); not a product.
-        .target(name: "TestSupport", dependencies: ["Transport"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["Transport", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"
+        ),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "TestSupport"]),
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),

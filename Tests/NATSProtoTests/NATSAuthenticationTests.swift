@@ -12,10 +12,14 @@ struct NATSAuthenticationTests {
         var options = NATSConfiguration(url: try LiveServer.require("INFRA_TEST_NATS_AUTH_URL"))
         options.user = try LiveServer.require("INFRA_TEST_NATS_AUTH_USER")
         options.password = try LiveServer.require("INFRA_TEST_NATS_AUTH_PASSWORD")
+        let records = RecordingLogHandler.Store()
+        options.logger = records.logger()
         let client = try await NATSClient.connect(options)
         #expect(client.serverInfo?.authRequired == true)
         try await client.flush()
         await client.close()
+        #expect(records.all.contains { $0.message == "connected" && $0.metadata["authentication"] == "user and password" })
+        #expect(!records.all.contains { $0.text.contains(options.password ?? "-") }, "the password is never logged")
 
         // The same credentials in the URL; the URL shown never carries the password.
         let url = try LiveServer.require("INFRA_TEST_NATS_AUTH_URL").replacingOccurrences(

@@ -15,6 +15,8 @@ struct NATSReconnectTests {
         options.reconnectWait = .milliseconds(100)
         options.reconnectJitter = .milliseconds(20)
         options.maximumReconnectAttempts = -1
+        let records = RecordingLogHandler.Store()
+        options.logger = records.logger()
         var client: NATSClient?
         for _ in 0..<100 where client == nil {
             client = try? await NATSClient.connect(options)
@@ -49,6 +51,14 @@ struct NATSReconnectTests {
         #expect(limitedTexts == ["limited 0", "limited 1"], "the auto-unsubscribe count carried over: 3 in all")
         #expect(subscriber.statistics.reconnects == 1)
         await subscriber.close()
+        let logged = records.all
+        #expect(logged.contains { $0.level == .info && $0.message == "connected" && $0.metadata["nats.server"] == "nats://127.0.0.1:\(port)" })
+        #expect(logged.contains { $0.level == .warning && $0.message == "disconnected" })
+        #expect(logged.contains { $0.level == .info && $0.message == "reconnected" })
+        // Failed first attempts (the server was starting) are clients of their own; the one that
+        // connected carries one id through its disconnect and reconnect.
+        let lifecycle = logged.filter { ["connected", "disconnected", "reconnected"].contains($0.message) }
+        #expect(Set(lifecycle.compactMap { $0.metadata["nats.client"] }).count == 1, "\(lifecycle.map(\.metadata))")
     }
 
     @Test func reconnectBufferIsBounded() async throws {

@@ -23,6 +23,28 @@ struct LiveConnectTests {
         #expect(method.first?.rows.count == 1)
     }
 
+    @Test("the lifecycle is logged to the caller's logger with endpoint and id, never the password")
+    func logging() async throws {
+        let records = RecordingLogHandler.Store()
+        var config = try LiveServer.postgresConfiguration(sslMode: .require)
+        config.logger = records.logger()
+        let connection = try await PostgresConnection.connect(config)
+        connection.close()
+        let connected = try #require(records.all.first { $0.message == "connected" })
+        #expect(connected.level == .info)
+        #expect(connected.metadata["authentication"]?.hasPrefix("SCRAM-SHA-256") == true, "\(connected.metadata)")
+        #expect(connected.metadata["tls"] == "true")
+        #expect(connected.metadata["postgres.endpoint"] == "\(config.hosts[0])")
+        #expect(connected.metadata["postgres.connection"] != nil)
+        #expect(records.all.contains { $0.message == "connection closed" })
+        let password = try #require(config.password)
+        #expect(!records.all.contains { $0.text.contains(password) })
+        config.password = "wrong-password"
+        _ = await #expect(throws: PostgresError.self) { try await PostgresConnection.connect(config) }
+        #expect(records.all.contains { $0.level == .warning && $0.message == "could not connect" })
+        #expect(!records.all.contains { $0.text.contains("wrong-password") })
+    }
+
     @Test("SCRAM over the Unix socket")
     func unixSocket() async throws {
         var config = try LiveServer.postgresConfiguration()

@@ -17,6 +17,24 @@ struct RedisClientTests {
         #expect(try await client.send(["PING"]) == simple("PONG"))
     }
 
+    @Test func lifecycleIsLoggedWithoutThePassword() async throws {
+        let records = RecordingLogHandler.Store()
+        var configuration = try LiveServer.redisClient().configuration
+        configuration.logger = records.logger()
+        let connection = try await RedisConnection.connect(configuration)
+        connection.close()
+        let connected = try #require(records.all.first { $0.message == "connected" })
+        #expect(connected.level == .info)
+        #expect(connected.metadata["protocol"] == "RESP3")
+        #expect(connected.metadata["redis.endpoint"] == "\(configuration.host):\(configuration.port)")
+        #expect(records.all.contains { $0.message == "connection closed" })
+        let password = try #require(configuration.password)
+        configuration.password = "wrong-password"
+        _ = await #expect(throws: RedisError.self) { try await RedisConnection.connect(configuration) }
+        #expect(records.all.contains { $0.level == .warning && $0.message == "handshake failed" })
+        #expect(!records.all.contains { $0.text.contains(password) || $0.text.contains("wrong-password") })
+    }
+
     @Test func wrongPasswordIsRefusedWithTheServersCode() async throws {
         var configuration = try LiveServer.redisClient().configuration
         configuration.password = "wrong"

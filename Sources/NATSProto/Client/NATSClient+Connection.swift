@@ -1,3 +1,4 @@
+import Logging
 import Transport
 
 extension NATSClient {
@@ -7,6 +8,16 @@ extension NATSClient {
     /// INFO, TLS if wanted, CONNECT and a PING whose PONG confirms the credentials; then every
     /// subscription is re-sent ahead of what was buffered, and the reader and writer start.
     func establish(_ server: NATSServerAddress, reconnecting: Bool) async throws(NATSError) {
+        do {
+            try await handshake(server, reconnecting: reconnecting)
+        } catch {
+            logger.warning("could not connect", metadata: ["nats.server": "\(server.redacted)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    private func handshake(_ server: NATSServerAddress, reconnecting: Bool) async throws(NATSError) {
+        logger.debug("connecting", metadata: ["nats.server": "\(server.redacted)"])
         let deadline = Deadline.after(options.connectTimeout)
         let connection: Connection
         do {
@@ -65,6 +76,21 @@ extension NATSClient {
         }
         try install(connection, server: server, info: info, reconnecting: reconnecting, buffer: buffer, parser: parser)
         installed = true
+        logger.info(
+            "connected",
+            metadata: [
+                "nats.server": "\(server.redacted)", "tls": "\(connection.isTLS)", "authentication": "\(authenticationMethod(server))",
+                "server_version": "\(info.version)", "jetstream": "\(info.jetStream)",
+            ])
+    }
+
+    /// How this client proves who it is to `server`, for the logs.
+    private func authenticationMethod(_ server: NATSServerAddress) -> String {
+        if authentication.jwt != nil { return "credentials file (JWT)" }
+        if authentication.nkey != nil { return "NKey" }
+        if server.password != nil || options.user != nil { return "user and password" }
+        if server.token != nil || options.token != nil { return "token" }
+        return "none"
     }
 
     private func startTLS(_ connection: Connection, _ server: NATSServerAddress, _ deadline: Deadline) async throws(NATSError) {
@@ -177,7 +203,7 @@ extension NATSClient {
             state.pool.connected(server, at: Deadline.now.uptimeNanoseconds)
             return (link, addDiscovered(info, from: server, &state))
         }
-        if !discovered.isEmpty { eventSink.yield(.serversDiscovered(discovered)) }
+        if !discovered.isEmpty { report(.serversDiscovered(discovered)) }
         Task { await self.readLoop(link, buffer: buffer, parser: parser) }
         Task { await self.writeLoop(link) }
     }
@@ -307,15 +333,15 @@ extension NATSClient {
                 state.info = info
                 return addDiscovered(info, from: link.server, &state)
             }
-            if !discovered.isEmpty { eventSink.yield(.serversDiscovered(discovered)) }
-            if info.lameDuckMode { eventSink.yield(.lameDuck(server: link.server.redacted)) }
+            if !discovered.isEmpty { report(.serversDiscovered(discovered)) }
+            if info.lameDuckMode { report(.lameDuck(server: link.server.redacted)) }
         case .error(let text):
             let error = Self.serverError(text, link.server)
             let lower = text.lowercased()
             if lower.contains("stale connection") {
                 throw NATSError(.connection, "the server found the connection stale", server: link.server.redacted)
             }
-            eventSink.yield(.serverError(error))
+            report(.serverError(error))
             // Permission violations leave the connection open; other errors are followed by a close.
             if !lower.contains("permissions violation") { reader.serverError = error }
         }
@@ -348,7 +374,7 @@ extension NATSClient {
         let outcome = subscription.deliver(message)
         if let consumer = outcome.consumer { reader.consumersToWake.append(consumer) }
         if outcome.becameSlow {
-            eventSink.yield(.slowConsumer(subject: subscription.subject, sid: sid, dropped: subscription.droppedCount))
+            report(.slowConsumer(subject: subscription.subject, sid: sid, dropped: subscription.droppedCount))
         }
         if outcome.reachedMaximum {
             removeSubscription(subscription, sendUnsubscribe: false)
@@ -471,7 +497,7 @@ extension NATSClient {
         for timer in work.timers { timer.cancel() }
         let lost = NATSError(.connection, "the connection was lost before the server answered the PING", server: link.server.redacted)
         for waiter in work.flushes { waiter.resume(returning: .failure(lost)) }
-        eventSink.yield(.disconnected(server: link.server.redacted, reason: error))
+        report(.disconnected(server: link.server.redacted, reason: error))
         if options.allowReconnect {
             Task { await self.reconnect(after: error) }
         } else {
@@ -528,7 +554,7 @@ extension NATSClient {
             guard stillReconnecting else { return }
             do throws(NATSError) {
                 try await establish(server, reconnecting: true)
-                eventSink.yield(.reconnected(server: server.redacted))
+                report(.reconnected(server: server.redacted))
                 return
             } catch {
                 lastError = error

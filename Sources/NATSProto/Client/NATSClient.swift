@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import Transport
 
@@ -23,6 +24,10 @@ public final class NATSClient: Sendable {
     /// One task should iterate it; events beyond 1,024 unread are dropped, oldest first.
     public let events: AsyncStream<NATSEvent>
     let eventSink: AsyncStream<NATSEvent>.Continuation
+    /// The configuration's logger with this client's id as metadata.
+    let logger: Logger
+    /// Numbers the process's clients for the logs.
+    static let clientIDs = Atomic<UInt64>(0)
     /// `_INBOX.<nuid>.`: reply subjects of this client's requests.
     let inboxPrefix: String
     let authentication: Authentication
@@ -200,6 +205,9 @@ public final class NATSClient: Sendable {
     private init(options: NATSConfiguration, pool: [NATSServerAddress], authentication: Authentication) {
         self.options = options
         self.authentication = authentication
+        var logger = options.logger
+        logger[metadataKey: "nats.client"] = "\(Self.clientIDs.add(1, ordering: .relaxed).newValue)"
+        self.logger = logger
         var nuid = NUID()
         inboxPrefix = options.inboxPrefix + "." + nuid.next() + "."
         (events, eventSink) = AsyncStream.makeStream(of: NATSEvent.self, bufferingPolicy: .bufferingNewest(1024))
@@ -731,6 +739,31 @@ public final class NATSClient: Sendable {
         return .nanoseconds(Int64(clamping: deadline.uptimeNanoseconds > now ? deadline.uptimeNanoseconds - now : 0))
     }
 
+    /// Logs an event at its level, then delivers it on ``events``.
+    func report(_ event: NATSEvent) {
+        switch event {
+        case .disconnected(let server, let reason):
+            if reason?.kind == .protocolViolation {
+                logger.error("protocol violation; disconnected", metadata: ["nats.server": "\(server)", "error": "\(reason.map { "\($0)" } ?? "")"])
+            } else {
+                logger.warning("disconnected", metadata: ["nats.server": "\(server)", "error": "\(reason.map { "\($0)" } ?? "")"])
+            }
+        case .reconnected(let server):
+            logger.info("reconnected", metadata: ["nats.server": "\(server)"])
+        case .lameDuck(let server):
+            logger.warning("the server entered lame-duck mode", metadata: ["nats.server": "\(server)"])
+        case .serverError(let error):
+            logger.warning("server error", metadata: ["error": "\(error)"])
+        case .slowConsumer(let subject, let sid, let dropped):
+            logger.warning("slow consumer: messages dropped", metadata: ["subject": "\(subject)", "sid": "\(sid)", "dropped": "\(dropped)"])
+        case .serversDiscovered(let servers):
+            logger.debug("servers discovered", metadata: ["servers": "\(servers.joined(separator: ", "))"])
+        case .closed(let reason):
+            if let reason { logger.warning("closed", metadata: ["error": "\(reason)"]) } else { logger.debug("closed") }
+        }
+        eventSink.yield(event)
+    }
+
     /// Closes for good, failing everyone who waits.
     func shutDown(reason: NATSError?) {
         let taken = state.withLock { state -> ShutDownWork? in
@@ -775,7 +808,7 @@ public final class NATSClient: Sendable {
         for subscription in taken.subscriptions {
             subscription.finish(reason.map { .failed(error.with(reason: $0)) } ?? .finished, discarding: false)
         }
-        eventSink.yield(.closed(reason: reason))
+        report(.closed(reason: reason))
         eventSink.finish()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Transport
 
 /// How a ``NATSClient`` connects, authenticates, keeps its connection alive and reconnects.
@@ -62,6 +63,10 @@ public struct NATSConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(30)
     /// Prefix of reply subjects.
     public var inboxPrefix = "_INBOX"
+    /// Where the client logs its lifecycle (connect, TLS, authentication, disconnects, reconnects,
+    /// lame duck, server and protocol errors, slow consumers) with the server and its client id;
+    /// never a credential or a payload. Silent by default.
+    public var logger = Logger(label: "nats", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Options for `servers`; everything else at its default.
     public init(servers: [String] = ["nats://127.0.0.1:4222"]) {

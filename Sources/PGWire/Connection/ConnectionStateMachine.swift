@@ -75,6 +75,8 @@ struct ConnectionStateMachine: Sendable {
     private(set) var transactionStatus: TransactionStatus = .idle
     /// The server's protocol negotiation answer, if it sent one.
     private(set) var negotiatedProtocol: NegotiateProtocolVersion?
+    /// How the server authenticated the session: trust, password, md5, SCRAM-SHA-256(-PLUS).
+    private(set) var authenticationMethod: String?
 
     private let user: String
     private let password: String?
@@ -149,6 +151,7 @@ struct ConnectionStateMachine: Sendable {
             if channelBinding == .require {
                 return failAuthentication("channel_binding=require, but the server authenticated the connection without SCRAM-SHA-256-PLUS")
             }
+            if authenticationMethod == nil { authenticationMethod = "trust" }
             phase = .settingUp
             return .none
         case (.ok, .scramVerified):
@@ -163,6 +166,7 @@ struct ConnectionStateMachine: Sendable {
             guard let password else {
                 return failAuthentication("the server asked for a password, and none was configured")
             }
+            authenticationMethod = request.methodName
             var out = ByteBuffer()
             do {
                 if case .md5Password(let salt) = request {
@@ -205,6 +209,7 @@ struct ConnectionStateMachine: Sendable {
             } catch {
                 return failAuthentication("cannot start SCRAM: \(error)")
             }
+            authenticationMethod = scram.mechanism
             phase = .authenticating(.scram(scram))
             return .write(out)
         case (.saslContinue(let data), .scram(var scram)):

@@ -1,3 +1,4 @@
+import Logging
 import Transport
 
 #if canImport(Glibc)
@@ -96,6 +97,10 @@ public struct PostgresConfiguration: Sendable {
     public var statementCacheCapacity: Int
     /// The largest message accepted from the server.
     public var maximumMessageSize: Int
+    /// Where the connection logs its lifecycle (connect, TLS, authentication method, losses,
+    /// server and protocol errors) with its endpoint and connection id; never a password or a
+    /// row. Silent by default.
+    public var logger: Logger
     /// A fixed SCRAM client nonce, so tests can replay a captured exchange (never set otherwise).
     var scramNonceForTesting: String?
 
@@ -120,6 +125,7 @@ public struct PostgresConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.statementCacheCapacity = 256
         self.maximumMessageSize = 1 << 30
+        self.logger = Logger(label: "pgwire", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
     /// The operating system user's name, libpq's default role.

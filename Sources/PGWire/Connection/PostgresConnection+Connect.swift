@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import Transport
 
@@ -8,9 +9,14 @@ extension PostgresConnection {
         var failures: [String] = []
         var last: PostgresError?
         for host in configuration.hosts {
+            var logger = configuration.logger
+            logger[metadataKey: "postgres.endpoint"] = "\(host)"
+            logger[metadataKey: "postgres.connection"] = "\(connectionIDs.add(1, ordering: .relaxed).newValue)"
+            logger.debug("connecting", metadata: ["sslmode": "\(configuration.sslMode.rawValue)"])
             do {
-                return try await connect(to: host, configuration)
+                return try await connect(to: host, configuration, logger)
             } catch {
+                logger.warning("could not connect", metadata: ["error": "\(error)"])
                 // An authentication refusal is the answer; other hosts would refuse the same way.
                 if error.kind == .authentication || error.kind == .usage { throw error }
                 failures.append("\(host): \(error)")
@@ -22,29 +28,29 @@ extension PostgresConnection {
         throw error
     }
 
-    private static func connect(to host: PostgresConfiguration.Host, _ configuration: PostgresConfiguration) async throws(PostgresError)
-        -> PostgresConnection
+    private static func connect(to host: PostgresConfiguration.Host, _ configuration: PostgresConfiguration, _ logger: Logger)
+        async throws(PostgresError) -> PostgresConnection
     {
         let mode = configuration.sslMode
         // libpq does not use TLS over Unix sockets, whatever the sslmode.
         if host.isUnixSocket || mode == .disable {
-            return try await attempt(host, configuration, tls: .off)
+            return try await attempt(host, configuration, logger, tls: .off)
         }
         switch mode {
         case .allow:
             do {
-                return try await attempt(host, configuration, tls: .off)
+                return try await attempt(host, configuration, logger, tls: .off)
             } catch where error.kind == .authentication || error.kind == .server {
-                return try await attempt(host, configuration, tls: .required)
+                return try await attempt(host, configuration, logger, tls: .required)
             }
         case .prefer:
             do {
-                return try await attempt(host, configuration, tls: .preferred)
+                return try await attempt(host, configuration, logger, tls: .preferred)
             } catch where error.kind == .tls {
-                return try await attempt(host, configuration, tls: .off)
+                return try await attempt(host, configuration, logger, tls: .off)
             }
         default:
-            return try await attempt(host, configuration, tls: .required)
+            return try await attempt(host, configuration, logger, tls: .required)
         }
     }
 
@@ -52,8 +58,8 @@ extension PostgresConnection {
         case off, preferred, required
     }
 
-    private static func attempt(_ host: PostgresConfiguration.Host, _ configuration: PostgresConfiguration, tls: TLSUse) async throws(PostgresError)
-        -> PostgresConnection
+    private static func attempt(_ host: PostgresConfiguration.Host, _ configuration: PostgresConfiguration, _ logger: Logger, tls: TLSUse)
+        async throws(PostgresError) -> PostgresConnection
     {
         let deadline = Deadline.after(configuration.connectTimeout)
         let transport: Connection
@@ -111,7 +117,14 @@ extension PostgresConnection {
             decoder.maximumMessageSize = configuration.maximumMessageSize
             let connection = PostgresConnection(
                 transport: transport, machine: machine, reader: ReaderState(decoder: decoder, buffer: buffer), host: host,
-                configuration: configuration)
+                configuration: configuration, logger: logger)
+            logger.info(
+                "connected",
+                metadata: [
+                    "tls": "\(transport.isTLS)", "authentication": "\(machine.authenticationMethod ?? "none")",
+                    "server_version": "\(machine.parameters["server_version"] ?? "?")",
+                    "backend_pid": "\(machine.backendKey.map { String($0.processID) } ?? "?")",
+                ])
             for notice in notices { connection.noticeContinuation.yield(notice) }
             return connection
         } catch {

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import Transport
 
@@ -18,6 +19,10 @@ public final class PostgresConnection: Sendable {
     /// The host this session is connected to (for CancelRequest).
     let host: PostgresConfiguration.Host
     let configuration: PostgresConfiguration
+    /// The configuration's logger with this connection's endpoint and id as metadata.
+    let logger: Logger
+    /// Numbers the process's connections for the logs.
+    static let connectionIDs = Atomic<UInt64>(0)
     let noticeContinuation: AsyncStream<PostgresDiagnostics>.Continuation
     private let noticeStream: AsyncStream<PostgresDiagnostics>
     private let notificationContinuation: AsyncStream<PostgresNotification>.Continuation
@@ -66,11 +71,12 @@ public final class PostgresConnection: Sendable {
 
     init(
         transport: Connection, machine: ConnectionStateMachine, reader: ReaderState, host: PostgresConfiguration.Host,
-        configuration: PostgresConfiguration
+        configuration: PostgresConfiguration, logger: Logger
     ) {
         self.transport = transport
         self.host = host
         self.configuration = configuration
+        self.logger = logger
         var initial = State(machine: machine)
         initial.reader = reader
         initial.statements = StatementCache(capacity: configuration.statementCacheCapacity)
@@ -537,6 +543,11 @@ public final class PostgresConnection: Sendable {
             return first
         }
         if first {
+            switch error.kind {
+            case .protocolViolation: logger.error("protocol violation; connection closed", metadata: ["error": "\(error)"])
+            case .connection where error.message == "connection closed": logger.debug("connection closed")
+            default: logger.warning("connection lost", metadata: ["error": "\(error)"])
+            }
             if closingTransport { transport.close() }
             noticeContinuation.finish()
             notificationContinuation.finish()

@@ -48,7 +48,7 @@ public final class RedisClient: Sendable {
                 slot.clear(ifStill: task)
                 throw error
             }
-            slot.clear(ifStill: task)
+            if slot.clear(ifStill: task) { configuration.logger.info("the connection closed; reconnecting for new commands") }
         }
         throw RedisError(.connection, message: "the server closed the new connection at once")
     }
@@ -86,8 +86,13 @@ final class ConnectionSlot: Sendable {
     }
 
     /// Forgets `expected` if it is still the current task (a failed or closed connection).
-    func clear(ifStill expected: Task<RedisConnection, any Error>) {
-        task.withLock { current in if current == expected { current = nil } }
+    @discardableResult
+    func clear(ifStill expected: Task<RedisConnection, any Error>) -> Bool {
+        task.withLock { current in
+            guard current == expected else { return false }
+            current = nil
+            return true
+        }
     }
 
     /// Removes and returns the current task.

@@ -1,3 +1,4 @@
+import Logging
 import Transport
 
 /// How to reach and log in to a Redis server; usually parsed from a `redis://` or `rediss://` URL.
@@ -22,6 +23,9 @@ public struct RedisConfiguration: Sendable {
     public var clientName: String?
     /// Parser limits for replies.
     public var limits: RESPParser.Limits
+    /// Where connections log their lifecycle (connect, protocol chosen, TLS, losses, protocol
+    /// errors) with their endpoint and id; never a password or a value. Silent by default.
+    public var logger = Logger(label: "resp", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Creates a configuration.
     public init(

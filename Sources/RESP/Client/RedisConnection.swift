@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import Transport
 
@@ -26,6 +27,10 @@ public final class RedisConnection: Sendable {
     private let state: Mutex<State>
     private let pushContinuation: AsyncStream<RESPValue>.Continuation
     private let commandTimeout: Duration?
+    /// The configuration's logger with this connection's endpoint and id as metadata.
+    private let logger: Logger
+    /// Numbers the process's connections for the logs.
+    private static let connectionIDs = Atomic<UInt64>(0)
 
     /// Where one request stands.
     private enum Slot {
@@ -76,8 +81,11 @@ public final class RedisConnection: Sendable {
         var buffer: ByteBuffer
     }
 
-    private init(connection: Connection, protocolVersion: Int, commandTimeout: Duration?, parser: RESPParser, buffer: ByteBuffer) {
+    private init(
+        connection: Connection, protocolVersion: Int, commandTimeout: Duration?, parser: RESPParser, buffer: ByteBuffer, logger: Logger
+    ) {
         self.connection = connection
+        self.logger = logger
         self.protocolVersion = protocolVersion
         self.commandTimeout = commandTimeout
         var initial = State()
@@ -89,12 +97,17 @@ public final class RedisConnection: Sendable {
     /// Connects, authenticates and selects the database. Tries `HELLO 3` (with AUTH and SETNAME)
     /// first and falls back to RESP2's AUTH/SELECT when the server refuses HELLO.
     public static func connect(_ configuration: RedisConfiguration) async throws -> RedisConnection {
+        var logger = configuration.logger
+        logger[metadataKey: "redis.endpoint"] = "\(Endpoint.tcp(host: configuration.host, port: configuration.port))"
+        logger[metadataKey: "redis.connection"] = "\(connectionIDs.add(1, ordering: .relaxed).newValue)"
+        logger.debug("connecting", metadata: ["tls": "\(configuration.tls != nil)"])
         let transport: Connection
         do {
             transport = try await Connection.connect(
                 to: .tcp(host: configuration.host, port: configuration.port),
                 options: ConnectOptions(timeout: configuration.connectTimeout, tls: configuration.tls, serverName: configuration.host))
         } catch {
+            logger.warning("could not connect", metadata: ["error": "\(error)"])
             throw RedisError(.connection, message: "could not connect to Redis: \(error)")
         }
         var hello: [RESPArgument] = ["HELLO", "3"]
@@ -128,6 +141,7 @@ public final class RedisConnection: Sendable {
                 if ["WRONGPASS", "NOAUTH", "NOPERM"].contains(error.code) {
                     throw error
                 }
+                logger.debug("HELLO 3 refused; falling back to RESP2", metadata: ["reply": "\(error.code)"])
                 version = 2
                 if let password = configuration.password {
                     var auth: [RESPArgument] = ["AUTH"]
@@ -147,18 +161,23 @@ public final class RedisConnection: Sendable {
             }
             // Library identification where the server has CLIENT SETINFO (7.2+); older ones refuse it.
             _ = try await roundTrip(["CLIENT", "SETINFO", "LIB-NAME", "transcription-infra"])
-        } catch let error as RedisError {
-            transport.close()
-            throw error
-        } catch let error as RESPProtocolError {
-            transport.close()
-            throw RedisError(.protocolViolation, message: "\(error)")
         } catch {
             transport.close()
-            throw RedisError(.connection, message: "handshake failed: \(error)")
+            let failure: RedisError
+            switch error {
+            case let error as RedisError: failure = error
+            case let error as RESPProtocolError: failure = RedisError(.protocolViolation, message: "\(error)")
+            default: failure = RedisError(.connection, message: "handshake failed: \(error)")
+            }
+            logger.warning("handshake failed", metadata: ["error": "\(failure)"])
+            throw failure
         }
+        logger.info(
+            "connected",
+            metadata: ["protocol": "RESP\(version)", "tls": "\(transport.isTLS)", "authenticated": "\(configuration.password != nil)"])
         return RedisConnection(
-            connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout, parser: parser, buffer: buffer)
+            connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout, parser: parser, buffer: buffer,
+            logger: logger)
     }
 
     /// Whether the connection has failed or was closed.
@@ -214,8 +233,11 @@ public final class RedisConnection: Sendable {
     /// Closes the connection; waiting callers fail with a connection error.
     public func close() {
         connection.close()
-        fail(RedisError(.connection, message: "connection closed"))
+        fail(RedisError(.connection, message: Self.closedByCaller))
     }
+
+    /// The message of the error that callers see after ``close()``.
+    static let closedByCaller = "connection closed"
 
     // MARK: - Driver
 
@@ -406,8 +428,9 @@ public final class RedisConnection: Sendable {
     }
 
     private func fail(_ error: RedisError) {
-        let continuations = state.withLock { state -> [UnsafeContinuation<[RESPValue], any Error>] in
-            if state.failure == nil { state.failure = error }
+        let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<[RESPValue], any Error>], Bool) in
+            let first = state.failure == nil
+            if first { state.failure = error }
             _ = state.router.failAll()
             var waiting: [UnsafeContinuation<[RESPValue], any Error>] = []
             for (id, slot) in state.slots {
@@ -421,7 +444,14 @@ public final class RedisConnection: Sendable {
                     break
                 }
             }
-            return waiting
+            return (waiting, first)
+        }
+        if first {
+            switch error.kind {
+            case .protocolViolation: logger.error("protocol violation; connection closed", metadata: ["error": "\(error)"])
+            case .connection where error.message == Self.closedByCaller: logger.debug("connection closed")
+            default: logger.warning("connection lost", metadata: ["error": "\(error)"])
+            }
         }
         for continuation in continuations { continuation.resume(throwing: error) }
         pushContinuation.finish()
