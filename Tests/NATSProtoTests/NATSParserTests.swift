@@ -16,8 +16,7 @@ struct NATSParserTests {
         return operations
     }
 
-    @Test("the captured sessions of both server versions parse operation by operation")
-    func fixtures() throws {
+    @Test func theCapturedSessionsOfBothServerVersionsParseOperationByOperation() throws {
         let fixtures = try GoldenStream.nats()
         #expect(fixtures.count == 2)
         for fixture in fixtures {
@@ -53,8 +52,7 @@ struct NATSParserTests {
         }
     }
 
-    @Test("split at every offset, and byte by byte, the streams parse the same")
-    func dripFeed() throws {
+    @Test func splitAtEveryOffsetAndByteByByteTheStreamsParseTheSame() throws {
         for fixture in try GoldenStream.nats() {
             let bytes = fixture.serverBytes
             let expected = try parseAll(bytes)
@@ -79,8 +77,7 @@ struct NATSParserTests {
         }
     }
 
-    @Test("a long control line arriving a byte at a time parses whole")
-    func longLine() throws {
+    @Test func aLongControlLineArrivingAByteAtATimeParsesWhole() throws {
         let json = "{\"x\":\"" + String(repeating: "a", count: 3980) + "\"}"
         var parser = NATSParser()
         var buffer = ByteBuffer()
@@ -96,8 +93,7 @@ struct NATSParserTests {
         #expect(payload.readableBytes == json.utf8.count)
     }
 
-    @Test("operation names in any case, tabs between fields; malformed lines are typed errors")
-    func grammar() throws {
+    @Test func operationNamesInAnyCaseTabsBetweenFieldsMalformedLinesAreTypedErrors() throws {
         let operations = try parseAll(Array("ping\r\nPoNg\r\n+ok\r\nmsg\tfoo\t7\t2\r\nhi\r\n-err 'bad thing'\r\n".utf8))
         #expect(operations.count == 5)
         guard case .message(let message) = operations[3] else {
@@ -121,8 +117,7 @@ struct NATSParserTests {
         #expect(throws: NATSProtocolError.self) { try small.next(&big) }
     }
 
-    @Test("seeded mutations end in operations or a typed error")
-    func mutations() throws {
+    @Test func seededMutationsEndInOperationsOrATypedError() throws {
         var generator = SplitMix64(seed: 0xBADC0DE)
         let alphabet = Array("MSGHPINOKER+-\r\n \t0123456789abc.*>{}".utf8) + [0, 0xFF]
         for fixture in try GoldenStream.nats() {
@@ -145,8 +140,7 @@ struct NATSParserTests {
 
 @Suite("NATS client operations")
 struct ClientOperationTests {
-    @Test("PUB, HPUB, SUB, UNSUB encode as the protocol defines")
-    func encoding() throws {
+    @Test func operationsEncodeAsTheProtocolDefines() throws {
         var out = ByteBuffer()
         try NATSClientOperation.publish(subject: "a.b", payload: Array("hello".utf8), into: &out)
         try NATSClientOperation.publish(subject: "a.b", replyTo: "_INBOX.x", payload: [UInt8](), into: &out)
@@ -162,8 +156,7 @@ struct ClientOperationTests {
                 + "SUB a.* workers 12\r\nUNSUB 12 5\r\n")
     }
 
-    @Test("invalid subjects, queues and headers are refused before anything is written")
-    func validation() {
+    @Test func invalidSubjectsQueuesAndHeadersAreRefusedBeforeAnythingIsWritten() {
         var out = ByteBuffer()
         for subject in ["", "a..b", ".a", "a.", "a b", "a.*", "a.>", "tab\there"] {
             #expect(throws: NATSUsageError.self, "\(subject)") {
@@ -182,8 +175,7 @@ struct ClientOperationTests {
         #expect(throws: Never.self) { try NATSSubject.validate("a.*.>", wildcards: true) }
     }
 
-    @Test("headers round trip with status, description and repeated keys")
-    func headers() throws {
+    @Test func headersRoundTripWithStatusDescriptionAndRepeatedKeys() throws {
         var headers = NATSHeaders()
         headers.status = 100
         headers.statusDescription = "Idle Heartbeat"
@@ -195,8 +187,7 @@ struct ClientOperationTests {
         #expect(throws: NATSProtocolError.self) { try NATSHeaders(parsing: ByteBuffer(string: "HTTP/1.1\r\n\r\n")) }
     }
 
-    @Test("NUIDs are 22 base-62 characters and do not repeat")
-    func nuid() {
+    @Test func nuidsAre22Base62CharactersAndDoNotRepeat() {
         var nuid = NUID()
         var seen = Set<String>()
         for _ in 0..<100_000 {

@@ -7,8 +7,7 @@ import Transport
 
 @Suite("NKeys")
 struct NKeyTests {
-    @Test("seeds round trip; checksums and prefixes are checked")
-    func encoding() throws {
+    @Test func seedsRoundTripChecksumsAndPrefixesAreChecked() throws {
         let pair = try NKeyPair.generate(.user)
         #expect(pair.encodedSeed.hasPrefix("SU"))
         #expect(pair.publicKey.hasPrefix("U"))
@@ -28,8 +27,7 @@ struct NKeyTests {
         #expect(try NKeyPair.generate(.account).publicKey.hasPrefix("A"))
     }
 
-    @Test("the nkeys Python library reads our seeds and verifies our signatures, and we read its keys")
-    func differential() async throws {
+    @Test func thePythonNKeysLibraryAndOursReadEachOthersKeysAndSignatures() async throws {
         guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
             return

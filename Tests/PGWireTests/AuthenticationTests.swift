@@ -5,8 +5,7 @@ import Transport
 
 @Suite("SCRAM and SASLprep")
 struct AuthenticationTests {
-    @Test("RFC 7677's SCRAM-SHA-256 exchange, with its client nonce")
-    func rfc7677() throws {
+    @Test func rfc7677ExchangeWithItsClientNonce() throws {
         var scram = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "rOprNGfwEbeRWgbNEkqO", username: "user")
         #expect(String(decoding: scram.clientFirstMessage(), as: UTF8.self) == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
         let serverFirst = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
@@ -18,8 +17,7 @@ struct AuthenticationTests {
         #expect(scram.isComplete)
     }
 
-    @Test("a wrong server signature, a foreign nonce or a hostile iteration count fail")
-    func refusals() throws {
+    @Test func aWrongServerSignatureAForeignNonceOrAHostileIterationCountFail() throws {
         var scram = SCRAMClient(password: "pencil", binding: .unsupported, nonce: "abc")
         _ = scram.clientFirstMessage()
         #expect(throws: SCRAMError.self) { try scram.receiveServerFirst(Array("r=xyz123,s=QUJD,i=4096".utf8)) }
@@ -34,8 +32,7 @@ struct AuthenticationTests {
         #expect(throws: SCRAMError.self) { try forged.receiveServerFinal(Array("v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".utf8)) }
     }
 
-    @Test("channel binding goes into the gs2 header and the c= attribute")
-    func channelBinding() throws {
+    @Test func channelBindingGoesIntoTheGs2HeaderAndTheCAttribute() throws {
         var scram = SCRAMClient(password: "p", binding: .tlsServerEndPoint([1, 2, 3]), nonce: "n0")
         #expect(scram.mechanism == "SCRAM-SHA-256-PLUS")
         #expect(String(decoding: scram.clientFirstMessage(), as: UTF8.self) == "p=tls-server-end-point,,n=,r=n0")
@@ -44,8 +41,7 @@ struct AuthenticationTests {
         #expect(final.hasPrefix("c=\(expected),r=n0xx,p="))
     }
 
-    @Test("RFC 4013's examples")
-    func saslprep() {
+    @Test func rfc4013sExamples() {
         #expect(SASLprep.prepare("I\u{00AD}X") == "IX")  // soft hyphen mapped to nothing
         #expect(SASLprep.prepare("user") == "user")
         #expect(SASLprep.prepare("USER") == "USER")
@@ -59,8 +55,7 @@ struct AuthenticationTests {
         #expect(SASLprep.prepare("\u{0221}x\u{00E9}") == nil)  // unassigned in Unicode 3.2
     }
 
-    @Test("Base64 round trips and rejects what is not Base64")
-    func base64() {
+    @Test func base64RoundTripsAndRejectsWhatIsNotBase64() {
         for length in 0..<20 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37) }
             #expect(Base64.decode(Base64.encode(bytes)) == bytes)

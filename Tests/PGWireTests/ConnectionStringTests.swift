@@ -5,8 +5,7 @@ import Transport
 
 @Suite("Connection strings")
 struct ConnectionStringTests {
-    @Test("URIs as libpq reads them")
-    func uri() throws {
+    @Test func urisAsLibpqReadsThem() throws {
         let config = try PostgresConfiguration(
             connectionString: "postgresql://al%40ice:p%3Ass@db1:5433,[::1]:5434/my%20db?sslmode=verify-full&application_name=bot&connect_timeout=7&channel_binding=require")
         #expect(config.user == "al@ice")
@@ -28,8 +27,7 @@ struct ConnectionStringTests {
         #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "postgresql://h:99999/db") }
     }
 
-    @Test("keyword=value strings, quoting and escapes")
-    func keywords() throws {
+    @Test func keywordValueStringsQuotingAndEscapes() throws {
         let config = try PostgresConfiguration(
             connectionString: "host=a,b port=1,2 user=bob password='it\\'s a secret' dbname = app sslmode=disable")
         #expect(config.hosts == [.init("a", port: 1), .init("b", port: 2)])

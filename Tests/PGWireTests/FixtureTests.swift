@@ -7,8 +7,7 @@ import Transport
 
 @Suite("PostgreSQL golden streams")
 struct FixtureTests {
-    @Test("every captured server stream decodes message by message, with the notes' types")
-    func decodeAll() throws {
+    @Test func everyCapturedServerStreamDecodesMessageByMessageWithTheNotesTypes() throws {
         let fixtures = try GoldenStream.pgwire()
         #expect(fixtures.count >= 9)
         for fixture in fixtures {
@@ -26,8 +25,7 @@ struct FixtureTests {
         }
     }
 
-    @Test("every server stream split at every offset decodes the same, guard bytes untouched")
-    func dripFeed() throws {
+    @Test func everyServerStreamSplitAtEveryOffsetDecodesTheSameGuardBytesUntouched() throws {
         for fixture in try GoldenStream.pgwire() {
             let bytes = fixture.serverBytes
             var whole = BackendMessageDecoder()
@@ -49,8 +47,7 @@ struct FixtureTests {
         }
     }
 
-    @Test("seeded mutations of every server stream end in messages or a typed error, within bounds")
-    func mutations() throws {
+    @Test func seededMutationsOfEveryServerStreamEndInMessagesOrATypedErrorWithinBounds() throws {
         var generator = SplitMix64(seed: 0xC0FFEE)
         let alphabet = (0...255).map { UInt8($0) }
         for fixture in try GoldenStream.pgwire() {
@@ -70,8 +67,7 @@ struct FixtureTests {
         }
     }
 
-    @Test("replaying the server's side of the SCRAM startup, the client sends exactly the captured bytes")
-    func replayScram() async throws {
+    @Test func replayingTheServersSideOfTheSCRAMStartupTheClientSendsExactlyTheCapturedBytes() async throws {
         let fixture = try GoldenStream.named("startup-scram.pgw", in: "pgwire")
         let listener = try Listener.bind()
         defer { listener.close() }

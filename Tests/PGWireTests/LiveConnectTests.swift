@@ -10,8 +10,7 @@ import Transport
 
 @Suite("Live PostgreSQL: connecting", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
 struct LiveConnectTests {
-    @Test("SCRAM-SHA-256 over TCP; the session's parameters and key are kept")
-    func scram() async throws {
+    @Test func scramOverTCPKeepsTheSessionsParametersAndKey() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         #expect(connection.parameter("server_version") != nil)
@@ -23,8 +22,7 @@ struct LiveConnectTests {
         #expect(method.first?.rows.count == 1)
     }
 
-    @Test("the lifecycle is logged to the caller's logger with endpoint and id, never the password")
-    func logging() async throws {
+    @Test func theLifecycleIsLoggedToTheCallersLoggerWithEndpointAndIdNeverThePassword() async throws {
         let records = RecordingLogHandler.Store()
         var config = try LiveServer.postgresConfiguration(sslMode: .require)
         config.logger = records.logger()
@@ -45,8 +43,7 @@ struct LiveConnectTests {
         #expect(!records.all.contains { $0.text.contains("wrong-password") })
     }
 
-    @Test("SCRAM over the Unix socket")
-    func unixSocket() async throws {
+    @Test func scramOverTheUnixSocket() async throws {
         var config = try LiveServer.postgresConfiguration()
         config.hosts = [.init(try LiveServer.postgres("SOCKET_DIR"), port: config.hosts[0].port)]
         config.sslMode = .require  // ignored on a Unix socket, as libpq does
@@ -56,8 +53,7 @@ struct LiveConnectTests {
         _ = try await connection.simpleQuery("SELECT 1")
     }
 
-    @Test("md5, cleartext and trust users, with and without TLS")
-    func otherMethods() async throws {
+    @Test func md5CleartextAndTrustUsersWithAndWithoutTLS() async throws {
         for (user, password) in [("MD5_USER", "MD5_PASSWORD"), ("CLEARTEXT_USER", "CLEARTEXT_PASSWORD"), ("USER", "PASSWORD")] {
             for mode in [PostgresConfiguration.SSLMode.disable, .require] {
                 let config = try LiveServer.postgresConfiguration(
@@ -76,8 +72,7 @@ struct LiveConnectTests {
         connection.close()
     }
 
-    @Test("a wrong password is an authentication error with the server's SQLSTATE, and no password in it")
-    func wrongPassword() async throws {
+    @Test func aWrongPasswordIsAnAuthenticationErrorWithTheServersSQLStateAndNoPassword() async throws {
         let config = try LiveServer.postgresConfiguration(password: "not-the-password")
         do {
             _ = try await LiveServer.connectPostgres(config)
@@ -93,8 +88,7 @@ struct LiveConnectTests {
         await #expect(throws: PostgresError.self) { _ = try await LiveServer.connectPostgres(none) }
     }
 
-    @Test("channel_binding=require refuses MD5 and cleartext, and plaintext connections")
-    func channelBindingRequired() async throws {
+    @Test func channelBindingRequireRefusesMD5AndCleartextAndPlaintextConnections() async throws {
         var md5 = try LiveServer.postgresConfiguration(user: LiveServer.postgres("MD5_USER"), password: LiveServer.postgres("MD5_PASSWORD"))
         md5.channelBinding = .require
         await #expect(throws: PostgresError.self) { _ = try await LiveServer.connectPostgres(md5) }
@@ -108,8 +102,7 @@ struct LiveConnectTests {
         }
     }
 
-    @Test("TLS: verify-full with the CA, SCRAM-SHA-256-PLUS required; require without verification")
-    func tls() async throws {
+    @Test func tlsVerifyFullWithTheCARequiresSCRAMPlusAndRequireSkipsVerification() async throws {
         var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
         config.sslRootCertificate = try LiveServer.postgres("CA_FILE")
         config.channelBinding = .require
@@ -137,8 +130,7 @@ struct LiveConnectTests {
         }
     }
 
-    @Test("a password that needs SASLprep works as PostgreSQL stored it")
-    func saslprepPassword() async throws {
+    @Test func aPasswordThatNeedsSASLprepWorksAsPostgreSQLStoredIt() async throws {
         let admin = try await LiveServer.connectPostgres()
         defer { admin.close() }
         let user = "pgwire_saslprep_\(UInt32.random(in: 0...UInt32.max))"
@@ -157,8 +149,7 @@ struct LiveConnectTests {
         _ = try await admin.simpleQuery("DROP ROLE \(user)")
     }
 
-    @Test("an unknown protocol option draws NegotiateProtocolVersion, and the session goes on")
-    func negotiation() async throws {
+    @Test func anUnknownProtocolOptionDrawsNegotiateProtocolVersionAndTheSessionGoesOn() async throws {
         var config = try LiveServer.postgresConfiguration()
         config.runtimeParameters = [("_pq_.pgwire_test", "on")]
         let connection = try await LiveServer.connectPostgres(config)
@@ -168,8 +159,7 @@ struct LiveConnectTests {
         _ = try await connection.simpleQuery("SELECT 1")
     }
 
-    @Test("an unreachable host is a connection error naming it; several hosts are tried in order")
-    func hosts() async throws {
+    @Test func anUnreachableHostIsAConnectionErrorNamingItSeveralHostsAreTriedInOrder() async throws {
         var config = try LiveServer.postgresConfiguration()
         let good = config.hosts[0]
         config.hosts = [.init("127.0.0.1", port: 1), good]

@@ -10,8 +10,7 @@ import Transport
 
 @Suite("Live PostgreSQL: queries", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
 struct LiveQueryTests {
-    @Test("simple protocol: several statements, several results, an empty query")
-    func simple() async throws {
+    @Test func simpleProtocolSeveralStatementsSeveralResultsAnEmptyQuery() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let results = try await connection.simpleQuery(
@@ -25,8 +24,7 @@ struct LiveQueryTests {
         #expect(results[1].affectedRows == 2)
     }
 
-    @Test("extended protocol: parameters bound in binary, results decoded by position and name")
-    func extended() async throws {
+    @Test func extendedProtocolParametersBoundInBinaryResultsDecodedByPositionAndName() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let name = "O'Brien; DROP TABLE x"
@@ -57,8 +55,7 @@ struct LiveQueryTests {
         }
     }
 
-    @Test("an error affects only its own query; the session stays usable, in and out of transactions")
-    func errors() async throws {
+    @Test func anErrorAffectsOnlyItsOwnQueryTheSessionStaysUsableInAndOutOfTransactions() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         do {
@@ -89,8 +86,7 @@ struct LiveQueryTests {
         #expect(try await connection.simpleQuery("SELECT 2").count == 1)
     }
 
-    @Test("concurrent callers are pipelined on one connection, each gets its own result")
-    func pipelined() async throws {
+    @Test func concurrentCallersArePipelinedOnOneConnectionEachGetsItsOwnResult() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let writesBefore = connection.transport.writeSystemCallCount
@@ -136,8 +132,7 @@ struct LiveQueryTests {
         #expect(concurrent <= 150, "\(concurrent) of 4,000 concurrent queries held a thread waiting inline")
     }
 
-    @Test("a large result streams: rows arrive while the query runs, memory stays bounded")
-    func streaming() async throws {
+    @Test func aLargeResultStreamsRowsArriveWhileTheQueryRunsMemoryStaysBounded() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let rows = try await connection.query("SELECT g, g::text, now() FROM generate_series(1, \(200_000)) g")
@@ -166,8 +161,7 @@ struct LiveQueryTests {
         #expect(try await connection.execute("SELECT 6::int8").rows[0].decode(Int.self, column: 0) == 6)
     }
 
-    @Test("the statement cache re-prepares after the table's columns change")
-    func cachedPlanChange() async throws {
+    @Test func theStatementCacheRePreparesAfterTheTablesColumnsChange() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE shape (a int)")
@@ -177,8 +171,7 @@ struct LiveQueryTests {
         #expect(try await connection.execute("SELECT * FROM shape").columns.count == 2)
     }
 
-    @Test("executeMany: atomic batches roll back on the first error; per-execution batches keep the rest")
-    func batches() async throws {
+    @Test func executeManyAtomicBatchesRollBackOnTheFirstErrorPerExecutionBatchesKeepTheRest() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE batch (id int PRIMARY KEY, name text)")

@@ -7,8 +7,7 @@ import Transport
 
 @Suite("Live PostgreSQL: cancellation, transactions, COPY, LISTEN", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
 struct LiveSessionTests {
-    @Test("cancelling the caller's task cancels the query on the server; the session stays usable")
-    func taskCancellation() async throws {
+    @Test func cancellingTheCallersTaskCancelsTheQueryOnTheServerTheSessionStaysUsable() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let start = ContinuousClock.now
@@ -26,8 +25,7 @@ struct LiveSessionTests {
         #expect(try await connection.execute("SELECT 1::int8").rows[0].decode(Int.self, column: 0) == 1)
     }
 
-    @Test("a query timeout cancels the query; statement_timeout ends the same way")
-    func timeouts() async throws {
+    @Test func aQueryTimeoutCancelsTheQueryStatementTimeoutEndsTheSameWay() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         do {
@@ -52,8 +50,7 @@ struct LiveSessionTests {
         await #expect(throws: PostgresError.self) { _ = try await slow.value }
     }
 
-    @Test("a transaction commits on return and rolls back on a throw")
-    func transactions() async throws {
+    @Test func aTransactionCommitsOnReturnAndRollsBackOnAThrow() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE ledger (amount int)")
@@ -83,8 +80,7 @@ struct LiveSessionTests {
         #expect(readOnly == ["on", "repeatable read"])
     }
 
-    @Test("COPY FROM STDIN streams text and CSV; a failing producer aborts it; COPY TO STDOUT streams back")
-    func copy() async throws {
+    @Test func copyInStreamsTextAndCSVAFailingProducerAbortsItCopyOutStreamsBack() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE items (id int, name text)")
@@ -122,8 +118,7 @@ struct LiveSessionTests {
         #expect(bytes > 500_000)
     }
 
-    @Test("concurrent requests wait while COPY data is being sent, then run")
-    func copyIsExclusive() async throws {
+    @Test func concurrentRequestsWaitWhileCopyDataIsSent() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE rows (id int)")
@@ -138,8 +133,7 @@ struct LiveSessionTests {
         #expect(answers == Array(0..<10))
     }
 
-    @Test("LISTEN: notifications arrive while idle and while queries run")
-    func notifications() async throws {
+    @Test func listenNotificationsArriveWhileIdleAndWhileQueriesRun() async throws {
         let listener = try await LiveServer.connectPostgres()
         let sender = try await LiveServer.connectPostgres()
         defer {
@@ -159,8 +153,7 @@ struct LiveSessionTests {
         #expect(await incoming.next()?.payload == "second")
     }
 
-    @Test("a server that goes away mid-query yields a connection error, and a later connect works")
-    func serverGoesAway() async throws {
+    @Test func aServerThatGoesAwayMidQueryYieldsAConnectionErrorAndALaterConnectWorks() async throws {
         let admin = try await LiveServer.connectPostgres()
         defer { admin.close() }
         let victim = try await LiveServer.connectPostgres()
@@ -180,8 +173,7 @@ struct LiveSessionTests {
         again.close()
     }
 
-    @Test("a COPY FROM STDIN run through simpleQuery or query is refused with CopyFail while other requests wait")
-    func copyWithoutData() async throws {
+    @Test func aCopyInRunThroughSimpleQueryOrQueryIsRefusedWithCopyFailWhileOtherRequestsWait() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("CREATE TEMP TABLE sink (id int)")
@@ -193,8 +185,7 @@ struct LiveSessionTests {
         #expect(try await connection.execute("SELECT count(*) FROM sink").rows[0].decode(Int.self, column: 0) == 0)
     }
 
-    @Test("with the statement cache off, every query uses the unnamed statement")
-    func noStatementCache() async throws {
+    @Test func withTheStatementCacheOffEveryQueryUsesTheUnnamedStatement() async throws {
         var config = try LiveServer.postgresConfiguration()
         config.statementCacheCapacity = 0
         let connection = try await LiveServer.connectPostgres(config)

@@ -16,8 +16,7 @@ struct LiveTypeTests {
         #expect(try row.decode(String.self, column: 1) == expected, sourceLocation: sourceLocation)
     }
 
-    @Test("every scalar type goes both ways, checked against the server's text form")
-    func scalars() async throws {
+    @Test func everyScalarTypeGoesBothWaysCheckedAgainstTheServersTextForm() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         _ = try await connection.simpleQuery("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
@@ -50,8 +49,7 @@ struct LiveTypeTests {
         #expect(back.utcOffsetSeconds == -19800 && back.description == "01:02:03-05:30")
     }
 
-    @Test("numeric: exact to String at any size, to Decimal when it fits, NaN")
-    func numeric() async throws {
+    @Test func numericExactToStringAtAnySizeToDecimalWhenItFitsNaN() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let huge = "123456789012345678901234567890123456789012345678901234567890.000000000000000000001"
@@ -63,8 +61,7 @@ struct LiveTypeTests {
         #expect(try row.decode(Decimal.self, column: 3) == Decimal(string: "-0.5"))
     }
 
-    @Test("arrays of one and more dimensions, with NULLs; ranges; JSON; enums and domains")
-    func containers() async throws {
+    @Test func arraysWithNullsRangesJSONEnumsAndDomains() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         let ints = [1, 2, 3]
@@ -110,8 +107,7 @@ struct LiveTypeTests {
         #expect(try custom.decode(ByteBuffer.self, column: 2).readableBytes > 0)  // unknown: raw bytes, never an error
     }
 
-    @Test("rows decode into Decodable structs by column name; errors name the column")
-    func decodable() async throws {
+    @Test func rowsDecodeIntoDecodableStructsByColumnNameErrorsNameTheColumn() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         struct Settings: Codable, Sendable, Equatable {
@@ -143,8 +139,7 @@ struct LiveTypeTests {
         #expect(throws: DecodingError.self) { try row.decode(as: Missing.self) }
     }
 
-    @Test("the built-in type OIDs match pg_type")
-    func oids() async throws {
+    @Test func theBuiltInTypeOIDsMatchPgType() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
         for entry in PostgresDataType.builtins {

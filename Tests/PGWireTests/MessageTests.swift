@@ -15,8 +15,7 @@ struct MessageTests {
         return messages
     }
 
-    @Test("a sample stream decodes field by field")
-    func sample() throws {
+    @Test func aSampleStreamDecodesFieldByField() throws {
         let messages = try decodeAll(BackendEncoder.sampleStream)
         #expect(messages.count == 14)
         #expect(messages[0] == .authentication(.ok))
@@ -37,8 +36,7 @@ struct MessageTests {
         #expect(messages[13] == .readyForQuery(.inTransaction))
     }
 
-    @Test("split at every offset, with guard bytes around the window, the stream decodes the same")
-    func dripFeed() throws {
+    @Test func splitAtEveryOffsetWithGuardBytesAroundTheWindowTheStreamDecodesTheSame() throws {
         let stream = BackendEncoder.sampleStream
         let expected = try decodeAll(stream)
         let bytes = Array(stream.readableBytesView)
@@ -65,8 +63,7 @@ struct MessageTests {
         #expect(messages == expected)
     }
 
-    @Test("lengths from the wire are bounded before anything is allocated")
-    func bounds() {
+    @Test func lengthsFromTheWireAreBoundedBeforeAnythingIsAllocated() {
         var decoder = BackendMessageDecoder(maximumMessageSize: 1024)
         var huge = ByteBuffer()
         huge.writeInteger(UInt8(ascii: "D"))
@@ -94,8 +91,7 @@ struct MessageTests {
         }
     }
 
-    @Test("seeded mutations of the stream end in messages or a typed error")
-    func mutations() {
+    @Test func seededMutationsOfTheStreamEndInMessagesOrATypedError() {
         let bytes = Array(BackendEncoder.sampleStream.readableBytesView)
         var generator = SplitMix64(seed: 0x5EED)
         let alphabet = (0...255).map { UInt8($0) }
@@ -113,8 +109,7 @@ struct MessageTests {
         }
     }
 
-    @Test("frontend messages: framing, NUL refusal, rollback on error")
-    func frontend() throws {
+    @Test func frontendMessagesAreFramedRefuseNULAndRollBackOnError() throws {
         var out = ByteBuffer()
         try FrontendMessage.query("SELECT 1", into: &out)
         #expect(Array(out.readableBytesView) == [0x51, 0, 0, 0, 13] + Array("SELECT 1".utf8) + [0])
@@ -132,8 +127,7 @@ struct MessageTests {
         #expect(Array(cancel.readableBytesView) == [0, 0, 0, 16, 0x04, 0xD2, 0x16, 0x2E, 0, 0, 0, 7, 1, 2, 3, 4])
     }
 
-    @Test("statements that may start a COPY are recognised by the word, in any case")
-    func copyDetection() {
+    @Test func statementsThatMayStartACopyAreRecognisedInAnyCase() {
         #expect(PostgresConnection.mayStartCopy("COPY t FROM STDIN"))
         #expect(PostgresConnection.mayStartCopy("select 1; cOpY t from stdin"))
         #expect(PostgresConnection.mayStartCopy("ccopy"))

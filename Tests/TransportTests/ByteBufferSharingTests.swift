@@ -3,8 +3,7 @@ import Testing
 
 @Suite("ByteBuffer storage sharing")
 struct ByteBufferSharingTests {
-    @Test("a write while a slice lives moves only the unread bytes and leaves the slice intact")
-    func writeWhileSliced() {
+    @Test func aWriteWhileASliceLivesMovesOnlyTheUnreadBytesAndLeavesTheSliceIntact() {
         var buffer = ByteBuffer(capacity: 1024)
         buffer.writeBytes(Array(repeating: UInt8(7), count: 600))
         buffer.writeBytes([1, 2, 3])
@@ -17,8 +16,7 @@ struct ByteBufferSharingTests {
         #expect(buffer.capacity == 1024)
     }
 
-    @Test("setInteger and truncation keep their place when the storage moves")
-    func relativePositions() {
+    @Test func setIntegerAndTruncationKeepTheirPlaceWhenTheStorageMoves() {
         var buffer = ByteBuffer(capacity: 64)
         buffer.writeBytes(Array(repeating: UInt8(0), count: 40))
         buffer.moveReaderIndex(forwardBy: 40)

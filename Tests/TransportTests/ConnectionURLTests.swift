@@ -3,8 +3,7 @@ import Transport
 
 @Suite("Connection URLs")
 struct ConnectionURLTests {
-    @Test("parts are split and percent-decoded")
-    func parts() throws {
+    @Test func partsAreSplitAndPercentDecoded() throws {
         let url = try ConnectionURL(parsing: "Scheme://us%40er:p%3Aw@h1:1,[::1]:2,h3/a%2Fb?k=v%26w&x=")
         #expect(url.scheme == "scheme")
         #expect(url.user == "us@er")
@@ -17,8 +16,7 @@ struct ConnectionURLTests {
         #expect(bare.user == "secret" && bare.password == nil)
     }
 
-    @Test("malformed URLs are refused without quoting the user info")
-    func refusals() {
+    @Test func malformedURLsAreRefusedWithoutQuotingTheUserInfo() {
         for text in ["no-scheme", "x://u:pw@h:0", "x://u:pw@h:70000", "x://u:pw@[::1", "x://u:pw@h?novalue", "x://u:p%zzw@h", "x://u:p%ffw@h"] {
             do {
                 _ = try ConnectionURL(parsing: text)
