@@ -115,7 +115,7 @@ struct NATSClientTests {
         }
         #expect(replies.count == 50)
         #expect((0..<50).allSatisfy { replies[$0] == "PING \($0)" })
-        let internalSubscriptions = client.state.withLock { ($0.subscriptions.count, $0.muxSID != nil, $0.nextSID) }
+        let internalSubscriptions = client.state.withLock { ($0.subscriptions.count, $0.machine.muxSID != nil, $0.machine.nextSID) }
         #expect(internalSubscriptions.0 == 1 && internalSubscriptions.1, "one service subscription plus the one muxed inbox")
         #expect(internalSubscriptions.2 == 3, "50 requests made no subscription of their own")
         responder.cancel()
@@ -139,7 +139,7 @@ struct NATSClientTests {
         }
         #expect(timedOut?.kind == .timedOut)
         #expect(silent.pending.messages == 1)
-        #expect(client.state.withLock { $0.requests.isEmpty && $0.requestTimers.isEmpty })
+        #expect(client.state.withLock { $0.machine.requests.isEmpty && $0.requestTimers.isEmpty })
         await client.close()
     }
 
@@ -153,7 +153,7 @@ struct NATSClientTests {
         request.cancel()
         let error = await #expect(throws: NATSError.self) { try await request.value }
         #expect(error?.kind == .cancelled)
-        #expect(client.state.withLock { $0.requests.isEmpty })
+        #expect(client.state.withLock { $0.machine.requests.isEmpty })
         await client.close()
     }
 
