@@ -45,24 +45,19 @@ public final class NATSSubscription: AsyncSequence, Sendable {
     /// The subscription id on the connection.
     public let sid: UInt64
     private let client: NATSClient
-    private let state: Mutex<State>
+    private let state: Mutex<Guarded>
 
-    enum End: Sendable {
-        case finished
-        case failed(NATSError)
-    }
+    typealias End = NATSSubscriptionState.End
 
-    struct State {
-        var messages: [NATSMessage] = []
-        var bytes = 0
-        var limits: NATSPendingLimits
+    /// The subscription's state and, beside it, its parked consumer.
+    struct Guarded: ~Copyable {
+        var subscription: NATSSubscriptionState
         var consumer: UnsafeContinuation<Void, Never>?
-        var iterating = false
-        var end: End?
-        var delivered = 0
-        var maximum: Int?
-        var dropped = 0
-        var isSlow = false
+
+        /// The parked consumer, when the state says to wake it.
+        mutating func consumer(if wake: Bool) -> UnsafeContinuation<Void, Never>? {
+            wake ? consumer.take() : nil
+        }
     }
 
     /// What a delivery did, for the client's bookkeeping.
@@ -78,19 +73,19 @@ public final class NATSSubscription: AsyncSequence, Sendable {
         self.subject = subject
         self.queue = queue
         self.sid = sid
-        self.state = Mutex(State(limits: limits))
+        self.state = Mutex(Guarded(subscription: NATSSubscriptionState(limits: limits)))
     }
 
     /// Messages delivered so far, dropped ones included (the server's count).
-    public var deliveredCount: Int { state.withLock { $0.delivered } }
+    public var deliveredCount: Int { state.withLock { $0.subscription.delivered } }
     /// Messages dropped because the pending limits were reached.
-    public var droppedCount: Int { state.withLock { $0.dropped } }
+    public var droppedCount: Int { state.withLock { $0.subscription.dropped } }
     /// Messages and payload bytes waiting for the consumer.
-    public var pending: (messages: Int, bytes: Int) { state.withLock { ($0.messages.count, $0.bytes) } }
+    public var pending: (messages: Int, bytes: Int) { state.withLock { ($0.subscription.messages.count, $0.subscription.bytes) } }
     /// The pending limits in force.
     public var pendingLimits: NATSPendingLimits {
-        get { state.withLock { $0.limits } }
-        set { state.withLock { $0.limits = newValue } }
+        get { state.withLock { $0.subscription.limits } }
+        set { state.withLock { $0.subscription.limits = newValue } }
     }
 
     /// Stops the subscription at once: the server is told, messages not yet taken are discarded
@@ -116,61 +111,29 @@ public final class NATSSubscription: AsyncSequence, Sendable {
 
     /// Hands a message over (from the client's reader); the caller resumes `consumer`.
     func deliver(_ message: NATSMessage) -> Delivery {
-        var outcome = Delivery()
-        outcome.consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            guard state.end == nil else { return nil }
-            state.delivered += 1
-            let size = message.payload.readableBytes
-            let overMessages = state.limits.messages >= 0 && state.messages.count >= state.limits.messages
-            let overBytes = state.limits.bytes >= 0 && state.bytes + size > state.limits.bytes
-            if overMessages || overBytes {
-                state.dropped += 1
-                outcome.becameSlow = !state.isSlow
-                state.isSlow = true
-            } else {
-                state.messages.append(message)
-                state.bytes += size
-            }
-            if let maximum = state.maximum, state.delivered >= maximum {
-                state.end = .finished
-                outcome.reachedMaximum = true
-            }
-            let consumer = state.consumer
-            state.consumer = nil
-            return consumer
+        state.withLock { state -> Delivery in
+            let outcome = state.subscription.deliver(message)
+            return Delivery(
+                becameSlow: outcome.becameSlow, reachedMaximum: outcome.reachedMaximum, consumer: state.consumer(if: outcome.wakeConsumer))
         }
-        return outcome
     }
 
     /// Sets the auto-unsubscribe count; true when it is already reached.
     func setMaximum(_ maximum: Int) -> Bool {
         let (reached, consumer) = state.withLock { state -> (Bool, UnsafeContinuation<Void, Never>?) in
-            state.maximum = maximum
-            guard state.delivered >= maximum, state.end == nil else { return (false, nil) }
-            state.end = .finished
-            defer { state.consumer = nil }
-            return (true, state.consumer)
+            let outcome = state.subscription.setMaximum(maximum)
+            return (outcome.reached, state.consumer(if: outcome.wakeConsumer))
         }
         consumer?.resume()
         return reached
     }
 
     /// Messages still to deliver before the auto-unsubscribe count, for a resubscription.
-    var remaining: Int? {
-        state.withLock { state in state.maximum.map { Swift.max(0, $0 - state.delivered) } }
-    }
+    var remaining: Int? { state.withLock { $0.subscription.remaining } }
 
     /// Ends the sequence; `discarding` drops the messages not yet taken.
     func finish(_ end: End, discarding: Bool) {
-        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            if state.end == nil { state.end = end }
-            if discarding {
-                state.messages.removeAll()
-                state.bytes = 0
-            }
-            defer { state.consumer = nil }
-            return state.consumer
-        }
+        let consumer = state.withLock { state in state.consumer(if: state.subscription.finish(end, discarding: discarding)) }
         consumer?.resume()
     }
 
@@ -181,55 +144,31 @@ public final class NATSSubscription: AsyncSequence, Sendable {
     }
 
     /// Whether the sequence has ended and every message was taken.
-    var isConsumed: Bool { state.withLock { $0.end != nil && $0.messages.isEmpty } }
+    var isConsumed: Bool { state.withLock { $0.subscription.isConsumed } }
 
     // MARK: - Iteration
 
-    private enum Take {
-        case messages
-        case end(NATSError?)
-        case wait
-    }
-
     /// Swaps the waiting messages into `batch` (one lock for all of them).
-    private func take(into batch: inout [NATSMessage]) -> Take {
-        state.withLock { state in
-            if !state.messages.isEmpty {
-                swap(&state.messages, &batch)
-                state.bytes = 0
-                state.isSlow = false
-                return .messages
-            }
-            switch state.end {
-            case .finished?: return .end(nil)
-            case .failed(let error)?: return .end(error)
-            case nil: return .wait
-            }
-        }
+    private func take(into batch: inout [NATSMessage]) -> NATSSubscriptionState.Take {
+        state.withLock { $0.subscription.take(into: &batch) }
     }
 
     private func park() async throws(NATSError) {
-        let busy = state.withLock { state -> Bool in
-            if state.iterating { return true }
-            state.iterating = true
-            return false
+        guard state.withLock({ $0.subscription.startIterating() }) else {
+            throw NATSError(.usage, "subscription \(sid) on \"\(subject)\" is already being iterated by another task")
         }
-        if busy { throw NATSError(.usage, "subscription \(sid) on \"\(subject)\" is already being iterated by another task") }
-        defer { state.withLock { $0.iterating = false } }
+        defer { state.withLock { $0.subscription.stopIterating() } }
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
-                    if !state.messages.isEmpty || state.end != nil || Task.isCancelled { return true }
+                let parked = state.withLock { state -> Bool in
+                    guard state.subscription.consumerParks(cancelled: Task.isCancelled) else { return false }
                     state.consumer = continuation
-                    return false
+                    return true
                 }
-                if ready { continuation.resume() }
+                if !parked { continuation.resume() }
             }
         } onCancel: {
-            let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-                defer { state.consumer = nil }
-                return state.consumer
-            }
+            let consumer = state.withLock { state in state.consumer(if: state.subscription.consumerCancelled()) }
             consumer?.resume()
         }
     }
