@@ -35,6 +35,18 @@ struct RedisClientTests {
         #expect(!records.all.contains { $0.text.contains(password) || $0.text.contains("wrong-password") })
     }
 
+    @Test func aCancelledCallerGetsACancelledErrorAndTheConnectionGoesOn() async throws {
+        let connection = try await LiveServer.redisClient().connection()
+        defer { connection.close() }
+        let key = LiveServer.redisKey("cancelled")
+        let blocked = Task { try await connection.send(["BLPOP", .string(key), "1"]) }
+        try await Task.sleep(for: .milliseconds(100))
+        blocked.cancel()
+        let error = await #expect(throws: RedisError.self) { try await blocked.value }
+        #expect(error?.kind == .cancelled, "\(String(describing: error))")
+        #expect(try await connection.send(["PING"]) == simple("PONG"), "the late BLPOP reply is discarded, not handed to PING")
+    }
+
     @Test func wrongPasswordIsRefusedWithTheServersCode() async throws {
         var configuration = try LiveServer.redisClient().configuration
         configuration.password = "wrong"

@@ -285,7 +285,7 @@ public final class RedisConnection: Sendable {
                     if Task.isCancelled {
                         state.slots[id] = nil
                         state.router.abandon(id)
-                        return .failure(RedisError(.connection, message: "cancelled; the reply will be discarded"))
+                        return .failure(RedisError(.cancelled, message: "cancelled; the reply will be discarded"))
                     }
                     state.slots[id] = .waiting(continuation)
                     return nil
@@ -293,7 +293,7 @@ public final class RedisConnection: Sendable {
                 if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
             }
         } onCancel: {
-            self.giveUp(id, RedisError(.connection, message: "cancelled; the reply will be discarded"))
+            self.giveUp(id, RedisError(.cancelled, message: "cancelled; the reply will be discarded"))
         }
     }
 
@@ -378,7 +378,7 @@ public final class RedisConnection: Sendable {
                 fail(RedisError(.protocolViolation, message: "\(error)"))
                 break
             } catch let error as TransportError where error.kind == .timedOut || error.kind == .cancelled {
-                stoppedBy = RedisError(error.kind == .timedOut ? .timedOut : .connection, message: error.kind == .timedOut ? "no reply in time" : "cancelled; the reply will be discarded")
+                stoppedBy = RedisError(error.kind == .timedOut ? .timedOut : .cancelled, message: error.kind == .timedOut ? "no reply in time" : "cancelled; the reply will be discarded")
                 break
             } catch {
                 fail(RedisError(.connection, message: "connection lost: \(error)"))

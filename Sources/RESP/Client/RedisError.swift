@@ -14,6 +14,9 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case protocolViolation
         /// The operation's deadline passed.
         case timedOut
+        /// The calling task was cancelled; the command may or may not have run, and its reply
+        /// is discarded.
+        case cancelled
         /// The client was used wrongly (a bad URL, a command that needs another API …).
         case usage
         /// A transaction was aborted because a WATCHed key changed (EXEC answered null).
