@@ -24,6 +24,9 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
         case decoding
         /// The client was used wrongly (a bad connection string, a closed connection …).
         case usage
+        /// The calling task was cancelled and the call ended without the server's answer: the
+        /// statement was not sent, or it could not be interrupted in time (the message says which).
+        case cancelled
     }
 
     /// The kind of failure.

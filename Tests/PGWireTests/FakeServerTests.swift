@@ -76,4 +76,66 @@ struct FakeServerTests {
         }
         #expect(error.kind == .authentication)
     }
+
+    @Test func scramPlusOfferedWithoutTLSIsRefusedSayingChannelBindingNeedsTLS() {
+        var machine = ConnectionStateMachine(user: "u", password: "p", channelBinding: .prefer, serverEndPoint: nil)
+        guard case .fail(let error) = machine.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256-PLUS"]))) else {
+            Issue.record("SCRAM-SHA-256-PLUS without TLS was not refused")
+            return
+        }
+        #expect(error.kind == .authentication)
+        #expect(error.message.contains("channel binding needs TLS"), "\(error.message)")
+        #expect(error.message.contains("without TLS"))
+    }
+
+    @Test func aFatalErrorWhileARequestRunsEndsTheSessionWithTheServersReason() {
+        var machine = ConnectionStateMachine(user: "u", password: nil, channelBinding: .prefer, serverEndPoint: nil)
+        _ = machine.received(.authentication(.ok))
+        _ = machine.received(.readyForQuery(.idle))
+        machine.enqueue(1)
+        var fields: [PostgresDiagnostics.Field: String] = [:]
+        fields[.severity] = "FATAL"
+        fields[.sqlState] = "57P01"
+        fields[.message] = "terminating connection due to administrator command"
+        guard case .fail(let error) = machine.received(.errorResponse(PostgresDiagnostics(fields: fields))) else {
+            Issue.record("a FATAL error did not end the session")
+            return
+        }
+        #expect(error.kind == .connection)
+        #expect(error.sqlState?.rawValue == "57P01")
+        var plain = ConnectionStateMachine(user: "u", password: nil, channelBinding: .prefer, serverEndPoint: nil)
+        _ = plain.received(.authentication(.ok))
+        _ = plain.received(.readyForQuery(.idle))
+        plain.enqueue(1)
+        fields[.severity] = "ERROR"
+        fields[.sqlState] = "42601"
+        guard case .deliver(1, .error) = plain.received(.errorResponse(PostgresDiagnostics(fields: fields))) else {
+            Issue.record("an ERROR is the request's, not the session's")
+            return
+        }
+    }
+
+    @Test func aWithdrawnRequestKeepsOnlyItsPreparationAndOneSyncPerCycle() throws {
+        var messages = ByteBuffer()
+        try FrontendMessage.close(.statement, name: "pgwire_1", into: &messages)
+        try FrontendMessage.parse(statement: "pgwire_2", sql: "SELECT $1", parameterTypes: [.int4], into: &messages)
+        var parameters = ByteBuffer()
+        parameters.writeInteger(Int32(4))
+        parameters.writeInteger(Int32(1))
+        try FrontendMessage.bind(
+            portal: "", statement: "pgwire_2", parameterCount: 1, parameterFormats: [true], parameters: parameters, binaryResults: true,
+            into: &messages)
+        try FrontendMessage.execute(portal: "", maximumRows: 0, into: &messages)
+        FrontendMessage.sync(into: &messages)
+        try FrontendMessage.query("SELECT 1", into: &messages)
+        var kept = ByteBuffer()
+        FrontendMessage.keepingOnlyPreparation(messages, into: &kept)
+        var types: [UInt8] = []
+        var cursor = kept
+        while let type = cursor.readInteger(as: UInt8.self), let length = cursor.readInteger(as: Int32.self) {
+            types.append(type)
+            _ = cursor.readSlice(count: Int(length) - 4)
+        }
+        #expect(types == Array("CPSS".utf8), "Close and Parse kept; Bind and Execute dropped; the Sync and the Query each become a Sync")
+    }
 }

@@ -44,9 +44,6 @@ struct ConnectionStateMachine: Sendable {
         case notification(PostgresNotification)
         /// The connection must close with this error (failing every request).
         case fail(PostgresError)
-        /// Send a CancelRequest: a request whose caller asked to cancel it is now running. (The
-        /// driver raises this; the machine never does.)
-        case cancelRunningQuery
     }
 
     private enum Phase: Sendable {
@@ -201,6 +198,11 @@ struct ConnectionStateMachine: Sendable {
             var scram = scramNonce.map { SCRAMClient(password: password, binding: binding, nonce: $0) }
                 ?? SCRAMClient(password: password, binding: binding)
             guard mechanisms.contains(scram.mechanism) else {
+                if offersPlus, serverEndPoint == nil {
+                    return failAuthentication(
+                        "the server offered SCRAM-SHA-256-PLUS authentication over a connection without TLS: channel binding needs TLS (use sslmode=require or stronger)"
+                    )
+                }
                 return failAuthentication("the server offers \(mechanisms.joined(separator: ", ")); this client speaks SCRAM-SHA-256 and SCRAM-SHA-256-PLUS")
             }
             var out = ByteBuffer()
@@ -284,6 +286,12 @@ struct ConnectionStateMachine: Sendable {
             return failProtocol("\(message.name) with no request pending")
         }
         let id = requests[head]
+        if case .errorResponse(let diagnostics) = message, diagnostics.endsSession {
+            // FATAL (pg_terminate_backend, shutdown): the server closes the session after it; its
+            // reason is what every waiting caller gets.
+            phase = .failed
+            return .fail(PostgresError(.connection, message: "the server closed the session: \(diagnostics.message)", diagnostics: diagnostics))
+        }
         switch message {
         case .readyForQuery(let status):
             transactionStatus = status

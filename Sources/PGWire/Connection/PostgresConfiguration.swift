@@ -97,6 +97,11 @@ public struct PostgresConfiguration: Sendable {
     public var statementCacheCapacity: Int
     /// The largest message accepted from the server.
     public var maximumMessageSize: Int
+    /// How long a cancelled or timed-out call waits for the server to end its statement before
+    /// the call ends anyway (closing the connection when a CancelRequest went unanswered).
+    /// 5 seconds: a cancel takes effect at the backend's next interrupt check, milliseconds on a
+    /// healthy server; a server that has not acted after seconds is stuck or unreachable.
+    public var cancelGracePeriod: Duration = .seconds(5)
     /// Where the connection logs its lifecycle (connect, TLS, authentication method, losses,
     /// server and protocol errors) with its endpoint and connection id; never a password or a
     /// row. Silent by default.

@@ -102,7 +102,7 @@ extension PostgresConnection {
                     continue
                 }
                 switch machine.received(message) {
-                case .none, .deliver, .complete, .notification, .cancelRunningQuery:
+                case .none, .deliver, .complete, .notification:
                     continue
                 case .notice(let diagnostics):
                     notices.append(diagnostics)

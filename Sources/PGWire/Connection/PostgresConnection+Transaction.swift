@@ -29,16 +29,30 @@ extension PostgresConnection {
         let result: Result
         do {
             result = try await body(self)
+            // Cancelled after its body: the caller asked to stop, so nothing is committed.
+            if Task.isCancelled { throw PostgresError(.cancelled, message: "the task was cancelled; the transaction was rolled back") }
         } catch {
-            // The rollback runs even in a cancelled task: the request waits for its answer.
-            if !isClosed { _ = try? await simpleQuery("ROLLBACK") }
+            await rollBack()
             throw error
         }
-        let commit = try await simpleQuery("COMMIT")
-        if commit.first?.commandTag == "ROLLBACK" {
-            throw PostgresError(.server, message: "the transaction had failed; COMMIT rolled it back")
+        do {
+            let commit = try await simpleQuery("COMMIT")
+            if commit.first?.commandTag == "ROLLBACK" {
+                throw PostgresError(.server, message: "the transaction had failed; COMMIT rolled it back")
+            }
+        } catch {
+            // COMMIT was cancelled, refused or never sent: leave no transaction open.
+            if transactionStatus != .idle { await rollBack() }
+            throw error
         }
         return result
+    }
+
+    /// ROLLBACK, even when this task was cancelled: from a task of its own, which is not, so it
+    /// is sent and never itself cancelled.
+    private func rollBack() async {
+        guard !isClosed else { return }
+        _ = await Task.detached { try? await self.simpleQuery("ROLLBACK") }.value
     }
 
     /// `"name"` with embedded quotes doubled: an identifier the server reads as written.

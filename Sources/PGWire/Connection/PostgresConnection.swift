@@ -33,12 +33,37 @@ public final class PostgresConnection: Sendable {
         var isComplete = false
         /// The caller went away: events are dropped as they come.
         var isAbandoned = false
-        /// The caller asked to cancel the query.
+        /// The caller asked to cancel the query (its task was cancelled, or its timeout passed).
         var isCancelRequested = false
-        /// A CancelRequest went out for it (only once it was the running request).
+        /// A CancelRequest went out for it (only while it was the running request and the last
+        /// one written, so the signal could reach no other statement).
         var isCancelSent = false
-        /// The task that cancels the query when its timeout passes.
+        /// Why the cancel was asked for: the error the caller gets if the call has to be ended.
+        var cancelCause: PostgresError.Kind = .cancelled
+        /// The task that asks for the cancel when the request's timeout passes (for a caller
+        /// that waits; a caller that reads stops reading at `deadline` and asks itself).
         var timer: Task<Void, Never>?
+        /// When the request's timeout passes.
+        var deadline: Deadline?
+        /// When the grace period after its cancel ends.
+        var graceDeadline: Deadline?
+        /// Ends the call when the server has not finished the request within the grace period.
+        var graceTimer: ReactorTimer?
+        /// The outcome decided by the client (the call was ended before the server's answer);
+        /// it wins over the connection's failure.
+        var outcome: PostgresError?
+        /// The caller has seen `outcome`; the entry stays only to route the server's late answer.
+        var isOutcomeDelivered = false
+    }
+
+    /// The bytes of requests registered but not yet handed to the socket (offsets into the
+    /// readable bytes of the outbound buffer): while a cancel is outstanding they are held back,
+    /// and a cancelled one can be withdrawn.
+    struct UnwrittenGroup {
+        var first: UInt64
+        var count: Int
+        var start: Int
+        var end: Int
     }
 
     struct ReaderState: Sendable {
@@ -67,6 +92,21 @@ public final class PostgresConnection: Sendable {
         var drainWaiters: [UnsafeContinuation<Void, Never>] = []
         /// Whether the reader may wait for a reply on its own thread.
         var inlineGate = InlineWaitGate()
+        /// The last request id whose bytes were handed to the socket.
+        var writtenThrough: UInt64 = 0
+        /// Requests whose bytes are still in the outbound buffer, in order.
+        var unwritten: [UnwrittenGroup] = []
+        /// The request a cancel is outstanding for: until the server has the signal (it closed
+        /// the cancel connection) and, when the request was not yet running, until it ran, no
+        /// later request is written, so the signal can reach no one else's statement.
+        var cancelTarget: UInt64?
+        /// Whether the CancelRequest for `cancelTarget` has been sent and not yet confirmed.
+        var cancelInFlight = false
+
+        /// Whether new requests' bytes must wait in the buffer.
+        var holdsWrites: Bool { cancelTarget != nil && !unwritten.isEmpty }
+        /// The id of the last request registered.
+        var lastRegistered: UInt64 { nextID &- 1 }
     }
 
     init(
@@ -158,13 +198,14 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Registers `count` requests at once (ids `first ..< first + count`), whose messages `encode`
-    /// appends in order; returns the first id.
+    /// appends in order; returns the first id. A task that is already cancelled sends nothing.
     func submit(
         count: Int, timeout: Duration? = nil, exclusive: Bool = false,
         _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
     ) async throws(PostgresError) -> UInt64 {
         var registered: (id: UInt64, mustFlush: Bool)?
         while registered == nil {
+            if Task.isCancelled { throw PostgresError(.cancelled, message: "the task was cancelled before the statement was sent") }
             registered = try state.withLock { state throws(PostgresError) -> (UInt64, Bool)? in
                 if let failure = state.failure { throw failure }
                 if state.exclusiveHolder != nil { return nil }
@@ -181,29 +222,41 @@ public final class PostgresConnection: Sendable {
                     state.machine.enqueue(id + offset)
                     state.requests[id + offset] = RequestState()
                 }
+                state.unwritten.append(UnwrittenGroup(first: id, count: count, start: start, end: state.writes.pending.readableBytes))
                 if exclusive { state.exclusiveHolder = id }
                 return (id, state.writes.claimFlush())
             }
             if registered == nil {
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    let wait = state.withLock { state -> Bool in
-                        guard state.exclusiveHolder != nil, state.failure == nil else { return false }
-                        state.blockedSubmitters.append(continuation)
-                        return true
+                await withTaskCancellationHandler {
+                    await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                        let wait = state.withLock { state -> Bool in
+                            guard state.exclusiveHolder != nil, state.failure == nil, !Task.isCancelled else { return false }
+                            state.blockedSubmitters.append(continuation)
+                            return true
+                        }
+                        if !wait { continuation.resume() }
                     }
-                    if !wait { continuation.resume() }
+                } onCancel: {
+                    // Every blocked caller looks again; the cancelled one gives up.
+                    let blocked = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+                        defer { state.blockedSubmitters = [] }
+                        return state.blockedSubmitters
+                    }
+                    for waiter in blocked { waiter.resume() }
                 }
             }
         }
         guard let (id, mustFlush) = registered else { throw PostgresError(.usage, message: "request not registered") }
         if let timeout {
+            let deadline = Deadline.after(timeout)
             let timer = Task { [weak self] in
                 try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { self?.requestCancellation(of: id) }
+                if !Task.isCancelled { self?.requestCancellation(of: id, cause: .timedOut) }
             }
             let keep = state.withLock { state -> Bool in
                 guard state.requests[id] != nil else { return false }
                 state.requests[id]?.timer = timer
+                state.requests[id]?.deadline = deadline
                 return true
             }
             if !keep { timer.cancel() }
@@ -212,11 +265,21 @@ public final class PostgresConnection: Sendable {
         return id
     }
 
-    /// Writes everything queued, again and again, until the queue stays empty.
+    /// Writes everything queued, again and again, until the queue stays empty or is held back
+    /// for an outstanding cancel.
     func flush() async {
         do {
             try await transport.writeQueued(
-                take: { state.withLock { $0.writes.nextBatch(stop: $0.failure != nil) } },
+                take: {
+                    state.withLock { state -> ByteBuffer? in
+                        let batch = state.writes.nextBatch(stop: state.failure != nil || state.holdsWrites)
+                        if batch != nil {
+                            state.writtenThrough = state.lastRegistered
+                            state.unwritten.removeAll(keepingCapacity: true)
+                        }
+                        return batch
+                    }
+                },
                 giveBack: { batch in state.withLock { $0.writes.recycle(batch) } })
         } catch {
             fail(PostgresError(.connection, message: "write failed: \(error)"))
@@ -272,19 +335,30 @@ public final class PostgresConnection: Sendable {
     /// Suspends until there is at least one event or the request completes. A request's events are
     /// delivered even when the connection failed after they arrived.
     ///
-    /// When the calling task is cancelled, the server is asked to cancel the query (a
-    /// CancelRequest on a side connection) and the call goes on waiting for the server's answer,
-    /// so the session stays in step: the query ends with a 57014 error, or completes if it was
-    /// already done.
+    /// When the calling task is cancelled, the query is cancelled (see
+    /// ``requestCancellation(of:cause:)``) and the call waits for the server's answer, so the
+    /// session stays in step: the query ends with a 57014 error, or completes if it was already
+    /// done. The wait is bounded by the configuration's cancel grace period.
     func nextEvents(_ id: UInt64) async throws(PostgresError) -> (events: [Event], isComplete: Bool) {
         while true {
             let cancelled = Task.isCancelled
-            if cancelled { requestCancellation(of: id) }
+            if cancelled { requestCancellation(of: id, cause: .cancelled) }
             let step = state.withLock { state -> Step in
+                if var request = state.requests[id], let outcome = request.outcome {
+                    request.timer?.cancel()
+                    if request.isComplete {
+                        state.requests[id] = nil
+                    } else {
+                        request.isOutcomeDelivered = true
+                        state.requests[id] = request
+                    }
+                    return .failed(outcome)
+                }
                 if var request = state.requests[id], !request.events.isEmpty || request.isComplete {
                     let events = request.events
                     if request.isComplete {
                         request.timer?.cancel()
+                        request.graceTimer?.cancel()
                         state.requests[id] = nil
                     } else {
                         request.events = []
@@ -308,12 +382,21 @@ public final class PostgresConnection: Sendable {
                 throw error
             case .lead:
                 await lead(for: id)
+                // The read stops at the request's deadlines: act on the one that passed.
+                let (timedOut, graceOver) = state.withLock { state -> (Bool, Bool) in
+                    guard let request = state.requests[id], !request.isComplete else { return (false, false) }
+                    return (
+                        !request.isCancelRequested && request.deadline?.hasPassed == true, request.graceDeadline?.hasPassed == true
+                    )
+                }
+                if timedOut { requestCancellation(of: id, cause: .timedOut) }
+                if graceOver { cancelGraceExpired(for: id) }
             case .wait, .waitForBackgroundReader:
                 if case .waitForBackgroundReader = step { startBackgroundReader() }
                 await withTaskCancellationHandler {
                     await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                         let resumeNow = state.withLock { state -> Bool in
-                            guard let request = state.requests[id], request.events.isEmpty, !request.isComplete,
+                            guard let request = state.requests[id], request.events.isEmpty, !request.isComplete, request.outcome == nil,
                                 state.failure == nil, state.readerActive
                             else { return true }
                             state.waiters[id] = continuation
@@ -322,42 +405,210 @@ public final class PostgresConnection: Sendable {
                         if resumeNow { continuation.resume() }
                     }
                 } onCancel: {
-                    self.requestCancellation(of: id)
+                    self.requestCancellation(of: id, cause: .cancelled)
                 }
             }
         }
     }
 
-    /// Asks the server to cancel request `id`: at once when it is the request the server is
-    /// running, else as soon as it becomes that one (a CancelRequest cancels whatever runs).
-    func requestCancellation(of id: UInt64) {
-        let send = state.withLock { state -> Bool in
-            guard var request = state.requests[id], !request.isComplete, !request.isCancelRequested else { return false }
-            request.isCancelRequested = true
-            let running = state.machine.currentRequest == id
-            request.isCancelSent = running
-            state.requests[id] = request
-            return running
-        }
-        if send { sendCancelRequest() }
+    // MARK: - Cancelling
+
+    /// What a cancel decided, to carry out after the lock.
+    enum CancelStep {
+        /// Nothing to do (the request is done, or already being cancelled).
+        case none
+        /// The request was never written: it was withdrawn; wake its caller.
+        case withdrawn(UnsafeContinuation<Void, Never>?, flush: Bool)
+        /// Send the CancelRequest now: the request runs and nothing was written after it.
+        case signal(UInt64)
+        /// Wait: the signal goes out when the request starts running (nothing is written after
+        /// it meanwhile), or never, when other requests were written after it.
+        case wait
     }
 
-    /// Sends a CancelRequest with this session's key on a connection of its own; the server
-    /// closes that connection without an answer.
-    func sendCancelRequest() {
-        guard let key = backendKey else { return }
+    /// Cancels request `id` as libpq does, so that the signal can reach no other statement:
+    /// - not yet written: it is withdrawn from the outbound buffer and never runs;
+    /// - written, and the last request written: later requests are held back, and a CancelRequest
+    ///   goes out once it runs (at once if it runs now); writing resumes when the server has
+    ///   closed the cancel connection (it has the signal: arriving while the session is idle, the
+    ///   signal is ignored) and the request has ended or is no longer the running one;
+    /// - written with later requests behind it: no signal (it would kill whichever of them runs
+    ///   when it arrives); the request runs to its end.
+    /// In every case the caller's wait is bounded: when the request has not ended within the
+    /// grace period, the call ends with a `cause` error (and the connection is closed when a
+    /// signal went out and was not answered: the server or the network is stuck).
+    func requestCancellation(of id: UInt64, cause: PostgresError.Kind) {
+        let step = state.withLock { state -> CancelStep in
+            guard var request = state.requests[id], !request.isComplete, !request.isCancelRequested, request.outcome == nil,
+                state.failure == nil
+            else { return .none }
+            request.isCancelRequested = true
+            request.cancelCause = cause
+            if id > state.writtenThrough, let withdrawn = Self.withdraw(id, &state) {
+                request.isAbandoned = true
+                request.outcome = PostgresError(
+                    cause, message: cause == .timedOut ? "the statement timed out before it was sent; it did not run" : "the task was cancelled before the statement was sent; it did not run")
+                state.requests[id] = request
+                return .withdrawn(state.waiters.removeValue(forKey: id), flush: withdrawn)
+            }
+            state.requests[id] = request
+            guard id == state.writtenThrough, state.cancelTarget == nil else { return .wait }
+            state.cancelTarget = id
+            guard state.machine.currentRequest == id else { return .wait }
+            state.requests[id]?.isCancelSent = true
+            state.cancelInFlight = true
+            return .signal(id)
+        }
+        switch step {
+        case .none:
+            return
+        case .withdrawn(let waiter, let mustFlush):
+            waiter?.resume()
+            if mustFlush { Task { await self.flush() } }
+            return
+        case .signal(let target):
+            sendCancelRequest(for: target)
+        case .wait:
+            break
+        }
+        startGraceTimer(for: id)
+    }
+
+    /// Replaces the bytes of request `id`'s group, which were never written, with what keeps the
+    /// session in step without running anything: its Parse and Close messages (the statement
+    /// cache counts on them) and one Sync per response cycle. Returns whether the outbound
+    /// buffer must now be flushed; nil when the request is not in the buffer.
+    private static func withdraw(_ id: UInt64, _ state: inout State) -> Bool? {
+        guard let index = state.unwritten.firstIndex(where: { id >= $0.first && id < $0.first + UInt64($0.count) }) else { return nil }
+        let group = state.unwritten[index]
+        let pending = state.writes.pending
+        guard let original = pending.getSlice(at: group.start, count: group.end - group.start) else { return nil }
+        var kept = ByteBuffer(capacity: original.readableBytes)
+        FrontendMessage.keepingOnlyPreparation(original, into: &kept)
+        var rebuilt = ByteBuffer(capacity: pending.readableBytes)
+        if let head = pending.getSlice(at: 0, count: group.start) { rebuilt.writeBuffer(head) }
+        rebuilt.writeBuffer(kept)
+        if let tail = pending.getSlice(at: group.end, count: pending.readableBytes - group.end) { rebuilt.writeBuffer(tail) }
+        state.writes.pending = rebuilt
+        let shift = kept.readableBytes - (group.end - group.start)
+        state.unwritten[index].end = group.start + kept.readableBytes
+        for later in state.unwritten.indices where later > index {
+            state.unwritten[later].start += shift
+            state.unwritten[later].end += shift
+        }
+        // The whole group's responses are dropped: its other requests are abandoned too.
+        for other in group.first..<(group.first + UInt64(group.count)) where other != id {
+            state.requests[other]?.isAbandoned = true
+        }
+        return !state.holdsWrites && state.writes.claimFlush()
+    }
+
+    /// Ends the caller's wait for request `id` when the server has not finished it within the
+    /// grace period after the cancel.
+    private func startGraceTimer(for id: UInt64) {
+        let deadline = Deadline.after(configuration.cancelGracePeriod)
+        let timer = Reactor.shared.schedule(at: deadline) { [weak self] in
+            self?.cancelGraceExpired(for: id)
+        }
+        let keep = state.withLock { state -> Bool in
+            guard state.requests[id] != nil, state.requests[id]?.isComplete == false else { return false }
+            state.requests[id]?.graceTimer = timer
+            state.requests[id]?.graceDeadline = deadline
+            return true
+        }
+        if !keep { timer.cancel() }
+    }
+
+    func cancelGraceExpired(for id: UInt64) {
+        let grace = configuration.cancelGracePeriod
+        enum Ending {
+            case none
+            case release(UnsafeContinuation<Void, Never>?, flush: Bool)
+            case close(PostgresError)
+        }
+        let ending = state.withLock { state -> Ending in
+            guard var request = state.requests[id], !request.isComplete, request.outcome == nil, state.failure == nil else { return .none }
+            let cause = request.cancelCause
+            if request.isCancelSent {
+                // The server had the signal and did not end the statement: something is stuck.
+                request.outcome = PostgresError(
+                    cause, message: "the server did not end the cancelled statement within \(grace); the connection was closed")
+                state.requests[id] = request
+                return .close(PostgresError(.connection, message: "closed: a cancelled statement did not end within \(grace)"))
+            }
+            // No signal went out (others' statements ran or were queued around it): the statement
+            // runs on; its result is dropped and the caller told.
+            request.isAbandoned = true
+            request.events = []
+            request.outcome = PostgresError(
+                cause,
+                message: "the statement was not interrupted (other statements on this connection were around it) and did not end within \(grace); it may still complete, its result is discarded"
+            )
+            state.requests[id] = request
+            var mustFlush = false
+            if state.cancelTarget == id, !state.cancelInFlight {
+                state.cancelTarget = nil
+                mustFlush = !state.writes.pending.isEmpty && state.writes.claimFlush()
+            }
+            return .release(state.waiters.removeValue(forKey: id), flush: mustFlush)
+        }
+        switch ending {
+        case .none:
+            return
+        case .release(let waiter, let mustFlush):
+            waiter?.resume()
+            if mustFlush { Task { await self.flush() } }
+        case .close(let error):
+            logger.warning("a cancelled statement did not end in time; closing the connection", metadata: ["grace": "\(grace)"])
+            fail(error)
+        }
+    }
+
+    /// Sends a CancelRequest with this session's key on a connection of its own and waits for the
+    /// server to close it (libpq's rule: the server then has the signal); then writing resumes.
+    func sendCancelRequest(for target: UInt64) {
+        guard let key = backendKey else {
+            cancelConfirmed(for: target)
+            return
+        }
         let endpoint = host.endpoint
         let timeout = configuration.connectTimeout
-        Task.detached {
-            guard let side = try? await Connection.connect(to: endpoint, options: ConnectOptions(timeout: timeout)) else { return }
-            defer { side.close() }
-            var message = ByteBuffer()
-            FrontendMessage.cancelRequest(key, into: &message)
-            let deadline = Deadline.after(.seconds(5))
-            try? await side.write(message, deadline: deadline)
-            var sink = ByteBuffer()
-            _ = try? await side.read(into: &sink, deadline: deadline)  // returns at the server's close
+        let deadline = Deadline.after(configuration.cancelGracePeriod)
+        logger.debug("sending a CancelRequest")
+        Task.detached { [self] in
+            if let side = try? await Connection.connect(to: endpoint, options: ConnectOptions(timeout: timeout)) {
+                var message = ByteBuffer()
+                FrontendMessage.cancelRequest(key, into: &message)
+                try? await side.write(message, deadline: deadline)
+                var sink = ByteBuffer()
+                _ = try? await side.read(into: &sink, deadline: deadline)  // returns at the server's close
+                side.close()
+            }
+            cancelConfirmed(for: target)
         }
+    }
+
+    /// The cancel connection for `target` is closed: later requests may be written once the
+    /// target is no longer running.
+    private func cancelConfirmed(for target: UInt64) {
+        let mustFlush = state.withLock { state -> Bool in
+            guard state.cancelTarget == target else { return false }
+            state.cancelInFlight = false
+            return Self.releaseCancelHold(&state)
+        }
+        if mustFlush { Task { await self.flush() } }
+    }
+
+    /// Ends the hold on writes once the signal is delivered and its target has ended. Returns
+    /// whether the caller must flush.
+    private static func releaseCancelHold(_ state: inout State) -> Bool {
+        guard let target = state.cancelTarget, !state.cancelInFlight else { return false }
+        let ended = state.requests[target].map { $0.isComplete || $0.outcome != nil } ?? true
+        guard ended || state.requests[target]?.isCancelSent == true else { return false }
+        // Once the signal was delivered it is spent: later requests are safe whether or not the
+        // target still runs.
+        state.cancelTarget = nil
+        return !state.writes.pending.isEmpty && state.writes.claimFlush()
     }
 
     /// The caller no longer wants request `id`'s events (its row sequence was dropped).
@@ -379,12 +630,20 @@ public final class PostgresConnection: Sendable {
     /// Reads as the leader until request `id` has events, then hands the reader role on.
     private func lead(for id: UInt64) async {
         guard var reader = takeReader() else { return }
-        await readLoop(&reader, asCaller: true) { state in
-            // Earlier requests' rows are buffered on the way: stalling until their consumers
-            // read could deadlock a caller that holds an unfinished sequence.
-            guard let request = state.requests[id] else { return true }
-            return !request.events.isEmpty || request.isComplete
-        }
+        await readLoop(
+            &reader, asCaller: true,
+            until: { state in
+                // Earlier requests' rows are buffered on the way: stalling until their consumers
+                // read could deadlock a caller that holds an unfinished sequence.
+                guard let request = state.requests[id] else { return true }
+                return !request.events.isEmpty || request.isComplete || request.outcome != nil
+            },
+            deadline: { state in
+                // A caller reading for itself stops at its timeout, and at the end of the grace
+                // period after its cancel: nothing else could wake it from a stalled read.
+                guard let request = state.requests[id] else { return .never }
+                return (request.isCancelRequested ? request.graceDeadline : request.deadline) ?? .never
+            })
         releaseReader(reader)
     }
 
@@ -400,33 +659,41 @@ public final class PostgresConnection: Sendable {
     /// Decodes and routes what has arrived, then reads more, until `isDone` holds (checked after
     /// each batch), the connection fails, or the reading task is cancelled. `asCaller`: the reader
     /// is a caller reading for its own request, not the background reader.
-    private func readLoop(_ reader: inout ReaderState, asCaller: Bool, until isDone: (inout State) -> Bool) async {
+    private func readLoop(
+        _ reader: inout ReaderState, asCaller: Bool, until isDone: (inout State) -> Bool, deadline: (inout State) -> Deadline = { _ in .never }
+    ) async {
         var wakeups: [UnsafeContinuation<Void, Never>] = []
         var outOfBand: [ConnectionStateMachine.Action] = []
+        var effects = RouteEffects()
         while true {
             do {
-                let (stop, alone) = try state.withLock { state throws(PostgresProtocolError) -> (Bool, Bool) in
+                let (stop, alone, until) = try state.withLock { state throws(PostgresProtocolError) -> (Bool, Bool, Deadline) in
                     while let message = try reader.decoder.decode(&reader.buffer) {
-                        Self.route(state.machine.received(message), &state, &wakeups, &outOfBand)
-                        if state.failure != nil { return (true, false) }
+                        Self.route(state.machine.received(message), &state, &wakeups, &outOfBand, &effects)
+                        if state.failure != nil { return (true, false, .never) }
                     }
                     if !wakeups.isEmpty { state.inlineGate.callerResumed() }
-                    return (state.failure != nil || isDone(&state), state.inlineGate.allows(inFlight: state.requests.count))
+                    return (state.failure != nil || isDone(&state), state.inlineGate.allows(inFlight: state.requests.count), deadline(&state))
                 }
                 reader.buffer.compact()
                 deliverOutOfBand(&outOfBand)
+                perform(&effects)
                 for waiter in wakeups { waiter.resume() }
                 wakeups.removeAll(keepingCapacity: true)
                 if stop { return }
                 // A caller reading for its own lone request would only wait: its thread may wait
                 // for the reply (see `InlineWaitGate`).
-                _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536, mayWaitInline: asCaller && alone)
+                _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536, deadline: until, mayWaitInline: asCaller && alone)
             } catch let error as PostgresProtocolError {
                 transport.close()
                 fail(PostgresError(.protocolViolation, message: error.description))
                 return
-            } catch let error as TransportError where error.kind == .cancelled {
-                return  // the reading task was cancelled; its caller waits for a background reader instead
+            } catch let error as TransportError where error.kind == .cancelled || error.kind == .timedOut {
+                // The reading task was cancelled (its caller waits for a background reader
+                // instead), or its caller's deadline passed (it acts on it, then reads again).
+                deliverOutOfBand(&outOfBand)
+                perform(&effects)
+                return
             } catch {
                 fail(PostgresError(.connection, message: "connection lost: \(error)"))
                 return
@@ -468,11 +735,24 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    /// Applies one action of the state machine while the lock is held; continuations to resume
-    /// and out-of-band messages are collected for after the lock.
+    /// What routing left to do after the lock: cancels to send, held writes to flush.
+    struct RouteEffects {
+        var signals: [UInt64] = []
+        var mustFlush = false
+    }
+
+    private func perform(_ effects: inout RouteEffects) {
+        if effects.signals.isEmpty && !effects.mustFlush { return }
+        for target in effects.signals { sendCancelRequest(for: target) }
+        if effects.mustFlush { Task { await self.flush() } }
+        effects = RouteEffects()
+    }
+
+    /// Applies one action of the state machine while the lock is held; continuations to resume,
+    /// out-of-band messages and cancel effects are collected for after the lock.
     private static func route(
         _ action: ConnectionStateMachine.Action, _ state: inout State, _ wakeups: inout [UnsafeContinuation<Void, Never>],
-        _ outOfBand: inout [ConnectionStateMachine.Action]
+        _ outOfBand: inout [ConnectionStateMachine.Action], _ effects: inout RouteEffects
     ) {
         switch action {
         case .none, .ready, .write:
@@ -489,22 +769,28 @@ public final class PostgresConnection: Sendable {
                 wakeups += state.blockedSubmitters
                 state.blockedSubmitters = []
             }
-            guard var request = state.requests[id] else { return }
-            if request.isAbandoned {
-                state.requests[id] = nil
-                return
+            if var request = state.requests[id] {
+                request.graceTimer?.cancel()
+                request.graceTimer = nil
+                if request.isAbandoned && (request.outcome == nil || request.isOutcomeDelivered) {
+                    state.requests[id] = nil
+                } else {
+                    request.isComplete = true
+                    state.requests[id] = request
+                    if !state.waiters.isEmpty, let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
+                }
             }
-            request.isComplete = true
-            state.requests[id] = request
-            if !state.waiters.isEmpty, let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
-            if let next = state.machine.currentRequest, var waiting = state.requests[next], waiting.isCancelRequested,
-                !waiting.isCancelSent
+            // The request a cancel waits for starts running, with nothing written after it: signal.
+            if let next = state.machine.currentRequest, next == state.cancelTarget, var waiting = state.requests[next],
+                waiting.isCancelRequested, !waiting.isCancelSent, waiting.outcome == nil
             {
                 waiting.isCancelSent = true
                 state.requests[next] = waiting
-                outOfBand.append(.cancelRunningQuery)
+                state.cancelInFlight = true
+                effects.signals.append(next)
             }
-        case .notice, .notification, .cancelRunningQuery:
+            if state.cancelTarget == id, releaseCancelHold(&state) { effects.mustFlush = true }
+        case .notice, .notification:
             outOfBand.append(action)
         case .fail(let error):
             failLocked(error, &state, &wakeups)
@@ -517,7 +803,6 @@ public final class PostgresConnection: Sendable {
             switch action {
             case .notice(let diagnostics): noticeContinuation.yield(diagnostics)
             case .notification(let notification): notificationContinuation.yield(notification)
-            case .cancelRunningQuery: sendCancelRequest()
             default: break
             }
         }

@@ -71,6 +71,9 @@ public struct PostgresDiagnostics: Sendable, Equatable, CustomStringConvertible 
     /// A field's value.
     public subscript(field: Field) -> String? { fields[field] }
 
+    /// Whether the server ends the session after this error (FATAL or PANIC).
+    public var endsSession: Bool { severity == "FATAL" || severity == "PANIC" }
+
     /// The untranslated severity when the server sent it, else the localized one.
     public var severity: String { fields[.severity] ?? fields[.localizedSeverity] ?? "ERROR" }
     /// The SQLSTATE (`XX000`, internal error, when the server sent none).

@@ -159,6 +159,25 @@ public enum FrontendMessage {
     /// Sync: ends an extended-query batch; the server answers ReadyForQuery.
     public static func sync(into buffer: inout ByteBuffer) { empty(.sync, &buffer) }
 
+    /// Rewrites typed messages this client encoded (and never sent) so that they run nothing: the
+    /// Parse and Close messages are kept (the statement cache counts on them), everything else is
+    /// dropped, and one Sync stands for each message that ended a response cycle (Sync or Query),
+    /// so the server still answers with as many ReadyForQuery.
+    static func keepingOnlyPreparation(_ messages: ByteBuffer, into output: inout ByteBuffer) {
+        var input = messages
+        var cycles = 0
+        while let type = input.getInteger(at: 0, as: UInt8.self), let length = input.getInteger(at: 1, as: Int32.self), length >= 4,
+            let message = input.readSlice(count: 1 + Int(length))
+        {
+            switch ID(rawValue: type) {
+            case .parse?, .close?: output.writeBuffer(message)
+            case .sync?, .query?: cycles += 1
+            default: break
+            }
+        }
+        for _ in 0..<cycles { sync(into: &output) }
+    }
+
     /// Flush: asks the server to send what it has buffered.
     public static func flush(into buffer: inout ByteBuffer) { empty(.flush, &buffer) }
 
