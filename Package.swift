@@ -98,6 +98,7 @@ let package = Package(
         .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
+        .testTarget(name: "JetStreamTests", dependencies: ["JetStream", "NATSProto", "Transport", "TestSupport"]),
         .testTarget(name: "SettingsTests", dependencies: ["Settings", "TestSupport"]),
         .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),
     ],

@@ -1,6 +1,13 @@
 import Transport
 
 extension NATSClient {
+    /// A subject no other client uses, under the configured inbox prefix
+    /// (`_INBOX.<nuid>`): the reply subject for a subscription of the caller's own.
+    public func newInbox() -> String {
+        var nuid = NUID()
+        return options.inboxPrefix + "." + nuid.next()
+    }
+
     /// Subscribes to `subject` (wildcards allowed), in queue group `queue` if given. The SUB is
     /// sent with the next write; ``flush(timeout:)`` confirms the server has it.
     public func subscribe(to subject: String, queue: String? = nil, pendingLimits: NATSPendingLimits? = nil) async throws(NATSError)

@@ -1,0 +1,148 @@
+import Foundation
+import JetStream
+import NATSProto
+import TestSupport
+import Testing
+import Transport
+
+extension LiveServer {
+    /// A JetStream context on the test server (the current nats-server, or the legacy one in
+    /// the second pass).
+    static func jetStream() async throws -> JetStreamContext {
+        JetStreamContext(client: try await NATSClient.connect(NATSConfiguration(url: try require(LiveServer.nats.rawValue))))
+    }
+
+    /// A stream name unique to this run.
+    static func streamName(_ base: String) -> String { "\(base)_\(UUID().uuidString.prefix(8))" }
+}
+
+@Suite("JetStream streams and messages (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))
+struct JetStreamStreamTests {
+    @Test func streamsAreCreatedInspectedUpdatedListedAndDeleted() async throws {
+        let js = try await LiveServer.jetStream()
+        defer { Task { await js.client.close() } }
+        let name = LiveServer.streamName("ORDERS")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.maxAge = .seconds(3600)
+        config.storage = .memory
+        let created = try await js.createStream(config)
+        #expect(created.config.name == name)
+        #expect(created.config.maxAge == .seconds(3600), "durations travel as nanoseconds")
+        #expect(created.config.storage == .memory)
+        #expect(created.state.messages == 0)
+        let again = try await js.createStream(config)
+        #expect(again.config.subjects == config.subjects, "the same configuration again is accepted")
+        var changed = config
+        changed.maxMessages = 10
+        let refused = await #expect(throws: JetStreamError.self) { try await js.createStream(changed) }
+        #expect(refused?.is(.streamNameInUse) == true, "\(String(describing: refused))")
+        let updated = try await js.createOrUpdateStream(changed)
+        #expect(updated.config.maxMessages == 10)
+        #expect(try await js.streamNames().contains(name))
+        #expect(try await js.streamNames(subject: "\(name).x") == [name])
+        #expect(try await js.streams().contains { $0.config.name == name })
+        try await js.deleteStream(name)
+        let missing = await #expect(throws: JetStreamError.self) { try await js.streamInfo(name) }
+        #expect(missing?.is(.streamNotFound) == true && missing?.code == 404, "\(String(describing: missing))")
+        let account = try await js.accountInfo()
+        #expect(account.limits.maxStreams == -1)
+    }
+
+    @Test func publishesAreAcknowledgedDeduplicatedAndHeldToTheirExpectations() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = LiveServer.streamName("EVENTS")
+        try await js.createStream(StreamConfig(name: name, subjects: ["\(name).>"]))
+        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        let first = try await js.publish("one", to: "\(name).a")
+        #expect(first.stream == name && first.sequence == 1 && !first.duplicate)
+        let withID = try await js.publish("two", to: "\(name).a", options: PublishOptions(messageID: "m-2"))
+        let again = try await js.publish("two", to: "\(name).a", options: PublishOptions(messageID: "m-2"))
+        #expect(withID.sequence == 2 && again.sequence == 2 && again.duplicate, "the same Nats-Msg-Id is stored once")
+        var expectLast = PublishOptions()
+        expectLast.expectedLastSequence = 1
+        let wrongSequence = await #expect(throws: JetStreamError.self) { try await js.publish("three", to: "\(name).a", options: expectLast) }
+        #expect(wrongSequence?.is(.wrongLastSequence) == true, "\(String(describing: wrongSequence))")
+        var expectSubject = PublishOptions()
+        expectSubject.expectedLastSubjectSequence = 0
+        let third = try await js.publish("first on b", to: "\(name).b", options: expectSubject)
+        #expect(third.sequence == 3, "no message on the subject yet: 0 holds")
+        var expectID = PublishOptions()
+        expectID.expectedLastMessageID = "not-it"
+        let wrongID = await #expect(throws: JetStreamError.self) { try await js.publish("four", to: "\(name).a", options: expectID) }
+        #expect(wrongID?.is(.wrongLastMessageID) == true, "\(String(describing: wrongID))")
+        var expectStream = PublishOptions()
+        expectStream.expectedStream = "ANOTHER"
+        let wrongStream = await #expect(throws: JetStreamError.self) { try await js.publish("five", to: "\(name).a", options: expectStream) }
+        #expect(wrongStream?.kind == .api)
+        var noRetry = PublishOptions()
+        noRetry.retryAttempts = 0
+        let nowhere = await #expect(throws: JetStreamError.self) { try await js.publish("x", to: "nostream.\(name)", options: noRetry) }
+        #expect(nowhere?.kind == .noResponders, "\(String(describing: nowhere))")
+    }
+
+    @Test func storedMessagesAreReadDirectlyOrThroughTheLeaderDeletedAndPurged() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = LiveServer.streamName("KVISH")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.allowDirect = true
+        try await js.createStream(config)
+        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        for index in 1...5 {
+            try await js.publish("value \(index)", to: "\(name).\(index % 2 == 0 ? "even" : "odd")", headers: ["Index": "\(index)"])
+        }
+        let third = try await js.message(.sequence(3), stream: name)
+        #expect(third.subject == "\(name).odd" && third.data == ByteBufferText.of("value 3") && third.headers?["Index"] == "3")
+        let lastEven = try await js.message(.lastBySubject("\(name).even"), stream: name)
+        #expect(lastEven.sequence == 4)
+        let direct = try await js.directMessage(.sequence(2), stream: name)
+        #expect(direct.subject == "\(name).even" && direct.headers?["Index"] == "2" && direct.sequence == 2)
+        let directLast = try await js.directMessage(.lastBySubject("\(name).odd"), stream: name)
+        #expect(directLast.sequence == 5 && directLast.headers?["Nats-Sequence"] == nil, "the server's own headers are taken off")
+        let next = try await js.directMessage(.nextBySubject("\(name).even", from: 3), stream: name)
+        #expect(next.sequence == 4)
+        try await js.deleteMessage(3, stream: name)
+        let gone = await #expect(throws: JetStreamError.self) { try await js.message(.sequence(3), stream: name) }
+        #expect(gone?.is(.noMessageFound) == true, "\(String(describing: gone))")
+        let goneDirect = await #expect(throws: JetStreamError.self) { try await js.directMessage(.sequence(3), stream: name) }
+        #expect(goneDirect?.code == 404)
+        let info = try await js.streamInfo(name, deletedDetails: true, subjectsFilter: ">")
+        #expect(info.state.deleted == [3])
+        #expect(info.state.subjects == ["\(name).odd": 2, "\(name).even": 2])
+        let purgedOdd = try await js.purgeStream(name, PurgeRequest(filter: "\(name).odd"))
+        #expect(purgedOdd == 2)
+        for index in 6...8 { try await js.publish("value \(index)", to: "\(name).more") }
+        let purgedOld = try await js.purgeStream(name, PurgeRequest(filter: "\(name).more", keep: 1))
+        let left = try await js.streamInfo(name).state
+        #expect(purgedOld == 2 && left.messages == 3, "purged \(purgedOld), left \(left.messages): 2 and 4 on even, 8 on more")
+    }
+
+    @Test func badNamesAreRefusedBeforeAnythingIsSent() async throws {
+        let js = try await LiveServer.jetStream()
+        defer { Task { await js.client.close() } }
+        for bad in ["", "a.b", "a b", "a*", "a>", "a/b"] {
+            let error = await #expect(throws: JetStreamError.self) { try await js.createStream(StreamConfig(name: bad, subjects: ["x"])) }
+            #expect(error?.kind == .usage, "\(bad.debugDescription): \(String(describing: error))")
+        }
+    }
+
+    @Test func featuresNewerThanTheServerAreRefusedWithTheVersionNamed() async throws {
+        let js = try await LiveServer.jetStream()
+        defer { Task { await js.client.close() } }
+        let name = LiveServer.streamName("NEWER")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.allowMessageTTL = true
+        if js.serverVersion < ServerVersion(2, 11) {
+            let error = await #expect(throws: JetStreamError.self) { try await js.createStream(config) }
+            #expect(error?.kind == .usage && error?.message.contains("2.11") == true, "\(String(describing: error))")
+        } else {
+            let created = try await js.createStream(config)
+            #expect(created.config.allowMessageTTL)
+            try await js.deleteStream(name)
+        }
+    }
+}
+
+enum ByteBufferText {
+    /// The bytes of `text`, for comparisons with payloads.
+    static func of(_ text: String) -> Transport.ByteBuffer { Transport.ByteBuffer(string: text) }
+}
