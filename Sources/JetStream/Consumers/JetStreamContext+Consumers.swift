@@ -86,8 +86,11 @@ extension JetStreamContext {
         if config.name == nil { config.name = config.durableName ?? Self.ephemeralName() }
         let name = config.name ?? ""
         var operation = "CONSUMER.CREATE.\(stream).\(name)"
-        // One filter subject goes into the subject too, so permissions can match it.
-        if let filter = config.filterSubject, config.filterSubjects == nil, !filter.isEmpty { operation += "." + filter }
+        // One literal filter subject goes into the subject too, so permissions can match it (a
+        // filter with wildcards cannot be part of a subject one publishes to).
+        if let filter = config.filterSubject, config.filterSubjects == nil, !filter.isEmpty, !filter.contains("*"), !filter.contains(">") {
+            operation += "." + filter
+        }
         return try await request(
             operation, body: ConsumerCreateRequest(stream: stream, config: config, action: body.action), as: ConsumerInfo.self)
     }

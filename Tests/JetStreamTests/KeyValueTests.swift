@@ -1,0 +1,126 @@
+import Foundation
+import JetStream
+import NATSProto
+import TestSupport
+import Testing
+import Transport
+
+@Suite("JetStream key-value buckets (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))
+struct KeyValueTests {
+    static func bucket(_ js: JetStreamContext, history: Int = 5) async throws -> KeyValue {
+        var config = KeyValueConfig(bucket: LiveServer.streamName("kv"))
+        config.history = history
+        return try await js.createKeyValue(config)
+    }
+
+    @Test func valuesArePutReadRevisedDeletedAndPurged() async throws {
+        let js = try await LiveServer.jetStream()
+        let kv = try await Self.bucket(js)
+        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        let first = try await kv.put("user.42.lang", "ru")
+        let second = try await kv.put("user.42.lang", "en")
+        #expect(second > first)
+        let latest = try #require(try await kv.get("user.42.lang"))
+        #expect(latest.text == "en" && latest.revision == second && latest.operation == .put && latest.key == "user.42.lang")
+        #expect(try await kv.get("user.42.lang", revision: first)?.text == "ru")
+        let other = try await kv.put("other", "x")
+        #expect(try await kv.get("user.42.lang", revision: other) == nil, "a revision of another key is not this key's")
+        #expect(try await kv.get("missing") == nil)
+
+        let created = try await kv.create("session.1", Array("new".utf8))
+        let exists = await #expect(throws: JetStreamError.self) { try await kv.create("session.1", Array("again".utf8)) }
+        #expect(exists?.is(.wrongLastSequence) == true, "\(String(describing: exists))")
+        let updated = try await kv.update("session.1", Array("v2".utf8), revision: created)
+        let stale = await #expect(throws: JetStreamError.self) { try await kv.update("session.1", Array("v3".utf8), revision: created) }
+        #expect(stale?.is(.wrongLastSequence) == true)
+
+        try await kv.delete("session.1")
+        #expect(try await kv.get("session.1") == nil)
+        let recreated = try await kv.create("session.1", Array("after delete".utf8))
+        #expect(recreated > updated, "create succeeds over a delete marker")
+        let history = try await kv.history("session.1")
+        #expect(history.map(\.operation) == [.put, .put, .delete, .put])
+        #expect(history.map(\.text) == ["new", "v2", "", "after delete"])
+
+        try await kv.purge("user.42.lang")
+        #expect(try await kv.get("user.42.lang") == nil)
+        #expect(try await kv.history("user.42.lang").map(\.operation) == [.purge], "the purge marker replaced every revision")
+        #expect(Set(try await kv.keys()) == ["other", "session.1"])
+        #expect(try await kv.keys(matching: "session.*") == ["session.1"])
+        let status = try await kv.status()
+        #expect(status.history == 5 && status.bucket == kv.bucket && status.streamInfo.config.name == "KV_\(kv.bucket)")
+    }
+
+    @Test func bucketAndKeyNamesAreCheckedAsADR8Says() async throws {
+        let js = try await LiveServer.jetStream()
+        defer { Task { await js.client.close() } }
+        for bad in ["", "a.b", "a b", "a*"] {
+            let error = await #expect(throws: JetStreamError.self) { try await js.createKeyValue(KeyValueConfig(bucket: bad)) }
+            #expect(error?.kind == .usage, "\(bad.debugDescription)")
+        }
+        var tooLong = KeyValueConfig(bucket: "fine")
+        tooLong.history = 65
+        #expect(throws: JetStreamError.self) { try KeyValueConfig.check(tooLong) }
+        let kv = try await Self.bucket(js)
+        defer { Task { try? await js.deleteKeyValue(kv.bucket) } }
+        for bad in ["", ".start", "end.", "sp ace", "star*", "tab\t", "ü"] {
+            let error = await #expect(throws: JetStreamError.self) { try await kv.put(bad, "v") }
+            #expect(error?.kind == .usage, "\(bad.debugDescription)")
+        }
+        try await kv.put("a-b_c/d=e.f", "fine")
+    }
+
+    @Test func natsPyReadsWhatSwiftWroteAndTheOtherWayRound() async throws {
+        guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
+            if LiveServer.isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
+            return
+        }
+        let url = try LiveServer.require(LiveServer.nats.rawValue)
+        let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/kv-oracle.py").path
+        let js = try await LiveServer.jetStream()
+        let kv = try await Self.bucket(js)
+        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        let revision = try await kv.put("from.swift", "привет, 🌍")
+        try await kv.put("deleted", "soon")
+        try await kv.delete("deleted")
+        let read = try await runCommand(python, [script, url, kv.bucket, "read", "from.swift", "deleted", "absent"])
+        let seen = try #require(try JSONSerialization.jsonObject(with: read.standardOutput) as? [String: Any])
+        let entry = try #require(seen["from.swift"] as? [String: Any])
+        #expect(entry["value"] as? String == "привет, 🌍")
+        #expect(entry["revision"] as? Int == Int(revision))
+        #expect(seen["deleted"] is NSNull && seen["absent"] is NSNull, "\(seen)")
+        let wrote = try await runCommand(python, [script, url, kv.bucket, "write", "from.python", "hello from nats-py"])
+        let written = try #require(try JSONSerialization.jsonObject(with: wrote.standardOutput) as? [String: Any])
+        let fromPython = try #require(try await kv.get("from.python"))
+        #expect(fromPython.text == "hello from nats-py" && Int(fromPython.revision) == written["revision"] as? Int)
+        let keys = try await runCommand(python, [script, url, kv.bucket, "keys"])
+        #expect(try JSONSerialization.jsonObject(with: keys.standardOutput) as? [String] == ["from.python", "from.swift"])
+    }
+
+    @Test func aBucketNatsPyCreatedIsOneSwiftCreatesTheSame() async throws {
+        guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
+            if LiveServer.isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
+            return
+        }
+        let url = try LiveServer.require(LiveServer.nats.rawValue)
+        let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/kv-oracle.py").path
+        let js = try await LiveServer.jetStream()
+        let bucket = LiveServer.streamName("pykv")
+        let ourBucket = LiveServer.streamName("swkv")
+        defer { Task { try? await js.deleteKeyValue(bucket); try? await js.deleteKeyValue(ourBucket); await js.client.close() } }
+        _ = try await runCommand(python, [script, url, bucket, "create"])
+        let fromPython = try await js.streamInfo("KV_\(bucket)").config
+        var config = KeyValueConfig(bucket: ourBucket)
+        config.history = 5
+        let ours = try await js.createKeyValue(config)
+        let fromSwift = try await js.streamInfo(ours.streamName).config
+        #expect(fromSwift.subjects == ["$KV.\(ourBucket).>"] && fromPython.subjects == ["$KV.\(bucket).>"])
+        #expect(fromSwift.maxMessagesPerSubject == fromPython.maxMessagesPerSubject)
+        #expect(fromSwift.discard == fromPython.discard && fromSwift.denyDelete == fromPython.denyDelete)
+        #expect(fromSwift.allowRollup == fromPython.allowRollup)
+        // nats.go turns direct gets on (replicas answer reads); nats-py leaves the server's
+        // default. Either client reads both kinds of bucket.
+        #expect(fromSwift.allowDirect == (js.serverVersion >= ServerVersion(2, 9)))
+        #expect(fromSwift.duplicateWindow == fromPython.duplicateWindow && fromSwift.maxAge == fromPython.maxAge)
+    }
+}
