@@ -184,3 +184,35 @@ public enum Base64 {
         return out
     }
 }
+
+/// SHA-256 over data that arrives in pieces (an object streamed in chunks), through libcrypto.
+/// One task feeds it at a time.
+public struct SHA256Hasher: ~Copyable {
+    private let context: OpaquePointer
+
+    /// A hasher with nothing fed yet; nil only when libcrypto cannot allocate.
+    public init?() {
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+            EVP_MD_CTX_free(context)
+            return nil
+        }
+        self.context = context
+    }
+
+    /// Adds the bytes of `buffer`, without copying them.
+    public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
+        _ = EVP_DigestUpdate(context, base, buffer.count)
+    }
+
+    /// The digest of everything fed (32 bytes); the hasher is used up.
+    public consuming func finalize() -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = EVP_DigestFinal_ex(context, &output, &length)
+        return Array(output.prefix(Int(length)))
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+}
