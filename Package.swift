@@ -82,6 +82,10 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
+            name: "jetstream-fuzz", dependencies: ["JetStream", "FuzzSupport"], path: "Fuzz/jetstream-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
             name: "toml-fuzz", dependencies: ["Settings", "FuzzSupport"], path: "Fuzz/toml-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),

@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, with AddressSanitizer) of the RESP and NATS parsers, the PostgreSQL
-# message and cell decoders, and the TOML parser and .env reader, seeded with the golden streams
+# message and cell decoders, the TOML parser and .env reader, and the JetStream API models and ack
+# subjects, seeded with the golden streams
 # and the TOML documents (TOML_TEST_DIR adds the toml-test cases).
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 120; crashes are written to .bench/fuzz-*/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-120}
 out=.bench
-for product in resp-fuzz nats-fuzz pgwire-fuzz toml-fuzz; do
+for product in resp-fuzz nats-fuzz pgwire-fuzz toml-fuzz jetstream-fuzz; do
     swift build --scratch-path .build-fuzz --product "$product" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING >/dev/null
 done
 bin=$(swift build --scratch-path .build-fuzz --show-bin-path)
 
-mkdir -p "$out/fuzz-resp" "$out/fuzz-nats" "$out/fuzz-pgwire" "$out/fuzz-toml"
+mkdir -p "$out/fuzz-resp" "$out/fuzz-nats" "$out/fuzz-pgwire" "$out/fuzz-toml" "$out/fuzz-jetstream"
 # The seed corpora come from the golden streams, read by the tests' own fixture reader.
 # toml-test's cases are found as the conformance test finds them.
 if [[ -z "${TOML_TEST_DIR:-}" && -d ../shared/toml-test ]]; then export TOML_TEST_DIR=../shared/toml-test; fi
 swift run fixture-corpus "$out"
 status=0
-for target in resp nats pgwire toml; do
+for target in resp nats pgwire toml jetstream; do
     echo "fuzz: $target for ${seconds}s" >&2
     (cd "$out/fuzz-$target" && "$bin/$target-fuzz" "../corpus-$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
         -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|ERROR|crash|Done" ) || status=1

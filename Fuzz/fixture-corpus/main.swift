@@ -23,6 +23,18 @@ struct FixtureCorpus {
                 try Data(stream.serverBytes).write(to: corpus.appendingPathComponent(stream.name + ".bin"))
             }
         }
+        // The JetStream API answers, and ack subjects of both forms.
+        let jetstream = output.appendingPathComponent("corpus-jetstream")
+        try files.createDirectory(at: jetstream, withIntermediateDirectories: true)
+        var answers = 0
+        if let walker = files.enumerator(at: GoldenStream.fixturesDirectory.appendingPathComponent("jetstream"), includingPropertiesForKeys: nil) {
+            for case let url as URL in walker where url.pathExtension == "json" {
+                try Data(contentsOf: url).write(to: jetstream.appendingPathComponent(String(format: "answer-%04d", answers)))
+                answers += 1
+            }
+        }
+        try Data("$JS.ACK.ORDERS.worker.2.1045.17.1700000000123456789.3".utf8).write(to: jetstream.appendingPathComponent("ack-9"))
+        try Data("$JS.ACK.hub.HASH.ORDERS.worker.1.9.8.1700000000000000000.0.token".utf8).write(to: jetstream.appendingPathComponent("ack-12"))
         let toml = output.appendingPathComponent("corpus-toml")
         try files.createDirectory(at: toml, withIntermediateDirectories: true)
         let root = GoldenStream.fixturesDirectory.deletingLastPathComponent()
@@ -38,6 +50,6 @@ struct FixtureCorpus {
         for (index, document) in documents.enumerated() {
             try Data(contentsOf: document).write(to: toml.appendingPathComponent(String(format: "%04d", index)))
         }
-        print("fixture-corpus: \(documents.count) TOML and .env documents, golden streams of resp, nats and pgwire")
+        print("fixture-corpus: \(documents.count) TOML and .env documents, \(answers) JetStream answers, golden streams of resp, nats and pgwire")
     }
 }
