@@ -53,7 +53,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "nats-bench",
-            dependencies: ["NATSProto"],
+            dependencies: ["NATSProto", "JetStream"],
             path: "Benchmarks/nats-bench"
         ),
         .executableTarget(

@@ -36,9 +36,11 @@ url="nats://127.0.0.1:$port"
 declare -A results
 record() { results[$1]+="$2 "; }
 for round in $(seq "$rounds"); do
-    for workload in publish pubsub request; do
+    for workload in publish pubsub request js-publish js-publish-async; do
         case $workload in
             request) count=20000 py_count=5000 ;;
+            js-publish) count=20000 py_count=5000 ;;
+            js-publish-async) count=20000 py_count=20000 ;;
             *) count=1000000 py_count=200000 ;;
         esac
         record "Swift $workload" "$("$bench" "$url" "$workload" "$count" 16)"
@@ -60,4 +62,6 @@ row() {
 row "publish 1M, then flush" publish
 row "pub -> sub through the server (1M)" pubsub
 row "sequential request/reply" request
+row "JetStream publish, each acked (20k)" js-publish
+row "JetStream async publish, 4k pending (20k)" js-publish-async
 for key in "${!results[@]}"; do echo "  $key: ${results[$key]}"; done | sort

@@ -2,8 +2,11 @@
 //   nats-bench URL publish COUNT SIZE   COUNT publishes of SIZE bytes, then a flush
 //   nats-bench URL pubsub COUNT SIZE    one client publishes, another (subscribed) receives all
 //   nats-bench URL request COUNT SIZE   sequential requests to a responder on its own connection
+//   nats-bench URL js-publish COUNT SIZE        JetStream publishes, each waiting for its ack (file storage)
+//   nats-bench URL js-publish-async COUNT SIZE  JetStream publishes with up to 4,000 acks outstanding
 // Prints messages (or requests) per second.
 
+import JetStream
 import NATSProto
 import Transport
 
@@ -86,6 +89,26 @@ func run(_ arguments: [String]) async throws -> Double {
         serving.cancel()
         await requester.close()
         await responder.close()
+        return rate
+    case "js-publish", "js-publish-async":
+        // A file-stored stream of its own, created and deleted around the run.
+        let client = try await connect(url)
+        let js = JetStreamContext(client: client)
+        let name = "BENCH_SWIFT_\(ContinuousClock.now.hashValue & 0x7fff_ffff)"
+        try await js.createStream(StreamConfig(name: name, subjects: ["\(name).>"]))
+        let subject = name + ".x"
+        let start = ContinuousClock.now
+        if arguments[2] == "js-publish" {
+            for _ in 0..<count { try await js.publish(payload, to: subject) }
+        } else {
+            let publisher = try await js.makeAsyncPublisher(maximumPending: 4000)
+            for _ in 0..<count { try await publisher.publish(payload, to: subject) }
+            await publisher.complete()
+            await publisher.close()
+        }
+        let rate = Double(count) / seconds(since: start)
+        try await js.deleteStream(name)
+        await client.close()
         return rate
     default:
         throw BenchError(message: "unknown workload \(arguments[2])")

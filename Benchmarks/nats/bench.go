@@ -1,5 +1,5 @@
 // The Go reference client (nats.go) on the same workloads as nats-bench:
-//   nats-go-bench URL publish|pubsub|request COUNT SIZE
+//   nats-go-bench URL publish|pubsub|request|js-publish|js-publish-async COUNT SIZE
 // Prints messages (or requests) per second.
 package main
 
@@ -101,6 +101,40 @@ func main() {
 		rate = float64(count) / time.Since(start).Seconds()
 		requester.Close()
 		responder.Close()
+	case "js-publish", "js-publish-async":
+		// A file-stored stream of its own, created and deleted around the run.
+		nc := connect(url)
+		js, err := nc.JetStream(nats.PublishAsyncMaxPending(4000))
+		if err != nil {
+			fail(err)
+		}
+		name := fmt.Sprintf("BENCH_GO_%d", time.Now().UnixNano())
+		if _, err := js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: nats.FileStorage}); err != nil {
+			fail(err)
+		}
+		subject := name + ".x"
+		start := time.Now()
+		if mode == "js-publish" {
+			for i := 0; i < count; i++ {
+				if _, err := js.Publish(subject, payload); err != nil {
+					fail(err)
+				}
+			}
+		} else {
+			for i := 0; i < count; i++ {
+				if _, err := js.PublishAsync(subject, payload); err != nil {
+					fail(err)
+				}
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(120 * time.Second):
+				fail(fmt.Errorf("acks did not all come"))
+			}
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		js.DeleteStream(name)
+		nc.Close()
 	default:
 		fail(fmt.Errorf("unknown workload %s", mode))
 	}

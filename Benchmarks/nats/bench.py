@@ -62,6 +62,24 @@ async def main(url, mode, count, size):
         rate = count / (time.perf_counter() - start)
         await requester.close()
         await responder.close()
+    elif mode in ("js-publish", "js-publish-async"):
+        # A file-stored stream of its own, created and deleted around the run.
+        nc = await nats.connect(url)
+        js = nc.jetstream(publish_async_max_pending=4000)
+        name = f"BENCH_PY_{time.time_ns()}"
+        await js.add_stream(name=name, subjects=[name + ".>"], storage="file")
+        subject = name + ".x"
+        start = time.perf_counter()
+        if mode == "js-publish":
+            for _ in range(count):
+                await js.publish(subject, payload)
+        else:
+            for _ in range(count):
+                await js.publish_async(subject, payload)
+            await js.publish_async_completed()
+        rate = count / (time.perf_counter() - start)
+        await js.delete_stream(name)
+        await nc.close()
     else:
         raise SystemExit(f"unknown workload {mode}")
     print(round(rate))

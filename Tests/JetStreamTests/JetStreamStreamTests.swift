@@ -80,6 +80,33 @@ struct JetStreamStreamTests {
         #expect(nowhere?.kind == .noResponders, "\(String(describing: nowhere))")
     }
 
+    @Test func asyncPublishesKeepTheirWindowAndEachFutureGetsItsAck() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = LiveServer.streamName("ASYNC")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.storage = .memory
+        try await js.createStream(config)
+        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        let publisher = try await js.makeAsyncPublisher(maximumPending: 64)
+        var futures: [PubAckFuture] = []
+        var highest = 0
+        for index in 0..<2000 {
+            futures.append(try await publisher.publish(Array("m\(index)".utf8), to: "\(name).a"))
+            highest = max(highest, publisher.pendingCount)
+        }
+        await publisher.complete()
+        #expect(publisher.pendingCount == 0)
+        #expect(highest <= 64, "the window held: at most \(highest) outstanding")
+        var sequences: [UInt64] = []
+        for future in futures { sequences.append(try await future.value().sequence) }
+        #expect(sequences == Array(1...2000), "each future has its own message's sequence, in order")
+        #expect(try await js.streamInfo(name).state.messages == 2000)
+        let refused = try await publisher.publish(Array("x".utf8), to: "nostream.\(name)")
+        let error = await #expect(throws: JetStreamError.self) { try await refused.value() }
+        #expect(error?.kind == .noResponders, "\(String(describing: error))")
+        await publisher.close()
+    }
+
     @Test func storedMessagesAreReadDirectlyOrThroughTheLeaderDeletedAndPurged() async throws {
         let js = try await LiveServer.jetStream()
         let name = LiveServer.streamName("KVISH")
