@@ -27,7 +27,8 @@ bench=$(swift build -c release --show-bin-path)/nats-bench
 
 server=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$server" -a 127.0.0.1 -p "$port" >"$out/server.log" 2>&1 &
+rm -rf "$out/jetstream"
+"$server" -a 127.0.0.1 -p "$port" -js -sd "$out/jetstream" >"$out/server.log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null' EXIT
 until python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; do sleep 0.1; done

@@ -88,3 +88,35 @@ struct NATSMessageShim {
     let data: Data
     var message: NATSMessage { NATSMessage(subject: "_INBOX.x", payload: ByteBuffer(bytes: Array(data))) }
 }
+
+@Suite("PubAck fast reader")
+struct PubAckParserTests {
+    static func parse(_ text: String) -> PubAck? {
+        Array(text.utf8).withUnsafeBytes { PubAck.parseFlat($0) }
+    }
+
+    @Test func plainAcknowledgementsAreReadAsTheFullDecoderReadsThem() throws {
+        for text in [#"{"stream":"S","seq":1}"#, #"{"stream":"FIXTURE", "seq":18446744073709551615}"#,
+                     #" { "stream" : "S" , "seq" : 7 , "duplicate" : true , "domain" : "hub" } "#, #"{"seq":3,"stream":"S","other":"x"}"#] {
+            let fast = try #require(Self.parse(text), "\(text)")
+            let full = try JetStreamJSON.decode(PubAck.self, from: Data(text.utf8))
+            #expect(fast == full, "\(text)")
+        }
+    }
+
+    @Test func anythingElseIsLeftToTheFullDecoder() {
+        for text in [#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"},"stream":"S","seq":0}"#,
+                     #"{"stream":"S\u0041","seq":1}"#, #"{"stream":"S","seq":-1}"#, #"{"stream":"S","seq":1.5}"#, #"{"stream":"S"}"#,
+                     #"{"stream":"S","seq":1"#, #"{"stream":"S","seq":1}x"#, #"{"stream":"S","seq":184467440737095516150}"#,
+                     #"{"stream":"S","seq":1,"duplicate":tru}"#, "", "[]"] {
+            #expect(Self.parse(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func theCapturedAcknowledgementsTakeTheFastPath() throws {
+        for (version, name, data) in try JetStreamFixtureTests.fixtures() where name.hasPrefix("puback") {
+            let fast = data.withUnsafeBytes { PubAck.parseFlat($0) }
+            #expect(fast == (try JetStreamJSON.decode(PubAck.self, from: data)), "\(version)/\(name)")
+        }
+    }
+}

@@ -466,7 +466,7 @@ struct AckTracker {
         if reply.status == 503 {
             throw JetStreamError(.noResponders, code: 503, message: "\(operation): the object's stream has no leader")
         }
-        _ = try JetStreamContext.decode(PubAck.self, from: reply, operation: operation)
+        _ = try JetStreamContext.decodePubAck(reply, operation: operation)
         outstanding -= 1
     }
 }

@@ -55,7 +55,7 @@ public final class AsyncPublisher: Sendable {
             outcome = .failure(JetStreamError(.noResponders, code: 503, message: "publish: no stream stores the subject, or its stream has no leader"))
         } else {
             do throws(JetStreamError) {
-                outcome = .success(try JetStreamContext.decode(PubAck.self, from: reply, operation: "publish"))
+                outcome = .success(try JetStreamContext.decodePubAck(reply, operation: "publish"))
             } catch {
                 outcome = .failure(error)
             }

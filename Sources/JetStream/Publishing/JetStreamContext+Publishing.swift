@@ -66,7 +66,7 @@ extension JetStreamContext {
         while true {
             do {
                 let reply = try await client.request(payload, subject: subject, headers: headers, timeout: timeout)
-                return try Self.decode(PubAck.self, from: reply, operation: "publish to \(subject)")
+                return try Self.decodePubAck(reply, operation: "publish to \(subject)")
             } catch let error as NATSError {
                 let retryable = error.kind == .noResponders || (error.kind == .timedOut && options.messageID != nil)
                 guard retryable, attempt < options.retryAttempts else {
