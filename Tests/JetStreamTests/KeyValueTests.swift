@@ -124,3 +124,80 @@ struct KeyValueTests {
         #expect(fromSwift.duplicateWindow == fromPython.duplicateWindow && fromSwift.maxAge == fromPython.maxAge)
     }
 }
+
+@Suite("JetStream key-value watch and ordered consumers (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))
+struct KeyValueWatchTests {
+    /// The next `count` events, failing after `seconds`.
+    static func take(_ count: Int, from iterator: inout AsyncThrowingStream<KeyValueWatchEvent, any Error>.AsyncIterator, seconds: Double = 10)
+        async throws -> [KeyValueWatchEvent]
+    {
+        var events: [KeyValueWatchEvent] = []
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while events.count < count, ContinuousClock.now < deadline {
+            guard let event = try await iterator.next() else { break }
+            events.append(event)
+        }
+        return events
+    }
+
+    static func describe(_ events: [KeyValueWatchEvent]) -> [String] {
+        events.map { event in
+            switch event {
+            case .initialValuesDone: "done"
+            case .entry(let entry): "\(entry.operation.rawValue) \(entry.key)=\(entry.text)"
+            }
+        }
+    }
+
+    @Test func aWatchGivesTheLatestValuesThenTheMarkerThenEveryChange() async throws {
+        let js = try await LiveServer.jetStream()
+        let kv = try await KeyValueTests.bucket(js)
+        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        try await kv.put("a", "1")
+        try await kv.put("a", "2")
+        try await kv.put("b", "1")
+        var events = try await kv.watch().makeAsyncIterator()
+        #expect(Self.describe(try await Self.take(3, from: &events)) == ["PUT a=2", "PUT b=1", "done"])
+        try await kv.put("c", "1")
+        try await kv.delete("a")
+        try await kv.purge("b")
+        #expect(Self.describe(try await Self.take(3, from: &events)) == ["PUT c=1", "DEL a=", "PURGE b="])
+
+        var history = try await kv.watch("a", includeHistory: true).makeAsyncIterator()
+        #expect(Self.describe(try await Self.take(4, from: &history)) == ["PUT a=1", "PUT a=2", "DEL a=", "done"])
+        var updates = try await kv.watch(ignoreDeletes: true, updatesOnly: true).makeAsyncIterator()
+        #expect(Self.describe(try await Self.take(1, from: &updates)) == ["done"])
+        try await kv.delete("c")
+        try await kv.put("d", "1")
+        #expect(Self.describe(try await Self.take(1, from: &updates)) == ["PUT d=1"], "the delete of c was skipped")
+    }
+
+    @Test func anOrderedConsumerThatIsDeletedIsRecreatedWithoutGapsOrRepeats() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = LiveServer.streamName("ORDERED")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.storage = .memory
+        try await js.createStream(config)
+        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        for index in 1...5 { try await js.publish("m\(index)", to: "\(name).x") }
+        var ordered = OrderedConsumerConfig()
+        ordered.heartbeat = .milliseconds(500)
+        var deliveries = try await js.orderedMessages(stream: name, ordered).makeAsyncIterator()
+        var seen: [UInt64] = []
+        var caughtUp = false
+        while seen.count < 5 || !caughtUp {
+            switch try await deliveries.next() {
+            case .message(let message)?: seen.append(message.metadata.streamSequence)
+            case .caughtUp?: caughtUp = true
+            case nil: Issue.record("ended early"); return
+            }
+        }
+        for consumer in try await js.consumerNames(stream: name) { try await js.deleteConsumer(consumer, stream: name) }
+        for index in 6...10 { try await js.publish("m\(index)", to: "\(name).x") }
+        while seen.count < 10 {
+            guard case .message(let message)? = try await deliveries.next() else { continue }
+            seen.append(message.metadata.streamSequence)
+        }
+        #expect(seen == Array(1...10), "every message once, in order, across the recreation: \(seen)")
+    }
+}

@@ -335,3 +335,49 @@ extension JetStreamContext {
         try await deleteStream(KeyValue.streamPrefix + bucket)
     }
 }
+
+/// What a watch delivers.
+public enum KeyValueWatchEvent: Sendable, Equatable {
+    /// A value, a delete or a purge.
+    case entry(KeyValueEntry)
+    /// Every value the bucket held when the watch started has been delivered; updates follow.
+    case initialValuesDone
+}
+
+extension KeyValue {
+    /// Watches keys matching `keys` (wildcards allowed) through an ordered consumer: first the
+    /// latest value of each (every stored revision with `includeHistory`; none with
+    /// `updatesOnly`), then ``KeyValueWatchEvent/initialValuesDone``, then every change as it
+    /// happens. Deletes and purges are delivered unless `ignoreDeletes`. Ends when the caller
+    /// stops iterating.
+    public func watch(_ keys: String = ">", includeHistory: Bool = false, ignoreDeletes: Bool = false, updatesOnly: Bool = false)
+        async throws(JetStreamError) -> AsyncThrowingStream<KeyValueWatchEvent, any Error>
+    {
+        try Self.validate(key: keys, wildcards: true)
+        var config = OrderedConsumerConfig(filterSubject: subjectPrefix + keys)
+        config.deliverPolicy = updatesOnly ? .new : includeHistory ? .all : .lastPerSubject
+        let deliveries = try await js.orderedMessages(stream: streamName, config)
+        let (events, sink) = AsyncThrowingStream<KeyValueWatchEvent, any Error>.makeStream()
+        let bucket = self.bucket
+        let prefixLength = subjectPrefix.utf8.count
+        let forwarder = Task {
+            do {
+                for try await delivery in deliveries {
+                    switch delivery {
+                    case .caughtUp:
+                        sink.yield(.initialValuesDone)
+                    case .message(let message):
+                        let entry = KeyValueEntry(message, bucket: bucket, prefixLength: prefixLength)
+                        if ignoreDeletes, entry.operation != .put { continue }
+                        if case .terminated = sink.yield(.entry(entry)) { return }
+                    }
+                }
+                sink.finish()
+            } catch {
+                sink.finish(throwing: error)
+            }
+        }
+        sink.onTermination = { _ in forwarder.cancel() }
+        return events
+    }
+}
