@@ -20,7 +20,7 @@ struct JetStreamConsumerTests {
     @Test func consumersAreCreatedByNameInspectedListedAndDeleted() async throws {
         let js = try await LiveServer.jetStream()
         let name = try await Self.stream(js, "CONSUMERS", count: 3)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         var config = ConsumerConfig(durableName: "worker", filterSubject: "\(name).work")
         config.ackWait = .seconds(10)
         config.maxDeliver = 5
@@ -53,7 +53,7 @@ struct JetStreamConsumerTests {
     @Test func fetchReturnsBatchesWithTheirMetadataAndAcksAreHonoured() async throws {
         let js = try await LiveServer.jetStream()
         let name = try await Self.stream(js, "FETCH", count: 10)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         var config = ConsumerConfig(durableName: "pull")
         config.ackWait = .seconds(30)
         try await js.createConsumer(config, stream: name)
@@ -85,7 +85,7 @@ struct JetStreamConsumerTests {
     @Test func fetchStopsAtMaxBytesAndHonoursHeartbeats() async throws {
         let js = try await LiveServer.jetStream()
         let name = try await Self.stream(js, "BYTES", count: 5)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         try await js.createConsumer(ConsumerConfig(durableName: "sized"), stream: name)
         let limited = try await js.fetch(consumer: "sized", stream: name, batch: 5, expires: .seconds(1), maxBytes: 100)
         #expect(!limited.isEmpty && limited.count < 5, "each message counts its subject and headers against max_bytes: \(limited.count)")
@@ -100,7 +100,7 @@ struct JetStreamConsumerTests {
     @Test func aFetchFromADeletedConsumerIsAnAPIError() async throws {
         let js = try await LiveServer.jetStream()
         let name = try await Self.stream(js, "GONE", count: 0)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         try await js.createConsumer(ConsumerConfig(durableName: "short"), stream: name)
         async let fetched = js.fetch(consumer: "short", stream: name, batch: 1, expires: .seconds(3))
         try await Task.sleep(for: .milliseconds(300))
@@ -133,6 +133,63 @@ struct MessageMetadataTests {
     @Test func malformedAckSubjectsAreTypedErrors() {
         for subject in ["$JS.ACK.S.C.1.1.1", "$JS.ACK.S.C.x.1.1.1.0", "_INBOX.abc", "$JS.ACK..C.1.1.1.1.0", "$JS.ACK.S.C.1.1.1.1.-1", ""] {
             #expect(throws: JetStreamError.self, "\(subject)") { try MessageMetadata(ackSubject: subject) }
+        }
+    }
+}
+
+@Suite("JetStream continuous pull (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))
+struct JetStreamConsumeTests {
+    @Test func messagesKeepComingInOrderAcrossRefillsAndTheStreamEmptiesAsTheyAreAcked() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = LiveServer.streamName("WORK")
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.retention = .workqueue
+        config.storage = .memory
+        try await js.createStream(config)
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
+        let publisher = try await js.makeAsyncPublisher()
+        for index in 1...1500 { try await publisher.publish(Array("task \(index)".utf8), to: "\(name).transcribe") }
+        await publisher.complete()
+        try await js.createConsumer(ConsumerConfig(durableName: "gpu"), stream: name)
+        var options = ConsumeOptions(batch: 100)
+        options.expires = .seconds(2)
+        options.heartbeat = .milliseconds(500)
+        var sequences: [UInt64] = []
+        var iterator = js.messages(consumer: "gpu", stream: name, options: options).makeAsyncIterator()
+        while sequences.count < 1500, let message = try await iterator.next() {
+            sequences.append(message.metadata.streamSequence)
+            try await message.ack()
+            if sequences.count == 700 {
+                // More work arrives while the consumer runs.
+                for index in 1501...1600 { try await publisher.publish(Array("task \(index)".utf8), to: "\(name).transcribe") }
+            }
+        }
+        while sequences.count < 1600, let message = try await iterator.next() {
+            sequences.append(message.metadata.streamSequence)
+            try await message.doubleAck()
+        }
+        #expect(sequences == Array(1...1600), "in order, each once, across refills and pull expiries")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await js.streamInfo(name).state.messages == 0, "a work queue empties as its messages are acked")
+        await publisher.close()
+    }
+
+    @Test func aDeletedConsumerEndsTheSequenceWithItsError() async throws {
+        let js = try await LiveServer.jetStream()
+        let name = try await JetStreamConsumerTests.stream(js, "ENDING", count: 1)
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
+        try await js.createConsumer(ConsumerConfig(durableName: "brief"), stream: name)
+        var options = ConsumeOptions(batch: 10)
+        options.expires = .seconds(2)
+        options.heartbeat = .milliseconds(500)
+        var iterator = js.messages(consumer: "brief", stream: name, options: options).makeAsyncIterator()
+        #expect(try await iterator.next()?.text == "m1")
+        try await js.deleteConsumer("brief", stream: name)
+        do {
+            while try await iterator.next() != nil {}
+            Issue.record("the sequence ended without an error")
+        } catch let error as JetStreamError {
+            #expect(error.kind == .api && error.code == 409, "\(error)")
         }
     }
 }

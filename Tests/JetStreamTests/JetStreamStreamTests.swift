@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import JetStream
 import NATSProto
 import TestSupport
@@ -7,9 +8,10 @@ import Transport
 
 extension LiveServer {
     /// A JetStream context on the test server (the current nats-server, or the legacy one in
-    /// the second pass).
+    /// the second pass), once the previous tests' streams are deleted.
     static func jetStream() async throws -> JetStreamContext {
-        JetStreamContext(client: try await NATSClient.connect(NATSConfiguration(url: try require(LiveServer.nats.rawValue))))
+        await Cleanup.drain()
+        return JetStreamContext(client: try await NATSClient.connect(NATSConfiguration(url: try require(LiveServer.nats.rawValue))))
     }
 
     /// A stream name unique to this run.
@@ -20,7 +22,7 @@ extension LiveServer {
 struct JetStreamStreamTests {
     @Test func streamsAreCreatedInspectedUpdatedListedAndDeleted() async throws {
         let js = try await LiveServer.jetStream()
-        defer { Task { await js.client.close() } }
+        defer { Cleanup.later { await js.client.close() } }
         let name = LiveServer.streamName("ORDERS")
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.maxAge = .seconds(3600)
@@ -52,7 +54,7 @@ struct JetStreamStreamTests {
         let js = try await LiveServer.jetStream()
         let name = LiveServer.streamName("EVENTS")
         try await js.createStream(StreamConfig(name: name, subjects: ["\(name).>"]))
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         let first = try await js.publish("one", to: "\(name).a")
         #expect(first.stream == name && first.sequence == 1 && !first.duplicate)
         let withID = try await js.publish("two", to: "\(name).a", options: PublishOptions(messageID: "m-2"))
@@ -86,7 +88,7 @@ struct JetStreamStreamTests {
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.storage = .memory
         try await js.createStream(config)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         let publisher = try await js.makeAsyncPublisher(maximumPending: 64)
         var futures: [PubAckFuture] = []
         var highest = 0
@@ -113,7 +115,7 @@ struct JetStreamStreamTests {
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.allowDirect = true
         try await js.createStream(config)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         for index in 1...5 {
             try await js.publish("value \(index)", to: "\(name).\(index % 2 == 0 ? "even" : "odd")", headers: ["Index": "\(index)"])
         }
@@ -145,7 +147,7 @@ struct JetStreamStreamTests {
 
     @Test func badNamesAreRefusedBeforeAnythingIsSent() async throws {
         let js = try await LiveServer.jetStream()
-        defer { Task { await js.client.close() } }
+        defer { Cleanup.later { await js.client.close() } }
         for bad in ["", "a.b", "a b", "a*", "a>", "a/b"] {
             let error = await #expect(throws: JetStreamError.self) { try await js.createStream(StreamConfig(name: bad, subjects: ["x"])) }
             #expect(error?.kind == .usage, "\(bad.debugDescription): \(String(describing: error))")
@@ -154,7 +156,7 @@ struct JetStreamStreamTests {
 
     @Test func featuresNewerThanTheServerAreRefusedWithTheVersionNamed() async throws {
         let js = try await LiveServer.jetStream()
-        defer { Task { await js.client.close() } }
+        defer { Cleanup.later { await js.client.close() } }
         let name = LiveServer.streamName("NEWER")
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.allowMessageTTL = true
@@ -166,6 +168,28 @@ struct JetStreamStreamTests {
             #expect(created.config.allowMessageTTL)
             try await js.deleteStream(name)
         }
+    }
+}
+
+/// Deletions a test leaves for after it (a `defer` cannot wait), finished before the next test
+/// makes its streams: nats-server 2.9.10 has failed to create a file stream ("error creating
+/// store for stream") while another was being deleted.
+enum Cleanup {
+    private static let pending = Mutex<[Task<Void, Never>]>([])
+
+    /// Runs `work` now, in a task the next test waits for.
+    static func later(_ work: @escaping @Sendable () async -> Void) {
+        let task = Task { await work() }
+        pending.withLock { $0.append(task) }
+    }
+
+    /// Waits for every deletion left so far.
+    static func drain() async {
+        let tasks = pending.withLock { tasks -> [Task<Void, Never>] in
+            defer { tasks.removeAll() }
+            return tasks
+        }
+        for task in tasks { await task.value }
     }
 }
 

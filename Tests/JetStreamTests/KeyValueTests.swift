@@ -16,7 +16,7 @@ struct KeyValueTests {
     @Test func valuesArePutReadRevisedDeletedAndPurged() async throws {
         let js = try await LiveServer.jetStream()
         let kv = try await Self.bucket(js)
-        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
         let first = try await kv.put("user.42.lang", "ru")
         let second = try await kv.put("user.42.lang", "en")
         #expect(second > first)
@@ -53,7 +53,7 @@ struct KeyValueTests {
 
     @Test func bucketAndKeyNamesAreCheckedAsADR8Says() async throws {
         let js = try await LiveServer.jetStream()
-        defer { Task { await js.client.close() } }
+        defer { Cleanup.later { await js.client.close() } }
         for bad in ["", "a.b", "a b", "a*"] {
             let error = await #expect(throws: JetStreamError.self) { try await js.createKeyValue(KeyValueConfig(bucket: bad)) }
             #expect(error?.kind == .usage, "\(bad.debugDescription)")
@@ -62,7 +62,7 @@ struct KeyValueTests {
         tooLong.history = 65
         #expect(throws: JetStreamError.self) { try KeyValueConfig.check(tooLong) }
         let kv = try await Self.bucket(js)
-        defer { Task { try? await js.deleteKeyValue(kv.bucket) } }
+        defer { Cleanup.later { try? await js.deleteKeyValue(kv.bucket) } }
         for bad in ["", ".start", "end.", "sp ace", "star*", "tab\t", "ü"] {
             let error = await #expect(throws: JetStreamError.self) { try await kv.put(bad, "v") }
             #expect(error?.kind == .usage, "\(bad.debugDescription)")
@@ -79,7 +79,7 @@ struct KeyValueTests {
         let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/kv-oracle.py").path
         let js = try await LiveServer.jetStream()
         let kv = try await Self.bucket(js)
-        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
         let revision = try await kv.put("from.swift", "привет, 🌍")
         try await kv.put("deleted", "soon")
         try await kv.delete("deleted")
@@ -107,7 +107,7 @@ struct KeyValueTests {
         let js = try await LiveServer.jetStream()
         let bucket = LiveServer.streamName("pykv")
         let ourBucket = LiveServer.streamName("swkv")
-        defer { Task { try? await js.deleteKeyValue(bucket); try? await js.deleteKeyValue(ourBucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteKeyValue(bucket); try? await js.deleteKeyValue(ourBucket); await js.client.close() } }
         _ = try await runCommand(python, [script, url, bucket, "create"])
         let fromPython = try await js.streamInfo("KV_\(bucket)").config
         var config = KeyValueConfig(bucket: ourBucket)
@@ -152,7 +152,7 @@ struct KeyValueWatchTests {
     @Test func aWatchGivesTheLatestValuesThenTheMarkerThenEveryChange() async throws {
         let js = try await LiveServer.jetStream()
         let kv = try await KeyValueTests.bucket(js)
-        defer { Task { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
         try await kv.put("a", "1")
         try await kv.put("a", "2")
         try await kv.put("b", "1")
@@ -178,7 +178,7 @@ struct KeyValueWatchTests {
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.storage = .memory
         try await js.createStream(config)
-        defer { Task { try? await js.deleteStream(name); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         for index in 1...5 { try await js.publish("m\(index)", to: "\(name).x") }
         var ordered = OrderedConsumerConfig()
         ordered.heartbeat = .milliseconds(500)

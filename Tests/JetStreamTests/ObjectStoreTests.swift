@@ -32,7 +32,7 @@ struct ObjectStoreTests {
     @Test func objectsArePutInChunksReadBackCheckedListedReplacedAndDeleted() async throws {
         let js = try await LiveServer.jetStream()
         let store = try await Self.store(js)
-        defer { Task { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
         let audio = Self.bytes(1_000_000, seed: 7)
         let info = try await store.put("voice/42.ogg", data: audio, description: "a voice message")
         #expect(info.size == 1_000_000 && info.chunks == 8, "128 KiB chunks: \(info.chunks)")
@@ -62,7 +62,7 @@ struct ObjectStoreTests {
     @Test func aFileIsStoredAndWrittenBackAndACorruptObjectIsRefusedAndRemoved() async throws {
         let js = try await LiveServer.jetStream()
         let store = try await Self.store(js)
-        defer { Task { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("objects-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -95,7 +95,7 @@ struct ObjectStoreTests {
         let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/object-oracle.py").path
         let js = try await LiveServer.jetStream()
         let store = try await Self.store(js)
-        defer { Task { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
+        defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("objects-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
