@@ -53,6 +53,9 @@ install_packages() {
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
     command -v python3 >/dev/null || missing+=(python3 python3-pip)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    # nats.go, the reference client, for the KV and Object Store interoperability tests.
+    command -v go >/dev/null || missing+=(golang-go)
+    [[ -d /usr/share/gocode/src/github.com/nats-io/nats.go ]] || missing+=(golang-github-nats-io-go-nats-dev)
     if ((${#missing[@]})); then
         [[ $(id -u) -eq 0 ]] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         log "installing ${missing[*]}"
@@ -83,6 +86,16 @@ prepare_oracles() {
     fi
     export INFRA_TEST_DYNACONF_PYTHON="$venv/bin/python"
     export INFRA_TEST_ORACLE_PYTHON="$venv/bin/python"
+}
+
+# nats.go's interoperability program, built offline in GOPATH mode against Debian's nats.go.
+prepare_go_interop() {
+    local root
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    mkdir -p "$root/.build"
+    (cd "$root/scripts/interop" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$root/.build/gocache" \
+        go build -o "$root/.build/nats-go-interop" nats-go-interop.go) || die "could not build the nats.go interoperability program"
+    export INFRA_TEST_NATS_GO_INTEROP="$root/.build/nats-go-interop"
 }
 
 free_port() {
@@ -350,6 +363,7 @@ run_with_servers() {
     (($#)) || die "usage: $0 run [--no-legacy-nats] -- COMMAND [ARGS...]"
     install_packages
     prepare_oracles
+    prepare_go_interop
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/infra-test.XXXXXX")
     trap stop_all EXIT
     trap 'exit 130' INT TERM
