@@ -4,8 +4,11 @@
 //   nats-bench URL request COUNT SIZE   sequential requests to a responder on its own connection
 //   nats-bench URL js-publish COUNT SIZE        JetStream publishes, each waiting for its ack (file storage)
 //   nats-bench URL js-publish-async COUNT SIZE  JetStream publishes with up to 4,000 acks outstanding
+//   nats-bench URL obj-put MEGABYTES 0          an object of MEGABYTES stored from a file, then read back
+//                                               to a file; prints put MB/s and get MB/s
 // Prints messages (or requests) per second.
 
+import Foundation
 import JetStream
 import NATSProto
 import Transport
@@ -110,6 +113,31 @@ func run(_ arguments: [String]) async throws -> Double {
         try await js.deleteStream(name)
         await client.close()
         return rate
+    case "obj-put":
+        // A file of `count` MiB, stored and read back through an object store of its own.
+        let client = try await connect(url)
+        let js = JetStreamContext(client: client)
+        let bucket = "bench_swift_\(ContinuousClock.now.hashValue & 0x7fff_ffff)"
+        let store = try await js.createObjectStore(ObjectStoreConfig(bucket: bucket))
+        let source = "/tmp/\(bucket).in"
+        let target = "/tmp/\(bucket).out"
+        guard FileManager.default.createFile(atPath: source, contents: nil), let file = FileHandle(forWritingAtPath: source) else {
+            throw BenchError(message: "cannot write \(source)")
+        }
+        let mebibyte = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        for _ in 0..<count { try file.write(contentsOf: mebibyte) }
+        try file.close()
+        defer { try? FileManager.default.removeItem(atPath: source); try? FileManager.default.removeItem(atPath: target) }
+        let putStart = ContinuousClock.now
+        try await store.put("bench", fileAt: source)
+        let putRate = Double(count) / seconds(since: putStart)
+        let getStart = ContinuousClock.now
+        try await store.get("bench", toFile: target)
+        let getRate = Double(count) / seconds(since: getStart)
+        FileHandleStderr.print("get MB/s: \(Int(getRate.rounded()))")
+        try await js.deleteObjectStore(bucket)
+        await client.close()
+        return putRate
     default:
         throw BenchError(message: "unknown workload \(arguments[2])")
     }

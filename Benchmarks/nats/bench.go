@@ -135,6 +135,47 @@ func main() {
 		rate = float64(count) / time.Since(start).Seconds()
 		js.DeleteStream(name)
 		nc.Close()
+	case "obj-put":
+		// A file of COUNT MiB, stored and read back through an object store of its own.
+		nc := connect(url)
+		js, err := nc.JetStream()
+		if err != nil {
+			fail(err)
+		}
+		bucket := fmt.Sprintf("bench_go_%d", time.Now().UnixNano())
+		store, err := js.CreateObjectStore(&nats.ObjectStoreConfig{Bucket: bucket})
+		if err != nil {
+			fail(err)
+		}
+		source, target := "/tmp/"+bucket+".in", "/tmp/"+bucket+".out"
+		file, err := os.Create(source)
+		if err != nil {
+			fail(err)
+		}
+		mebibyte := make([]byte, 1<<20)
+		for i := range mebibyte {
+			mebibyte[i] = byte(i * 31)
+		}
+		for i := 0; i < count; i++ {
+			file.Write(mebibyte)
+		}
+		file.Close()
+		defer os.Remove(source)
+		defer os.Remove(target)
+		start := time.Now()
+		input, _ := os.Open(source)
+		if _, err := store.Put(&nats.ObjectMeta{Name: "bench"}, input); err != nil {
+			fail(err)
+		}
+		input.Close()
+		rate = float64(count) / time.Since(start).Seconds()
+		start = time.Now()
+		if err := store.GetFile("bench", target); err != nil {
+			fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "get MB/s: %d\n", int(float64(count)/time.Since(start).Seconds()+0.5))
+		js.DeleteObjectStore(bucket)
+		nc.Close()
 	default:
 		fail(fmt.Errorf("unknown workload %s", mode))
 	}
