@@ -16,6 +16,23 @@ extension LiveServer {
 
     /// A stream name unique to this run.
     static func streamName(_ base: String) -> String { "\(base)_\(UUID().uuidString.prefix(8))" }
+
+    /// The oracle Python (nats-py) and the project's script `name` for it; nil (an issue in CI)
+    /// when `make test` did not set the oracle up.
+    static func pythonOracle(_ name: String) -> (python: String, script: String)? {
+        guard let python = value("INFRA_TEST_ORACLE_PYTHON") else {
+            if isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
+            return nil
+        }
+        return (python, GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path)
+    }
+
+    /// A new empty folder under the temporary directory.
+    static func scratchDirectory(_ prefix: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
 }
 
 @Suite("JetStream streams and messages (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))

@@ -71,12 +71,8 @@ struct KeyValueTests {
     }
 
     @Test func natsPyReadsWhatSwiftWroteAndTheOtherWayRound() async throws {
-        guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
-            if LiveServer.isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
-            return
-        }
+        guard let (python, script) = LiveServer.pythonOracle("kv-oracle.py") else { return }
         let url = try LiveServer.require(LiveServer.nats.rawValue)
-        let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/kv-oracle.py").path
         let js = try await LiveServer.jetStream()
         let kv = try await Self.bucket(js)
         defer { Cleanup.later { try? await js.deleteKeyValue(kv.bucket); await js.client.close() } }
@@ -98,12 +94,8 @@ struct KeyValueTests {
     }
 
     @Test func aBucketNatsPyCreatedIsOneSwiftCreatesTheSame() async throws {
-        guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
-            if LiveServer.isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
-            return
-        }
+        guard let (python, script) = LiveServer.pythonOracle("kv-oracle.py") else { return }
         let url = try LiveServer.require(LiveServer.nats.rawValue)
-        let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/kv-oracle.py").path
         let js = try await LiveServer.jetStream()
         let bucket = LiveServer.streamName("pykv")
         let ourBucket = LiveServer.streamName("swkv")

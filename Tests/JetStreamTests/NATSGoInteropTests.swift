@@ -45,8 +45,7 @@ struct NATSGoInteropTests {
         let js = try await LiveServer.jetStream()
         let store = try await ObjectStoreTests.store(js)
         defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("go-objects-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try LiveServer.scratchDirectory("go-objects")
         defer { try? FileManager.default.removeItem(at: directory) }
 
         let ours = ObjectStoreTests.bytes(900_000, seed: 12)

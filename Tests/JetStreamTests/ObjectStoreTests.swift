@@ -63,8 +63,7 @@ struct ObjectStoreTests {
         let js = try await LiveServer.jetStream()
         let store = try await Self.store(js)
         defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("objects-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try LiveServer.scratchDirectory("objects")
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = directory.appendingPathComponent("in.bin")
         let contents = Self.bytes(2_500_000, seed: 9)
@@ -87,17 +86,12 @@ struct ObjectStoreTests {
     }
 
     @Test func natsPyReadsWhatSwiftStoredAndTheOtherWayRound() async throws {
-        guard let python = ProcessInfo.processInfo.environment["INFRA_TEST_ORACLE_PYTHON"] else {
-            if LiveServer.isCI { Issue.record("INFRA_TEST_ORACLE_PYTHON is not set: run `make test`") }
-            return
-        }
+        guard let (python, script) = LiveServer.pythonOracle("object-oracle.py") else { return }
         let url = try LiveServer.require(LiveServer.nats.rawValue)
-        let script = GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/object-oracle.py").path
         let js = try await LiveServer.jetStream()
         let store = try await Self.store(js)
         defer { Cleanup.later { try? await js.deleteObjectStore(store.bucket); await js.client.close() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("objects-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try LiveServer.scratchDirectory("objects")
         defer { try? FileManager.default.removeItem(at: directory) }
 
         let ours = Self.bytes(700_000, seed: 10)

@@ -19,18 +19,16 @@ struct ConsumerCreateRequest: Encodable {
     }
 }
 
-struct ConsumerNamesPage: Decodable {
+struct ConsumerNamesPage: APIPage {
     var total: Int
-    var offset: Int
-    var limit: Int
     var consumers: [String]?
+    var items: [String] { consumers ?? [] }
 }
 
-struct ConsumerListPage: Decodable {
+struct ConsumerListPage: APIPage {
     var total: Int
-    var offset: Int
-    var limit: Int
     var consumers: [ConsumerInfo]?
+    var items: [ConsumerInfo] { consumers ?? [] }
 }
 
 struct ConsumerPauseRequest: Encodable {
@@ -118,25 +116,13 @@ extension JetStreamContext {
     /// The names of a stream's consumers (`CONSUMER.NAMES`, all pages).
     public func consumerNames(stream: String) async throws(JetStreamError) -> [String] {
         try JetStreamName.validate(stream, as: "stream")
-        var names: [String] = []
-        while true {
-            let page = try await request("CONSUMER.NAMES.\(stream)", body: PagedRequest(offset: names.count), as: ConsumerNamesPage.self)
-            let received = page.consumers ?? []
-            names += received
-            if received.isEmpty || names.count >= page.total { return names }
-        }
+        return try await allPages("CONSUMER.NAMES.\(stream)", as: ConsumerNamesPage.self)
     }
 
     /// Every consumer of a stream (`CONSUMER.LIST`, all pages).
     public func consumers(stream: String) async throws(JetStreamError) -> [ConsumerInfo] {
         try JetStreamName.validate(stream, as: "stream")
-        var infos: [ConsumerInfo] = []
-        while true {
-            let page = try await request("CONSUMER.LIST.\(stream)", body: PagedRequest(offset: infos.count), as: ConsumerListPage.self)
-            let received = page.consumers ?? []
-            infos += received
-            if received.isEmpty || infos.count >= page.total { return infos }
-        }
+        return try await allPages("CONSUMER.LIST.\(stream)", as: ConsumerListPage.self)
     }
 
     /// Pauses a consumer until `until` (RFC 3339), or resumes it (nil) — nats-server 2.11+.
@@ -147,8 +133,4 @@ extension JetStreamContext {
         if serverVersion < ServerVersion(2, 11) { try require(["pause (2.11)"], for: "consumer \(name)") }
         return try await request("CONSUMER.PAUSE.\(stream).\(name)", body: ConsumerPauseRequest(pause_until: until), as: ConsumerPauseResponse.self)
     }
-}
-
-extension PagedRequest {
-    init(offset: Int) { self.init(offset: offset, subject: nil) }
 }

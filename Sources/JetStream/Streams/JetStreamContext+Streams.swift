@@ -102,18 +102,23 @@ struct PagedRequest: Encodable {
     enum CodingKeys: String, CodingKey { case offset, subject }
 }
 
-struct StreamNamesPage: Decodable {
-    var total: Int
-    var offset: Int
-    var limit: Int
-    var streams: [String]?
+/// One page of a paged listing: the total, and this page's items.
+protocol APIPage: Decodable {
+    associatedtype Item
+    var total: Int { get }
+    var items: [Item] { get }
 }
 
-struct StreamListPage: Decodable {
+struct StreamNamesPage: APIPage {
     var total: Int
-    var offset: Int
-    var limit: Int
+    var streams: [String]?
+    var items: [String] { streams ?? [] }
+}
+
+struct StreamListPage: APIPage {
+    var total: Int
     var streams: [StreamInfo]?
+    var items: [StreamInfo] { streams ?? [] }
 }
 
 struct SuccessResponse: Decodable {
@@ -198,23 +203,21 @@ extension JetStreamContext {
 
     /// The names of every stream, or of those storing `subject` (`STREAM.NAMES`, all pages).
     public func streamNames(subject: String? = nil) async throws(JetStreamError) -> [String] {
-        var names: [String] = []
-        while true {
-            let page = try await request("STREAM.NAMES", body: PagedRequest(offset: names.count, subject: subject), as: StreamNamesPage.self)
-            let received = page.streams ?? []
-            names += received
-            if received.isEmpty || names.count >= page.total { return names }
-        }
+        try await allPages("STREAM.NAMES", subject: subject, as: StreamNamesPage.self)
     }
 
     /// Every stream's information, or those storing `subject` (`STREAM.LIST`, all pages).
     public func streams(subject: String? = nil) async throws(JetStreamError) -> [StreamInfo] {
-        var infos: [StreamInfo] = []
+        try await allPages("STREAM.LIST", subject: subject, as: StreamListPage.self)
+    }
+
+    /// Every item of a paged listing, asking for the next page from the count received so far.
+    func allPages<Page: APIPage>(_ operation: String, subject: String? = nil, as type: Page.Type) async throws(JetStreamError) -> [Page.Item] {
+        var items: [Page.Item] = []
         while true {
-            let page = try await request("STREAM.LIST", body: PagedRequest(offset: infos.count, subject: subject), as: StreamListPage.self)
-            let received = page.streams ?? []
-            infos += received
-            if received.isEmpty || infos.count >= page.total { return infos }
+            let page = try await request(operation, body: PagedRequest(offset: items.count, subject: subject), as: Page.self)
+            items += page.items
+            if page.items.isEmpty || items.count >= page.total { return items }
         }
     }
 
