@@ -4,7 +4,8 @@ import Transport
 
 /// Publishes to streams without waiting for each acknowledgement, with at most `maximumPending`
 /// outstanding (a publish waits while that many are): the acks come back to one inbox of its
-/// own and complete each message's ``PubAckFuture``. ``complete()`` waits for every one.
+/// own and complete each message's ``PubAckFuture``; one that has no ack within the context's
+/// timeout fails with ``JetStreamError/Kind/timedOut``. ``complete()`` waits for every one.
 /// As nats.go's `PublishAsync`, with its default of 4,000 pending.
 public final class AsyncPublisher: Sendable {
     /// The context it publishes through.
@@ -16,11 +17,15 @@ public final class AsyncPublisher: Sendable {
     let subscription: NATSSubscription
     let state = Mutex(State())
     let reader = Mutex<Task<Void, Never>?>(nil)
+    let sweeperTask = Mutex<Task<Void, Never>?>(nil)
 
     struct State: ~Copyable {
         var nextToken: UInt64 = 0
         /// Outstanding messages by reply token; a message leaves when its outcome is in.
         var pending: [UInt64: PubAckFuture.Box] = [:]
+        /// When each outstanding message was published, oldest first (tokens rise with time).
+        var sentAt: [(token: UInt64, at: ContinuousClock.Instant)] = []
+        var sentHead = 0
         /// Publishers waiting for room in the window.
         var roomWaiters: [UnsafeContinuation<Void, Never>] = []
         /// Callers of ``complete()`` waiting for the window to empty.
@@ -35,8 +40,20 @@ public final class AsyncPublisher: Sendable {
         self.replyPrefix = replyPrefix
     }
 
-    /// Starts routing acknowledgements to their futures.
+    /// How long an acknowledgement may take before its future fails with ``JetStreamError/Kind/timedOut``
+    /// (the context's timeout): an ack lost with a connection or a dying stream leader never comes.
+    var ackTimeout: Duration { js.timeout }
+
+    /// Starts routing acknowledgements to their futures, and failing the ones overdue.
     func start() {
+        let sweeper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                guard let self else { return }
+                self.failOverdue()
+            }
+        }
+        sweeperTask.withLock { $0 = sweeper }
         let task = Task { [self] in
             do {
                 for try await reply in subscription { route(reply) }
@@ -77,6 +94,28 @@ public final class AsyncPublisher: Sendable {
         for waiter in drained { waiter.resume() }
     }
 
+    /// Fails the futures whose acknowledgement is overdue.
+    private func failOverdue() {
+        let limit = ContinuousClock.now - ackTimeout
+        let overdue = state.withLock { state -> [UInt64] in
+            var tokens: [UInt64] = []
+            while state.sentHead < state.sentAt.count, state.sentAt[state.sentHead].at < limit {
+                let token = state.sentAt[state.sentHead].token
+                if state.pending[token] != nil { tokens.append(token) }
+                state.sentHead += 1
+            }
+            if state.sentHead > 1024, state.sentHead * 2 > state.sentAt.count {
+                state.sentAt.removeFirst(state.sentHead)
+                state.sentHead = 0
+            }
+            return tokens
+        }
+        let timeout = ackTimeout
+        for token in overdue {
+            finish(token, .failure(JetStreamError(.timedOut, message: "publish: no acknowledgement within \(timeout)")))
+        }
+    }
+
     private func failAll(_ error: JetStreamError) {
         let tokens = state.withLock { state -> [UInt64] in
             state.closed = error
@@ -98,6 +137,7 @@ public final class AsyncPublisher: Sendable {
                 guard state.pending.count < maximumPending else { return nil }
                 state.nextToken &+= 1
                 state.pending[state.nextToken] = box
+                state.sentAt.append((state.nextToken, .now))
                 return state.nextToken
             }
             if let token {
@@ -138,6 +178,7 @@ public final class AsyncPublisher: Sendable {
     public func close() async {
         try? await subscription.unsubscribe()
         reader.withLock { $0?.cancel() }
+        sweeperTask.withLock { $0?.cancel() }
         failAll(JetStreamError(.connection, message: "the publisher was closed"))
     }
 }

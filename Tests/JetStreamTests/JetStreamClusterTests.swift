@@ -1,0 +1,151 @@
+import Foundation
+import JetStream
+import NATSProto
+import Synchronization
+import TestSupport
+import Testing
+import Transport
+
+/// Three nats-servers of the test's own, routed on loopback, JetStream on each.
+final class LiveCluster: Sendable {
+    let servers: [ChildProcess]
+    let names: [String]
+    let clientPorts: [Int]
+    let directory: URL
+
+    var urls: [String] { clientPorts.map { "nats://127.0.0.1:\($0)" } }
+
+    init(binary: String) throws {
+        directory = try LiveServer.scratchDirectory("cluster")
+        func port() throws -> Int {
+            let listener = try Listener.bind()
+            defer { listener.close() }
+            return listener.endpoint.port ?? 0
+        }
+        let clients = try (0..<3).map { _ in try port() }
+        let routes = try (0..<3).map { _ in try port() }
+        let routeList = routes.map { "nats://127.0.0.1:\($0)" }.joined(separator: ", ")
+        var servers: [ChildProcess] = []
+        var names: [String] = []
+        for index in 0..<3 {
+            let name = "node\(index + 1)"
+            let config = directory.appendingPathComponent("\(name).conf")
+            try """
+                server_name: \(name)
+                listen: 127.0.0.1:\(clients[index])
+                jetstream { store_dir: "\(directory.appendingPathComponent(name).path)", max_memory_store: 256MB, max_file_store: 1GB }
+                cluster { name: infra-test-cluster, listen: 127.0.0.1:\(routes[index]), routes: [\(routeList)] }
+                """.write(to: config, atomically: true, encoding: .utf8)
+            servers.append(try ChildProcess([binary, "-c", config.path]))
+            names.append(name)
+        }
+        self.servers = servers
+        self.names = names
+        self.clientPorts = clients
+    }
+
+    /// A client that knows every node (connecting to `first` first), reconnecting quickly;
+    /// waits for the nodes to listen.
+    func client(first: Int? = nil) async throws -> NATSClient {
+        var order = urls
+        if let first { order.insert(order.remove(at: first), at: 0) }
+        var configuration = NATSConfiguration(servers: order)
+        configuration.randomizeServers = first == nil
+        configuration.reconnectWait = .milliseconds(100)
+        configuration.maximumReconnectAttempts = -1
+        for _ in 0..<100 {
+            if let client = try? await NATSClient.connect(configuration) { return client }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await NATSClient.connect(configuration)
+    }
+
+    /// Waits until JetStream has a meta leader (the account info answers).
+    func waitForJetStream(_ js: JetStreamContext) async throws {
+        for _ in 0..<150 {
+            if (try? await js.accountInfo()) != nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw JetStreamError(.timedOut, message: "the cluster elected no JetStream leader")
+    }
+
+    func stop() {
+        for server in servers { server.stop() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// The way users scale past one server: replicated streams on a 3-node cluster whose stream
+/// leader is killed mid-work.
+@Suite(
+    "JetStream on a 3-node cluster (live)", .serialized, .timeLimit(.minutes(2)),
+    .enabled(if: LiveServer.nats.isAvailable && LiveServer.value("INFRA_TEST_NATS_SERVER") != "legacy"))
+struct JetStreamClusterTests {
+    @Test func killingTheStreamLeaderDuringAsyncPublishesLosesAndDuplicatesNothing() async throws {
+        let cluster = try LiveCluster(binary: try LiveServer.require("INFRA_TEST_NATS_SERVER_BINARY"))
+        defer { cluster.stop() }
+        let setup = try await cluster.client()
+        let admin = JetStreamContext(client: setup, timeout: .seconds(10))
+        try await cluster.waitForJetStream(admin)
+        var config = StreamConfig(name: "R3", subjects: ["r3.>"])
+        config.replicas = 3
+        config.duplicateWindow = .seconds(600)
+        let info = try await admin.createStream(config)
+        #expect(info.config.replicas == 3)
+        // The publisher is connected to the stream leader, so killing it takes its connection too.
+        var leaderIndex: Int?
+        for _ in 0..<50 where leaderIndex == nil {
+            leaderIndex = try await admin.streamInfo("R3").cluster?.leader.flatMap { cluster.names.firstIndex(of: $0) }
+            if leaderIndex == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await setup.close()
+        guard let leaderIndex else {
+            Issue.record("the stream has no leader")
+            return
+        }
+        let client = try await cluster.client(first: leaderIndex)
+        defer { Task { await client.close() } }
+        let events = Mutex<[String]>([])
+        let watcher = Task { for await event in client.events { events.withLock { $0.append("\(event)") } } }
+        defer { watcher.cancel() }
+        let js = JetStreamContext(client: client, timeout: .seconds(10))
+
+        let total = 20_000
+        let publisher = try await js.makeAsyncPublisher(maximumPending: 500)
+        var futures: [(Int, PubAckFuture)] = []
+        var killed: Int?
+        for index in 0..<total {
+            futures.append((index, try await publisher.publish(Array("m\(index)".utf8), to: "r3.work", headers: [JetStreamHeader.messageID: "m\(index)"])))
+            if index == total / 3, let leader = try await js.streamInfo("R3").cluster?.leader, let node = cluster.names.firstIndex(of: leader) {
+                cluster.servers[node].stop()  // SIGKILL
+                killed = node
+            }
+        }
+        await publisher.complete()
+        // What was not acknowledged (the leader died with it in flight) is sent again with its id.
+        var retried = 0
+        for (index, future) in futures {
+            guard (try? await future.value()) == nil else { continue }
+            retried += 1
+            var options = PublishOptions(messageID: "m\(index)")
+            options.retryAttempts = 80  // a new leader is elected within seconds
+            options.retryWait = .milliseconds(250)
+            try await js.publish(Array("m\(index)".utf8), to: "r3.work", options: options)
+        }
+        let state = try await js.streamInfo("R3").state
+        #expect(state.messages == UInt64(total), "every acknowledged message stored once: \(state.messages), \(retried) retried")
+        #expect(killed != nil, "the stream leader was found and killed")
+        if let killed {
+            try cluster.servers[killed].start()
+            var rejoined = false
+            for _ in 0..<100 where !rejoined {
+                try await Task.sleep(for: .milliseconds(200))
+                let replicas = try await js.streamInfo("R3").cluster?.replicas ?? []
+                rejoined = replicas.contains { $0.name == cluster.names[killed] && $0.current }
+            }
+            #expect(rejoined, "the killed node rejoined and caught up")
+        }
+        await publisher.close()
+        #expect(events.withLock { $0.contains { $0.hasPrefix("reconnected") } }, "the client's events show the reconnect: \(events.withLock { $0 })")
+    }
+}
