@@ -31,6 +31,8 @@ struct OrderedPosition {
     var expectedConsumerSequence: UInt64 = 1
     var lastStreamSequence: UInt64 = 0
     var caughtUp = false
+    /// The buffer was full: wait before recreating, so the reader can drain it.
+    var readerBehind = false
 }
 
 extension JetStreamContext {
@@ -42,7 +44,9 @@ extension JetStreamContext {
         -> AsyncThrowingStream<OrderedDelivery, any Error>
     {
         try JetStreamName.validate(stream, as: "stream")
-        let (deliveries, sink) = AsyncThrowingStream<OrderedDelivery, any Error>.makeStream(bufferingPolicy: .bufferingNewest(65536))
+        // A bounded buffer: when the reader falls behind, the consumer is recreated from the first
+        // message the buffer could not take (after a pause), so nothing is lost or kept unbounded.
+        let (deliveries, sink) = AsyncThrowingStream<OrderedDelivery, any Error>.makeStream(bufferingPolicy: .bufferingOldest(4096))
         // The first consumer is made before returning, so a missing stream is the caller's error.
         let first = try await startOrdered(stream: stream, config, from: nil)
         let js = self
@@ -58,6 +62,10 @@ extension JetStreamContext {
                 try? await run.subscription.unsubscribe()
                 try? await js.deleteConsumer(run.name, stream: stream)
                 if ended || Task.isCancelled { break }
+                if position.readerBehind {
+                    position.readerBehind = false
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
                 // Recreate from the next stream sequence; wait a little when the server refuses.
                 var attempt = 0
                 while !Task.isCancelled {
@@ -155,10 +163,20 @@ extension JetStreamContext {
                 guard delivered.metadata.consumerSequence == position.expectedConsumerSequence else { return false }  // a gap
                 position.expectedConsumerSequence += 1
                 position.lastStreamSequence = delivered.metadata.streamSequence
-                if case .terminated = sink.yield(.message(delivered)) { return true }
+                switch sink.yield(.message(delivered)) {
+                case .terminated:
+                    return true
+                case .dropped:
+                    // The reader is behind: start again from this message once it has caught up.
+                    position.lastStreamSequence = delivered.metadata.streamSequence - 1
+                    position.readerBehind = true
+                    return false
+                default:
+                    break
+                }
                 if !position.caughtUp, delivered.metadata.pending == 0 {
-                    position.caughtUp = true
-                    sink.yield(.caughtUp)
+                    // A marker the full buffer could not take comes again after the recreation.
+                    if case .enqueued = sink.yield(.caughtUp) { position.caughtUp = true }
                 }
             }
         } catch {
