@@ -88,7 +88,10 @@ public struct JetStreamContext: Sendable {
             throw JetStreamError(.api, code: status, message: "\(operation): status \(status) \(reply.headers?.statusDescription ?? "")")
         }
         let data = Data(reply.payload.readableBytesView)
-        if let failure = try? JetStreamJSON.decode(APIErrorBody.self, from: data), let error = failure.error {
+        // Only an answer that names an "error" key is decoded a second time, as an error.
+        if data.range(of: Data(#""error""#.utf8)) != nil, let failure = try? JetStreamJSON.decode(APIErrorBody.self, from: data),
+            let error = failure.error
+        {
             throw JetStreamError(.api, code: error.code, errorCode: error.err_code ?? 0, message: error.description ?? "\(operation) failed")
         }
         do {

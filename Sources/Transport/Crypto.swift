@@ -130,9 +130,20 @@ public enum Crypto {
 /// Base64 (RFC 4648, standard alphabet, padded), as SCRAM and the NATS JWTs use it.
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let urlAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Encodes `bytes`.
     public static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        encode(bytes, alphabet: alphabet, padded: true)
+    }
+
+    /// Encodes `bytes` with the URL and file-name alphabet (`-` and `_`, RFC 4648 §5), padded
+    /// or not: Go's `base64.URLEncoding` and `RawURLEncoding`.
+    public static func encodeURLSafe<Bytes: Collection<UInt8>>(_ bytes: Bytes, padded: Bool) -> String {
+        encode(bytes, alphabet: urlAlphabet, padded: padded)
+    }
+
+    private static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes, alphabet: [UInt8], padded: Bool) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var iterator = bytes.makeIterator()
@@ -142,8 +153,8 @@ public enum Base64 {
             let word = UInt32(first) << 16 | UInt32(second ?? 0) << 8 | UInt32(third ?? 0)
             out.append(alphabet[Int(word >> 18 & 63)])
             out.append(alphabet[Int(word >> 12 & 63)])
-            out.append(second == nil ? UInt8(ascii: "=") : alphabet[Int(word >> 6 & 63)])
-            out.append(third == nil ? UInt8(ascii: "=") : alphabet[Int(word & 63)])
+            if second != nil { out.append(alphabet[Int(word >> 6 & 63)]) } else if padded { out.append(UInt8(ascii: "=")) }
+            if third != nil { out.append(alphabet[Int(word & 63)]) } else if padded { out.append(UInt8(ascii: "=")) }
         }
         return String(decoding: out, as: UTF8.self)
     }

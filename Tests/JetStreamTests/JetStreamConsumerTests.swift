@@ -9,10 +9,7 @@ import Transport
 struct JetStreamConsumerTests {
     /// A stream with `count` messages `m1` … on `<name>.work`.
     static func stream(_ js: JetStreamContext, _ base: String, count: Int) async throws -> String {
-        let name = LiveServer.streamName(base)
-        var config = StreamConfig(name: name, subjects: ["\(name).>"])
-        config.storage = .memory
-        try await js.createStream(config)
+        let name = try await LiveServer.memoryStream(js, base)
         for index in 1...max(1, count) where count > 0 { try await js.publish("m\(index)", to: "\(name).work") }
         return name
     }
@@ -141,11 +138,7 @@ struct MessageMetadataTests {
 struct JetStreamConsumeTests {
     @Test func messagesKeepComingInOrderAcrossRefillsAndTheStreamEmptiesAsTheyAreAcked() async throws {
         let js = try await LiveServer.jetStream()
-        let name = LiveServer.streamName("WORK")
-        var config = StreamConfig(name: name, subjects: ["\(name).>"])
-        config.retention = .workqueue
-        config.storage = .memory
-        try await js.createStream(config)
+        let name = try await LiveServer.memoryStream(js, "WORK") { $0.retention = .workqueue }
         defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         let publisher = try await js.makeAsyncPublisher()
         for index in 1...1500 { try await publisher.publish(Array("task \(index)".utf8), to: "\(name).transcribe") }

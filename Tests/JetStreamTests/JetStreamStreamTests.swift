@@ -17,6 +17,19 @@ extension LiveServer {
     /// A stream name unique to this run.
     static func streamName(_ base: String) -> String { "\(base)_\(UUID().uuidString.prefix(8))" }
 
+    /// Creates a memory stream named after `base` on `<name>.>`, as `configure` adjusts it;
+    /// returns its name.
+    static func memoryStream(_ js: JetStreamContext, _ base: String, _ configure: (inout StreamConfig) -> Void = { _ in }) async throws
+        -> String
+    {
+        let name = streamName(base)
+        var config = StreamConfig(name: name, subjects: ["\(name).>"])
+        config.storage = .memory
+        configure(&config)
+        try await js.createStream(config)
+        return name
+    }
+
     /// The oracle Python (nats-py) and the project's script `name` for it; nil (an issue in CI)
     /// when `make test` did not set the oracle up.
     static func pythonOracle(_ name: String) -> (python: String, script: String)? {
@@ -101,10 +114,7 @@ struct JetStreamStreamTests {
 
     @Test func asyncPublishesKeepTheirWindowAndEachFutureGetsItsAck() async throws {
         let js = try await LiveServer.jetStream()
-        let name = LiveServer.streamName("ASYNC")
-        var config = StreamConfig(name: name, subjects: ["\(name).>"])
-        config.storage = .memory
-        try await js.createStream(config)
+        let name = try await LiveServer.memoryStream(js, "ASYNC")
         defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         let publisher = try await js.makeAsyncPublisher(maximumPending: 64)
         var futures: [PubAckFuture] = []

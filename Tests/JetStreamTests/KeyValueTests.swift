@@ -166,10 +166,7 @@ struct KeyValueWatchTests {
 
     @Test func anOrderedConsumerThatIsDeletedIsRecreatedWithoutGapsOrRepeats() async throws {
         let js = try await LiveServer.jetStream()
-        let name = LiveServer.streamName("ORDERED")
-        var config = StreamConfig(name: name, subjects: ["\(name).>"])
-        config.storage = .memory
-        try await js.createStream(config)
+        let name = try await LiveServer.memoryStream(js, "ORDERED")
         defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         for index in 1...5 { try await js.publish("m\(index)", to: "\(name).x") }
         var ordered = OrderedConsumerConfig()
@@ -195,10 +192,7 @@ struct KeyValueWatchTests {
 
     @Test func aReaderThatFallsBehindLosesNothing() async throws {
         let js = try await LiveServer.jetStream()
-        let name = LiveServer.streamName("SLOWREADER")
-        var config = StreamConfig(name: name, subjects: ["\(name).>"])
-        config.storage = .memory
-        try await js.createStream(config)
+        let name = try await LiveServer.memoryStream(js, "SLOWREADER")
         defer { Cleanup.later { try? await js.deleteStream(name); await js.client.close() } }
         let publisher = try await js.makeAsyncPublisher()
         for index in 1...10_000 { try await publisher.publish(Array("m\(index)".utf8), to: "\(name).x") }

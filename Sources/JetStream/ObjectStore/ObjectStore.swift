@@ -136,15 +136,10 @@ public struct ObjectStore: Sendable {
     /// `$O.<bucket>.C.<nuid>`.
     func chunkSubject(_ nuid: String) -> String { "$O.\(bucket).C.\(nuid)" }
     /// `$O.<bucket>.M.<base64url(name)>`, padded, as nats.go and nats-py encode it.
-    func metaSubject(_ name: String) -> String { "$O.\(bucket).M.\(Self.base64URL(Array(name.utf8)))" }
+    func metaSubject(_ name: String) -> String { "$O.\(bucket).M.\(Base64.encodeURLSafe(name.utf8, padded: true))" }
 
-    /// Base64 with the URL alphabet and padding (Go's `base64.URLEncoding`).
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        String(Base64.encode(bytes).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
-    }
-
-    /// `SHA-256=<base64url>`, the digest field's form.
-    static func digestField(_ sha256: [UInt8]) -> String { "SHA-256=" + base64URL(sha256) }
+    /// `SHA-256=<base64url>`, padded, the digest field's form.
+    static func digestField(_ sha256: [UInt8]) -> String { "SHA-256=" + Base64.encodeURLSafe(sha256, padded: true) }
 
     /// The time as nats.go writes `mtime`: RFC 3339 in UTC with nanoseconds.
     static func timestamp(_ date: Date = Date()) -> String {
@@ -192,7 +187,7 @@ public struct ObjectStore: Sendable {
             var tracker = AckTracker(subscription: acks, timeout: js.timeout, operation: "storing \(name)")
             var pending: [UInt8] = []
             pending.reserveCapacity(chunkSize)
-            func send(_ chunk: [UInt8]) async throws {
+            func send(_ chunk: ArraySlice<UInt8>) async throws {
                 if tracker.outstanding >= Self.ackWindow { try await tracker.awaitOne() }
                 do {
                     try await js.client.publish(chunk, to: subject, replyTo: acks.subject)
@@ -206,19 +201,28 @@ public struct ObjectStore: Sendable {
             for try await piece in chunks {
                 var offset = 0
                 while offset < piece.count {
+                    // Whole chunks of the piece go out as they are; only what straddles two
+                    // pieces is gathered in `pending`.
+                    if pending.isEmpty, piece.count - offset >= chunkSize {
+                        let chunk = piece[offset..<(offset + chunkSize)]
+                        chunk.withUnsafeBytes { hasher.update($0) }
+                        try await send(chunk)
+                        offset += chunkSize
+                        continue
+                    }
                     let take = Swift.min(chunkSize - pending.count, piece.count - offset)
                     pending.append(contentsOf: piece[offset..<(offset + take)])
                     offset += take
                     if pending.count == chunkSize {
                         pending.withUnsafeBytes { hasher.update($0) }
-                        try await send(pending)
+                        try await send(pending[...])
                         pending.removeAll(keepingCapacity: true)
                     }
                 }
             }
             if !pending.isEmpty {
                 pending.withUnsafeBytes { hasher.update($0) }
-                try await send(pending)
+                try await send(pending[...])
             }
             while tracker.outstanding > 0 { try await tracker.awaitOne() }
         } catch {
@@ -340,7 +344,11 @@ public struct ObjectStore: Sendable {
         }
         do {
             for try await chunk in reader {
-                try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: Data($0)) }
+                // The chunk's bytes are written where they are, not copied into a Data first.
+                try chunk.withUnsafeReadableBytes { bytes in
+                    guard let base = bytes.baseAddress else { return }
+                    try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: bytes.count, deallocator: .none))
+                }
             }
             try handle.close()
         } catch {
@@ -369,6 +377,8 @@ public struct ObjectReader: AsyncSequence, Sendable {
         let object: ObjectInfo
         var consumer: String?
         var buffered: [ByteBuffer] = []
+        /// The next of `buffered` to hand out.
+        var handedOut = 0
         var received: UInt32 = 0
         var size: UInt64 = 0
         var hasher = Digest()
@@ -386,7 +396,12 @@ public struct ObjectReader: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> ByteBuffer? {
-            if !buffered.isEmpty { return buffered.removeFirst() }
+            if handedOut < buffered.count {
+                handedOut += 1
+                return buffered[handedOut - 1]
+            }
+            buffered.removeAll(keepingCapacity: true)
+            handedOut = 0
             if finished { return nil }
             if received == object.chunks {
                 finished = true
@@ -418,7 +433,8 @@ public struct ObjectReader: AsyncSequence, Sendable {
                 buffered.append(message.payload)
             }
             if received == object.chunks { Task { [js, consumer, stream = store.streamName] in try? await js.deleteConsumer(consumer, stream: stream) } }
-            return buffered.removeFirst()
+            handedOut = 1
+            return buffered[0]
         }
 
         private mutating func verify() throws {

@@ -149,25 +149,13 @@ extension NATSClient {
             if let nonce = info.nonce {
                 do throws(NKeyError) {
                     let signature = try key.sign(Array(nonce.utf8))
-                    payload.sig = Self.base64URL(signature)
+                    payload.sig = Base64.encodeURLSafe(signature, padded: false)
                 } catch {
                     throw NATSError(.authorization, "the server's nonce could not be signed: \(error.message)", server: server.redacted)
                 }
             }
         }
         return payload
-    }
-
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        String(
-            Base64.encode(bytes).compactMap { character -> Character? in
-                switch character {
-                case "+": "-"
-                case "/": "_"
-                case "=": nil
-                default: character
-                }
-            })
     }
 
     /// Makes a confirmed connection the client's link, then starts its reader and writer.

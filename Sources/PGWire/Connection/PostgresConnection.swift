@@ -381,8 +381,8 @@ public final class PostgresConnection: Sendable {
             case .failed(let error):
                 throw error
             case .lead:
-                await lead(for: id)
                 // The read stops at the request's deadlines: act on the one that passed.
+                guard await lead(for: id) else { continue }
                 let (timedOut, graceOver) = state.withLock { state -> (Bool, Bool) in
                     guard let request = state.requests[id], !request.isComplete else { return (false, false) }
                     return (
@@ -627,10 +627,11 @@ public final class PostgresConnection: Sendable {
         wake?.resume()
     }
 
-    /// Reads as the leader until request `id` has events, then hands the reader role on.
-    private func lead(for id: UInt64) async {
-        guard var reader = takeReader() else { return }
-        await readLoop(
+    /// Reads as the leader until request `id` has events, then hands the reader role on. True
+    /// when the read stopped at one of the request's deadlines.
+    private func lead(for id: UInt64) async -> Bool {
+        guard var reader = takeReader() else { return false }
+        let stoppedAtDeadline = await readLoop(
             &reader, asCaller: true,
             until: { state in
                 // Earlier requests' rows are buffered on the way: stalling until their consumers
@@ -645,6 +646,7 @@ public final class PostgresConnection: Sendable {
                 return (request.isCancelRequested ? request.graceDeadline : request.deadline) ?? .never
             })
         releaseReader(reader)
+        return stoppedAtDeadline
     }
 
     private func takeReader() -> ReaderState? {
@@ -658,10 +660,12 @@ public final class PostgresConnection: Sendable {
 
     /// Decodes and routes what has arrived, then reads more, until `isDone` holds (checked after
     /// each batch), the connection fails, or the reading task is cancelled. `asCaller`: the reader
-    /// is a caller reading for its own request, not the background reader.
+    /// is a caller reading for its own request, not the background reader. Returns true when the
+    /// read stopped because `deadline` passed.
+    @discardableResult
     private func readLoop(
         _ reader: inout ReaderState, asCaller: Bool, until isDone: (inout State) -> Bool, deadline: (inout State) -> Deadline = { _ in .never }
-    ) async {
+    ) async -> Bool {
         var wakeups: [UnsafeContinuation<Void, Never>] = []
         var outOfBand: [ConnectionStateMachine.Action] = []
         var effects = RouteEffects()
@@ -680,23 +684,21 @@ public final class PostgresConnection: Sendable {
                 perform(&effects)
                 for waiter in wakeups { waiter.resume() }
                 wakeups.removeAll(keepingCapacity: true)
-                if stop { return }
+                if stop { return false }
                 // A caller reading for its own lone request would only wait: its thread may wait
                 // for the reply (see `InlineWaitGate`).
                 _ = try await transport.read(into: &reader.buffer, maximumBytes: 65536, deadline: until, mayWaitInline: asCaller && alone)
             } catch let error as PostgresProtocolError {
                 transport.close()
                 fail(PostgresError(.protocolViolation, message: error.description))
-                return
+                return false
             } catch let error as TransportError where error.kind == .cancelled || error.kind == .timedOut {
                 // The reading task was cancelled (its caller waits for a background reader
                 // instead), or its caller's deadline passed (it acts on it, then reads again).
-                deliverOutOfBand(&outOfBand)
-                perform(&effects)
-                return
+                return error.kind == .timedOut
             } catch {
                 fail(PostgresError(.connection, message: "connection lost: \(error)"))
-                return
+                return false
             }
         }
     }
