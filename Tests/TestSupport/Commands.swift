@@ -53,3 +53,33 @@ public func runCommand(
     }
     return output
 }
+
+/// The process's resident memory now, in bytes (from /proc/self/statm); 0 where it cannot be read.
+public func residentMemory() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Samples the resident memory every few milliseconds while `work` runs and returns its result with
+/// the highest growth seen over the memory before it started.
+public func peakMemoryGrowth<Result: Sendable>(during work: () async throws -> Result) async rethrows -> (result: Result, growth: Int) {
+    let baseline = residentMemory()
+    let sampler = Task.detached {
+        var peak = baseline
+        while !Task.isCancelled {
+            peak = max(peak, residentMemory())
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return max(peak, residentMemory())
+    }
+    do {
+        let result = try await work()
+        sampler.cancel()
+        return (result, await sampler.value - baseline)
+    } catch {
+        sampler.cancel()
+        throw error
+    }
+}

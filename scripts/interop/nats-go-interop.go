@@ -5,6 +5,10 @@
 //	nats-go-interop URL kv-write BUCKET KEY VALUE    {"revision": N}
 //	nats-go-interop URL obj-get BUCKET NAME FILE     writes the object (nats.go checks the digest); its info
 //	nats-go-interop URL obj-put BUCKET NAME FILE     stores FILE as NAME; its info
+//	nats-go-interop URL obj-rename BUCKET NAME NEW   renames NAME to NEW (UpdateMeta); the new info
+//	nats-go-interop URL obj-link BUCKET NAME TARGET-BUCKET TARGET-NAME   stores NAME as a link to the target
+//
+// The object verbs add the process's peak resident memory, "max_rss_kb".
 //
 // Built by scripts/test-servers.sh in GOPATH mode against Debian's golang-github-nats-io-go-nats-dev.
 package main
@@ -14,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/nats-io/nats.go"
 )
@@ -24,7 +29,15 @@ func fail(err error) {
 }
 
 func info(object *nats.ObjectInfo) map[string]interface{} {
-	return map[string]interface{}{"name": object.Name, "size": object.Size, "chunks": object.Chunks, "digest": object.Digest, "nuid": object.NUID}
+	described := map[string]interface{}{"name": object.Name, "size": object.Size, "chunks": object.Chunks, "digest": object.Digest, "nuid": object.NUID, "description": object.Description}
+	if object.Opts != nil && object.Opts.Link != nil {
+		described["link"] = map[string]string{"bucket": object.Opts.Link.Bucket, "name": object.Opts.Link.Name}
+	}
+	var usage syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &usage) == nil {
+		described["max_rss_kb"] = usage.Maxrss
+	}
+	return described
 }
 
 func main() {
@@ -68,10 +81,41 @@ func main() {
 			entries[key] = map[string]interface{}{"value": string(entry.Value()), "revision": entry.Revision(), "operation": entry.Operation().String()}
 		}
 		out = entries
-	case "obj-get", "obj-put":
+	case "obj-get", "obj-put", "obj-rename", "obj-link":
 		store, err := js.ObjectStore(bucket)
 		if err != nil {
 			fail(err)
+		}
+		if verb == "obj-rename" {
+			current, err := store.GetInfo(args[0])
+			if err != nil {
+				fail(err)
+			}
+			if err := store.UpdateMeta(args[0], &nats.ObjectMeta{Name: args[1], Description: current.Description, Headers: current.Headers}); err != nil {
+				fail(err)
+			}
+			renamed, err := store.GetInfo(args[1])
+			if err != nil {
+				fail(err)
+			}
+			out = info(renamed)
+			break
+		}
+		if verb == "obj-link" {
+			target, err := js.ObjectStore(args[1])
+			if err != nil {
+				fail(err)
+			}
+			object, err := target.GetInfo(args[2])
+			if err != nil {
+				fail(err)
+			}
+			link, err := store.AddLink(args[0], object)
+			if err != nil {
+				fail(err)
+			}
+			out = info(link)
+			break
 		}
 		if verb == "obj-put" {
 			file, err := os.Open(args[1])

@@ -60,14 +60,64 @@ public struct ObjectInfo: Codable, Sendable, Equatable {
     public var digest: String?
     public var isDeleted: Bool
 
-    /// How the object was stored.
+    /// How the object was stored, or what it links to.
     public struct Options: Codable, Sendable, Equatable {
+        /// Set on a link: the object (or the whole bucket) it points to.
+        public var link: Link?
         public var maxChunkSize: UInt32?
 
+        public init(link: Link? = nil, maxChunkSize: UInt32? = nil) {
+            self.link = link
+            self.maxChunkSize = maxChunkSize
+        }
+
         enum CodingKeys: String, CodingKey {
+            case link
             case maxChunkSize = "max_chunk_size"
         }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            link = try container.decodeIfPresent(Link.self, forKey: .link)
+            maxChunkSize = try container.decodeIfPresent(UInt32.self, forKey: .maxChunkSize)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(ifPresent: link, forKey: .link)
+            if let maxChunkSize, maxChunkSize > 0 { try container.encode(maxChunkSize, forKey: .maxChunkSize) }
+        }
     }
+
+    /// A link's target: an object of a bucket, or (without a name) the whole bucket.
+    public struct Link: Codable, Sendable, Equatable {
+        public var bucket: String
+        /// nil: the link is to the bucket itself.
+        public var name: String?
+
+        public init(bucket: String, name: String? = nil) {
+            self.bucket = bucket
+            self.name = name
+        }
+
+        enum CodingKeys: String, CodingKey { case bucket, name }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            bucket = try container.value(.bucket, or: "")
+            let name = try container.decodeIfPresent(String.self, forKey: .name)
+            self.name = name?.isEmpty == true ? nil : name
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(bucket, forKey: .bucket)
+            if let name, !name.isEmpty { try container.encode(name, forKey: .name) }
+        }
+    }
+
+    /// What the object links to; nil for an object with contents.
+    public var link: Link? { options?.link }
 
     enum CodingKeys: String, CodingKey {
         case name, description, headers, metadata, options, bucket, nuid, size, chunks, digest
@@ -264,7 +314,7 @@ public struct ObjectStore: Sendable {
         return try await put(name, chunks: FileChunks(handle: handle, size: chunkSize), description: description, chunkSize: chunkSize)
     }
 
-    private func publishMeta(_ object: ObjectInfo) async throws(JetStreamError) {
+    func publishMeta(_ object: ObjectInfo) async throws(JetStreamError) {
         let json: Data
         do { json = try JetStreamJSON.encode(object) } catch { throw JetStreamError(.usage, message: "the meta of \(object.name): \(error)") }
         try await js.publish(Array(json), to: metaSubject(object.name), headers: [JetStreamHeader.rollup: "sub"])
@@ -296,12 +346,14 @@ public struct ObjectStore: Sendable {
         } catch where error.is(.noMessageFound) {
             return nil
         }
-        let object: ObjectInfo
+        var object: ObjectInfo
         do {
             object = try JetStreamJSON.decode(ObjectInfo.self, from: Data(stored.data.readableBytesView))
         } catch {
             throw JetStreamError(.decoding, message: "the meta of \(name) in \(bucket): \(JetStreamContext.describe(error))")
         }
+        // As nats.go: the modification time is when the meta was stored.
+        if !stored.time.isEmpty { object.modified = stored.time }
         return object.isDeleted && !includingDeleted ? nil : object
     }
 
@@ -329,9 +381,20 @@ public struct ObjectStore: Sendable {
     /// The object's bytes chunk by chunk, fetched as they are read; the digest and size are
     /// checked after the last chunk (a mismatch or a missing chunk ends the sequence with an
     /// error). Nil when there is no such object.
+    /// A link is followed to the object it names (in this bucket or another); a link to a
+    /// whole bucket cannot be read and throws ``JetStreamError/Kind/usage``.
     public func get(_ name: String) async throws(JetStreamError) -> ObjectReader? {
         guard let object = try await info(name) else { return nil }
-        return ObjectReader(store: self, object: object)
+        guard let link = object.link else { return ObjectReader(store: self, object: object) }
+        guard let target = link.name else {
+            throw JetStreamError(.usage, message: "\(name) in \(bucket) is a link to the bucket \(link.bucket), not to an object")
+        }
+        let store = link.bucket == bucket ? self : try await js.objectStore(link.bucket)
+        guard let linked = try await store.info(target) else { return nil }
+        guard linked.link == nil else {
+            throw JetStreamError(.decoding, message: "\(name) in \(bucket) links to \(target) in \(link.bucket), which is a link itself")
+        }
+        return ObjectReader(store: store, object: linked)
     }
 
     /// Writes the object to `path` as it arrives; the file is removed when the object is
