@@ -187,12 +187,25 @@ struct JetStreamStreamTests {
         let name = LiveServer.streamName("NEWER")
         var config = StreamConfig(name: name, subjects: ["\(name).>"])
         config.allowMessageTTL = true
+        var withTTL = PublishOptions()
+        withTTL.ttl = .seconds(1)
         if js.serverVersion < ServerVersion(2, 11) {
             let error = await #expect(throws: JetStreamError.self) { try await js.createStream(config) }
             #expect(error?.kind == .usage && error?.message.contains("2.11") == true, "\(String(describing: error))")
+            let publishError = await #expect(throws: JetStreamError.self) { try await js.publish("x", to: "\(name).a", options: withTTL) }
+            #expect(publishError?.kind == .usage && publishError?.message.contains("TTL (2.11)") == true, "\(String(describing: publishError))")
         } else {
             let created = try await js.createStream(config)
             #expect(created.config.allowMessageTTL)
+            try await js.publish("stays", to: "\(name).a")
+            try await js.publish("expires", to: "\(name).b", options: withTTL)
+            var fraction = withTTL
+            fraction.ttl = .milliseconds(1500)
+            await #expect(throws: JetStreamError.self) { try await js.publish("x", to: "\(name).c", options: fraction) }
+            // The server removes the message after its TTL (it checks about once a second).
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await js.streamInfo(name).state.messages > 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            #expect(try await js.streamInfo(name).state.messages == 1, "the message with a TTL is gone, the other stays")
             try await js.deleteStream(name)
         }
     }

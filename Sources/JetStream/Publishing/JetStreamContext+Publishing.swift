@@ -29,6 +29,10 @@ public struct PublishOptions: Sendable {
     public var expectedLastSequence: UInt64?
     public var expectedLastMessageID: String?
     public var expectedLastSubjectSequence: UInt64?
+    /// `Nats-TTL`: the stream removes this message after the duration (whole seconds, at least
+    /// one; the stream must allow it). nats-server 2.11+: refused before anything is sent on an
+    /// older server.
+    public var ttl: Duration?
     /// How often a publish that found no stream leader (503) — or timed out, with a message id —
     /// is sent again, after `retryWait` each time.
     public var retryAttempts = 2
@@ -41,7 +45,7 @@ public struct PublishOptions: Sendable {
     /// `headers` with the expectations added.
     func apply(to headers: NATSHeaders?) -> NATSHeaders? {
         guard messageID != nil || expectedStream != nil || expectedLastSequence != nil || expectedLastMessageID != nil
-            || expectedLastSubjectSequence != nil
+            || expectedLastSubjectSequence != nil || ttl != nil
         else { return headers }
         var headers = headers ?? NATSHeaders()
         if let messageID { headers[JetStreamHeader.messageID] = messageID }
@@ -49,7 +53,19 @@ public struct PublishOptions: Sendable {
         if let expectedLastSequence { headers[JetStreamHeader.expectedLastSequence] = String(expectedLastSequence) }
         if let expectedLastMessageID { headers[JetStreamHeader.expectedLastMessageID] = expectedLastMessageID }
         if let expectedLastSubjectSequence { headers[JetStreamHeader.expectedLastSubjectSequence] = String(expectedLastSubjectSequence) }
+        if let ttl { headers[JetStreamHeader.ttl] = "\(ttl.components.seconds)s" }
         return headers
+    }
+
+    /// Refuses what the server cannot honour, before anything is sent.
+    func check(on version: ServerVersion, subject: String) throws(JetStreamError) {
+        guard let ttl else { return }
+        guard version >= ServerVersion(2, 11) else {
+            throw JetStreamError(.usage, message: "publish to \(subject) uses a per-message TTL (2.11), which nats-server \(version) does not have")
+        }
+        guard ttl >= .seconds(1), ttl.components.attoseconds == 0 else {
+            throw JetStreamError(.usage, message: "publish to \(subject): a message TTL is whole seconds, at least one, not \(ttl)")
+        }
     }
 }
 
@@ -61,6 +77,7 @@ extension JetStreamContext {
     public func publish<Payload: Collection<UInt8> & Sendable>(
         _ payload: Payload, to subject: String, headers: NATSHeaders? = nil, options: PublishOptions = PublishOptions()
     ) async throws(JetStreamError) -> PubAck {
+        try options.check(on: serverVersion, subject: subject)
         let headers = options.apply(to: headers)
         var attempt = 0
         while true {
