@@ -45,14 +45,14 @@ public final class ChildProcess: Sendable {
         pid.withLock { $0 = child }
     }
 
-    /// Kills the process and waits for it.
-    public func stop() {
+    /// Kills the process (SIGKILL unless another signal is named) and waits for it.
+    public func stop(signal: Int32 = SIGKILL) {
         let child = pid.withLock { pid -> pid_t in
             defer { pid = 0 }
             return pid
         }
         guard child > 0 else { return }
-        kill(child, SIGKILL)
+        kill(child, signal)
         var status: Int32 = 0
         waitpid(child, &status, 0)
     }

@@ -42,6 +42,8 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
             /// Messages asked for and not yet received (or released by a status).
             var owed = 0
             var lastActivity = ContinuousClock.now
+            /// 503s in a row: the consumer has had no leader for that many pulls.
+            var unavailableStreak = 0
         }
 
         let subscription: NATSSubscription
@@ -86,6 +88,7 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
                 }
                 let owed = session.counters.withLock { counters -> Int in
                     counters.owed = Swift.max(0, counters.owed - 1)
+                    counters.unavailableStreak = 0
                     return counters.owed
                 }
                 if owed <= threshold { try await pull(session) }
@@ -166,7 +169,11 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
                 session.counters.withLock { counters in counters.owed = released.map { Swift.max(0, counters.owed - $0) } ?? 0 }
                 try await pull(session)
             case 409:
-                if description.localizedCaseInsensitiveContains("Leadership Change") {
+                if description.localizedCaseInsensitiveContains("Leadership Change")
+                    || description.localizedCaseInsensitiveContains("Server Shutdown")
+                {
+                    // Every pending pull is void: ask again (a pull sent while reconnecting waits
+                    // in the client's reconnect buffer).
                     session.counters.withLock { $0.owed = 0 }
                     try await pull(session)
                 } else if description.localizedCaseInsensitiveContains("Batch Completed") {
@@ -179,6 +186,17 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
                 } else {
                     throw JetStreamError(.api, code: 409, message: "consuming \(consumer): 409 \(description)")
                 }
+            case 503:
+                // No responders: the consumer has no leader for now (one is being elected after a
+                // node was lost, or the server is restarting). Ask again after a pause that grows
+                // while this lasts, as nats.go does, rather than ending the read.
+                session.counters.withLock { $0.owed = 0 }
+                let pause = session.counters.withLock { counters -> Duration in
+                    counters.unavailableStreak += 1
+                    return .milliseconds(Swift.min(5_000, 100 << Swift.min(counters.unavailableStreak, 6)))
+                }
+                do { try await Task.sleep(for: pause) } catch { throw JetStreamError(.cancelled, message: "consuming \(consumer) was cancelled") }
+                try await pull(session)
             default:
                 throw JetStreamError(.api, code: status, message: "consuming \(consumer): \(status) \(description)")
             }
