@@ -187,6 +187,59 @@ struct ClientOperationTests {
         #expect(throws: NATSProtocolError.self) { try NATSHeaders(parsing: ByteBuffer(string: "HTTP/1.1\r\n\r\n")) }
     }
 
+    /// Header blocks read the plain way (as text, line by line), to hold the byte reader to.
+    static func referenceHeaders(_ block: [UInt8]) -> NATSHeaders? {
+        let text = String(decoding: block, as: UTF8.self)
+        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
+        guard let first = lines.popFirst(), first.hasPrefix("NATS/1.0") else { return nil }
+        var headers = NATSHeaders()
+        let statusPart = first.dropFirst("NATS/1.0".count).drop(while: { $0 == " " || $0 == "\t" })
+        if !statusPart.isEmpty {
+            let code = statusPart.prefix(while: { $0.isASCII && $0.isNumber })
+            guard code.count == 3, let value = Int(code) else { return nil }
+            headers.status = value
+            let description = statusPart.dropFirst(3).drop(while: { $0 == " " || $0 == "\t" })
+            headers.statusDescription = description.isEmpty ? nil : String(description)
+        }
+        for line in lines where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let name = String(line[..<colon])
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+            var value = line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })
+            while let last = value.last, last == " " || last == "\t" { value = value.dropLast() }
+            headers.append(name, String(value))
+        }
+        return headers
+    }
+
+    @Test func theByteReaderOfHeadersAgreesWithTheTextReadingOnMutatedBlocks() {
+        let seeds = [
+            "NATS/1.0\r\nNats-Stream: KV_x\r\nNats-Subject: $KV.x.key\r\nNats-Sequence: 42\r\n\r\n",
+            "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 7\r\nNats-Last-Stream: 9\r\n\r\n",
+            "NATS/1.0 503\r\n\r\n",
+            "NATS/1.0 409 Leadership Change\r\n\r\n",
+            "NATS/1.0\r\nA: 1\r\nA:  two  \r\nKV-Operation: DEL\r\n\r\n",
+        ]
+        // ASCII that matters to the grammar, a precomposed letter and a byte that is not UTF-8
+        // (no combining marks: the text reading groups them with ':' and CR LF into one character).
+        let alphabet: [[UInt8]] = [[0x0D], [0x0A], [0x0D, 0x0A], [0x3A], [0x20], [0x09], [0x31], [0x41], [0xC3, 0xA9], [0xFF], [0x7F], [0x00]]
+        var generator = SplitMix64(seed: 43)
+        for round in 0..<20_000 {
+            var block = Array(seeds[round % seeds.count].utf8)
+            for _ in 0..<(1 + Int(generator.next() % 3)) {
+                let position = Int(generator.next() % UInt64(block.count))
+                let piece = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                switch generator.next() % 3 {
+                case 0: block.remove(at: position)
+                case 1: block.insert(contentsOf: piece, at: position)
+                default: block.replaceSubrange(position...position, with: piece)
+                }
+            }
+            let parsed = try? NATSHeaders(parsing: ByteBuffer(bytes: block))
+            #expect(parsed == Self.referenceHeaders(block), "\(block)")
+        }
+    }
+
     @Test func nuidsAre22Base62CharactersAndDoNotRepeat() {
         var nuid = NUID()
         var seen = Set<String>()

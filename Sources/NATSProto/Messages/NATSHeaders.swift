@@ -103,29 +103,67 @@ public struct NATSHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Parses a header block. Lines without a colon are refused; values are trimmed of the
     /// spaces around them.
     public init(parsing block: ByteBuffer) throws(NATSProtocolError) {
-        let text = String(decoding: block.readableBytesView, as: UTF8.self)
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
-        guard let first = lines.popFirst(), first.hasPrefix("NATS/1.0") else {
-            throw NATSProtocolError(message: "header block does not start with NATS/1.0", offset: 0)
-        }
-        let statusPart = first.dropFirst("NATS/1.0".count).drop(while: { $0 == " " || $0 == "\t" })
-        if !statusPart.isEmpty {
-            let code = statusPart.prefix(while: { $0.isNumber })
-            guard code.count == 3, let value = Int(code) else {
-                throw NATSProtocolError(message: "header status \"\(statusPart.prefix(20))\" is not a 3-digit code", offset: 0)
+        // Byte by byte: every message with headers (each JetStream reply, each status) goes
+        // through here. Names and values become strings once, trimmed where they lie.
+        var parsed = NATSHeaders()
+        try block.withUnsafeReadableBytes { (raw: UnsafeRawBufferPointer) throws(NATSProtocolError) in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let end = bytes.count
+            /// The end of the line starting at `start` (the index of its CR LF, or `end`).
+            func lineEnd(from start: Int) -> Int {
+                var index = start
+                while index + 1 < end {
+                    if bytes[index] == 0x0D, bytes[index + 1] == 0x0A { return index }
+                    index += 1
+                }
+                return end
             }
-            status = value
-            let description = statusPart.dropFirst(3).drop(while: { $0 == " " || $0 == "\t" })
-            statusDescription = description.isEmpty ? nil : String(description)
-        }
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else {
-                throw NATSProtocolError(message: "header line without a colon", offset: 0)
+            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            func text(_ from: Int, _ to: Int) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<to]), as: UTF8.self) }
+
+            let version: StaticString = "NATS/1.0"
+            let firstEnd = lineEnd(from: 0)
+            guard firstEnd >= version.utf8CodeUnitCount,
+                UnsafeBufferPointer(start: version.utf8Start, count: version.utf8CodeUnitCount).elementsEqual(bytes[0..<version.utf8CodeUnitCount])
+            else {
+                throw NATSProtocolError(message: "header block does not start with NATS/1.0", offset: 0)
             }
-            let name = String(line[..<colon])
-            guard Self.isValidName(name) else { throw NATSProtocolError(message: "invalid header name", offset: 0) }
-            let value = line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })
-            fields.append((name, String(value.reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())))
+            var position = version.utf8CodeUnitCount
+            while position < firstEnd, isBlank(bytes[position]) { position += 1 }
+            if position < firstEnd {
+                var digits = 0
+                var code = 0
+                while position + digits < firstEnd, digits < 4, case let digit = bytes[position + digits] &- 0x30, digit < 10 {
+                    code = code * 10 + Int(digit)
+                    digits += 1
+                }
+                guard digits == 3 else {
+                    throw NATSProtocolError(
+                        message: "header status \"\(text(position, Swift.min(firstEnd, position + 20)))\" is not a 3-digit code", offset: 0)
+                }
+                parsed.status = code
+                position += 3
+                while position < firstEnd, isBlank(bytes[position]) { position += 1 }
+                if position < firstEnd { parsed.statusDescription = text(position, firstEnd) }
+            }
+            var start = firstEnd + 2
+            while start < end {
+                let stop = lineEnd(from: start)
+                defer { start = stop + 2 }
+                if stop == start { continue }
+                var colon = start
+                while colon < stop, bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+                guard colon < stop else { throw NATSProtocolError(message: "header line without a colon", offset: 0) }
+                guard colon > start, bytes[start..<colon].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                    throw NATSProtocolError(message: "invalid header name", offset: 0)
+                }
+                var valueStart = colon + 1
+                var valueEnd = stop
+                while valueStart < valueEnd, isBlank(bytes[valueStart]) { valueStart += 1 }
+                while valueEnd > valueStart, isBlank(bytes[valueEnd - 1]) { valueEnd -= 1 }
+                parsed.fields.append((text(start, colon), text(valueStart, valueEnd)))
+            }
         }
+        self = parsed
     }
 }
