@@ -127,6 +127,59 @@ struct MessageMetadataTests {
         #expect(noDomain.domain == nil)
     }
 
+    /// The ack subject read the plain way, token by token, to hold the one-pass reader to.
+    static func reference(_ subject: String) -> MessageMetadata? {
+        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard tokens.count >= 2, tokens[0] == "$JS", tokens[1] == "ACK" else { return nil }
+        let fields: [String]
+        let domain: String?
+        switch tokens.count {
+        case 9: (fields, domain) = (Array(tokens[2...]), nil)
+        case 12...: (fields, domain) = (Array(tokens[4...]), tokens[2] == "_" ? nil : tokens[2])
+        default: return nil
+        }
+        guard !fields[0].isEmpty, !fields[1].isEmpty, fields[2...6].allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let delivered = UInt64(fields[2]), let stream = UInt64(fields[3]), let consumer = UInt64(fields[4]), let time = Int64(fields[5]),
+            let pending = UInt64(fields[6])
+        else { return nil }
+        var metadata = try? MessageMetadata(ackSubject: "$JS.ACK.s.c.1.1.1.1.1")
+        metadata?.domain = domain
+        metadata?.stream = fields[0]
+        metadata?.consumer = fields[1]
+        metadata?.deliveryCount = delivered
+        metadata?.streamSequence = stream
+        metadata?.consumerSequence = consumer
+        metadata?.timestamp = time
+        metadata?.pending = pending
+        return metadata
+    }
+
+    @Test func theOnePassReaderAgreesWithTheTokenByTokenReadingOnMutatedSubjects() {
+        let seeds = [
+            "$JS.ACK.ORDERS.workers.1.2.3.1733300000000000000.4",
+            "$JS.ACK.hub.ACCHASH.ORDERS.workers.2.10.7.1733300000000000000.0.token",
+            "$JS.ACK._.ACCHASH.S.C.1.1.1.1.1.x.y",
+        ]
+        let alphabet = Array("$JSACK._0123456789-é.".unicodeScalars)
+        var generator = SplitMix64(seed: 41)
+        for round in 0..<20_000 {
+            var scalars = Array(seeds[round % seeds.count].unicodeScalars)
+            for _ in 0..<(1 + Int(generator.next() % 3)) {
+                let position = Int(generator.next() % UInt64(scalars.count))
+                switch generator.next() % 4 {
+                case 0: scalars.remove(at: position)
+                case 1: scalars.insert(alphabet[Int(generator.next() % UInt64(alphabet.count))], at: position)
+                case 2: scalars[position] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                default: scalars.insert(contentsOf: "99999999999999999999".unicodeScalars, at: position)
+                }
+            }
+            var subject = ""
+            subject.unicodeScalars.append(contentsOf: scalars)
+            let parsed = try? MessageMetadata(ackSubject: subject)
+            #expect(parsed == Self.reference(subject), "\(subject)")
+        }
+    }
+
     @Test func malformedAckSubjectsAreTypedErrors() {
         for subject in ["$JS.ACK.S.C.1.1.1", "$JS.ACK.S.C.x.1.1.1.0", "_INBOX.abc", "$JS.ACK..C.1.1.1.1.0", "$JS.ACK.S.C.1.1.1.1.-1", ""] {
             #expect(throws: JetStreamError.self, "\(subject)") { try MessageMetadata(ackSubject: subject) }
