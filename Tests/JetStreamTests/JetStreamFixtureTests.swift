@@ -120,3 +120,14 @@ struct PubAckParserTests {
         }
     }
 }
+
+@Suite("Pull request JSON")
+struct PullRequestJSONTests {
+    @Test func theWrittenJSONIsWhatTheAPIReads() throws {
+        let full = PullRequest(batch: 100, expires: .seconds(30), maxBytes: 1 << 20, noWait: false, heartbeat: .milliseconds(1500))
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(full.json)) as? [String: Int])
+        #expect(decoded == ["batch": 100, "expires": 30_000_000_000, "max_bytes": 1_048_576, "idle_heartbeat": 1_500_000_000])
+        let bare = PullRequest(batch: 1, expires: nil, maxBytes: nil, noWait: true, heartbeat: nil)
+        #expect(String(decoding: bare.json, as: UTF8.self) == #"{"batch":1,"no_wait":true}"#)
+    }
+}

@@ -4,24 +4,23 @@ import Synchronization
 import Transport
 
 /// A pull request: `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` with the batch's bounds.
-struct PullRequest: Encodable {
+struct PullRequest {
     var batch: Int
     var expires: Duration?
     var maxBytes: Int?
     var noWait: Bool
     var heartbeat: Duration?
 
-    enum CodingKeys: String, CodingKey {
-        case batch, expires, maxBytes = "max_bytes", noWait = "no_wait", heartbeat = "idle_heartbeat"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(batch, forKey: .batch)
-        if let expires { try container.encode(duration: expires, forKey: .expires) }
-        try container.encode(ifPresent: maxBytes, forKey: .maxBytes)
-        try container.encode(ifTrue: noWait, forKey: .noWait)
-        if let heartbeat { try container.encode(duration: heartbeat, forKey: .heartbeat) }
+    /// The request's JSON, written directly (it goes out with every pull: a JSONEncoder costs
+    /// more than the rest of the request): only numbers and fixed keys, so nothing needs escaping.
+    var json: [UInt8] {
+        var text = "{\"batch\":\(batch)"
+        if let expires { text += ",\"expires\":\(expires.nanoseconds)" }
+        if let maxBytes { text += ",\"max_bytes\":\(maxBytes)" }
+        if noWait { text += ",\"no_wait\":true" }
+        if let heartbeat { text += ",\"idle_heartbeat\":\(heartbeat.nanoseconds)" }
+        text += "}"
+        return Array(text.utf8)
     }
 }
 
@@ -52,13 +51,11 @@ enum PullStatus: Equatable {
     }
 }
 
-/// Messages a pull gathered, shared between the task that reads them and the one that watches
-/// the clock.
+/// What the task reading a pull's replies shares with the one watching the clock.
 final class PullCollector: Sendable {
     struct State {
-        var messages: [JetStreamMessage] = []
-        var bytes = 0
         var lastActivity = ContinuousClock.now
+        var missedHeartbeats = false
     }
 
     let state = Mutex(State())
@@ -83,72 +80,59 @@ extension JetStreamContext {
         let operation = "CONSUMER.MSG.NEXT.\(stream).\(consumer)"
         let inbox = client.newInbox()
         let subscription: NATSSubscription
-        let body: Data
         do {
             subscription = try await client.subscribe(to: inbox)
-            body = try JetStreamJSON.encode(
-                PullRequest(batch: batch, expires: noWait ? nil : expires, maxBytes: maxBytes, noWait: noWait, heartbeat: heartbeat))
-            try await client.publish(body, to: apiPrefix + "." + operation, replyTo: inbox)
-        } catch let error as NATSError {
-            throw JetStreamError.from(error, doing: operation)
+            let body = PullRequest(batch: batch, expires: noWait ? nil : expires, maxBytes: maxBytes, noWait: noWait, heartbeat: heartbeat)
+            try await client.publish(body.json, to: apiPrefix + "." + operation, replyTo: inbox)
         } catch {
-            throw JetStreamError(.usage, message: "\(operation): \(error)")
+            throw JetStreamError.from(error, doing: operation)
         }
         let collector = PullCollector()
-        let client = self.client
-        // The server ends the request at `expires`; a margin covers the trip back.
+        // The server ends the request at `expires` with a status; the watchdog covers a request
+        // that never ends (a lost connection) and, with `heartbeat`, two missed heartbeats: it
+        // ends the subscription, which ends the loop below.
         let deadline = ContinuousClock.now + (noWait ? timeout : expires + .seconds(1))
-        let outcome = await withTaskGroup(of: Result<Void, JetStreamError>?.self) { group -> Result<Void, JetStreamError> in
-            group.addTask {
-                do {
-                    for try await message in subscription {
-                        collector.state.withLock { $0.lastActivity = .now }
-                        switch PullStatus(message) {
-                        case .heartbeat?: continue
-                        case .ended?: return .success(())
-                        case .failed(let reason)?:
-                            let empty = collector.state.withLock { $0.messages.isEmpty }
-                            return empty ? .failure(JetStreamError(.api, code: 409, message: "\(operation): \(reason)")) : .success(())
-                        case nil:
-                            let delivered = try JetStreamMessage(message, client: client)
-                            let full = collector.state.withLock { state -> Bool in
-                                state.messages.append(delivered)
-                                state.bytes += message.payload.readableBytes
-                                return state.messages.count >= batch || maxBytes.map { state.bytes >= $0 } == true
-                            }
-                            if full { return .success(()) }
-                        }
-                    }
-                    return nil  // cancelled by the clock
-                } catch let error as JetStreamError {
-                    return .failure(error)
-                } catch {
-                    return .failure(JetStreamError(.connection, message: "\(operation): \(error)"))
-                }
-            }
-            group.addTask {
-                while ContinuousClock.now < deadline {
-                    let nap = min(deadline - .now, heartbeat ?? .milliseconds(250))
-                    do { try await Task.sleep(for: nap) } catch { return nil }
-                    if let heartbeat, collector.state.withLock({ ContinuousClock.now - $0.lastActivity }) > heartbeat * 2 {
-                        return .failure(JetStreamError(.timedOut, message: "\(operation): two idle heartbeats (\(heartbeat)) were missed"))
-                    }
-                }
-                return .success(())  // expired: what came is the batch
-            }
-            var result: Result<Void, JetStreamError> = .success(())
-            while let finished = await group.next() {
-                if let finished {
-                    result = finished
+        let watchdog = Task {
+            while ContinuousClock.now < deadline {
+                let nap = min(deadline - .now, heartbeat ?? (deadline - .now))
+                do { try await Task.sleep(for: nap) } catch { return }
+                if let heartbeat, collector.state.withLock({ ContinuousClock.now - $0.lastActivity }) > heartbeat * 2 {
+                    collector.state.withLock { $0.missedHeartbeats = true }
                     break
                 }
             }
-            group.cancelAll()
-            return result
+            try? await subscription.unsubscribe()
         }
+        defer { watchdog.cancel() }
+        var failure: JetStreamError?
+        var messages: [JetStreamMessage] = []
+        var bytes = 0
+        do {
+            reading: for try await message in subscription {
+                if heartbeat != nil { collector.state.withLock { $0.lastActivity = .now } }
+                switch PullStatus(message) {
+                case .heartbeat?: continue
+                case .ended?: break reading
+                case .failed(let reason)?:
+                    if messages.isEmpty { failure = JetStreamError(.api, code: 409, message: "\(operation): \(reason)") }
+                    break reading
+                case nil:
+                    messages.append(try JetStreamMessage(message, client: client))
+                    bytes += message.payload.readableBytes
+                    if messages.count >= batch || maxBytes.map({ bytes >= $0 }) == true { break reading }
+                }
+            }
+        } catch let error as JetStreamError {
+            failure = error
+        } catch {
+            failure = JetStreamError(.connection, message: "\(operation): \(error)")
+        }
+        watchdog.cancel()
         try? await subscription.unsubscribe()
-        let messages = collector.state.withLock { $0.messages }
-        if case .failure(let error) = outcome, messages.isEmpty || error.kind != .timedOut { throw error }
+        if collector.state.withLock({ $0.missedHeartbeats }), messages.isEmpty {
+            throw JetStreamError(.timedOut, message: "\(operation): two idle heartbeats (\(heartbeat ?? .zero)) were missed")
+        }
+        if let failure, messages.isEmpty || failure.kind != .timedOut { throw failure }
         return messages
     }
 }

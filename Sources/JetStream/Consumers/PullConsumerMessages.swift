@@ -124,10 +124,9 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
                     let (silent, owed) = session.counters.withLock { ($0.lastActivity.duration(to: .now) > heartbeat * 2, $0.owed) }
                     guard silent else { continue }
                     session.counters.withLock { $0.owed = 0; $0.lastActivity = .now }
-                    if let body = try? Self.request(forMessages: Swift.max(owed, 1), options) {
-                        try? await js.client.publish(body, to: subject, replyTo: session.subscription.subject)
-                        session.counters.withLock { $0.owed = Swift.max(owed, 1) }
-                    }
+                    let body = Self.request(forMessages: Swift.max(owed, 1), options)
+                    try? await js.client.publish(body, to: subject, replyTo: session.subscription.subject)
+                    session.counters.withLock { $0.owed = Swift.max(owed, 1) }
                 }
             }
             session.watchdog.withLock { $0 = watchdog }
@@ -136,9 +135,8 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
         var pullSubject: String { js.apiPrefix + ".CONSUMER.MSG.NEXT.\(stream).\(consumer)" }
 
         /// The JSON of a pull request for `count` messages.
-        static func request(forMessages count: Int, _ options: ConsumeOptions) throws -> Data {
-            try JetStreamJSON.encode(
-                PullRequest(batch: count, expires: options.expires, maxBytes: options.maxBytes, noWait: false, heartbeat: options.heartbeat))
+        static func request(forMessages count: Int, _ options: ConsumeOptions) -> [UInt8] {
+            PullRequest(batch: count, expires: options.expires, maxBytes: options.maxBytes, noWait: false, heartbeat: options.heartbeat).json
         }
 
         /// Asks for what tops the owed messages up to the batch.
@@ -150,8 +148,8 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
             }
             guard wanted > 0 else { return }
             do {
-                try await js.client.publish(try Self.request(forMessages: wanted, options), to: pullSubject, replyTo: session.subscription.subject)
-            } catch let error as NATSError {
+                try await js.client.publish(Self.request(forMessages: wanted, options), to: pullSubject, replyTo: session.subscription.subject)
+            } catch {
                 throw JetStreamError.from(error, doing: "pulling from \(consumer)")
             }
         }

@@ -77,7 +77,7 @@ extension JetStreamContext {
     public func publish<Payload: Collection<UInt8> & Sendable>(
         _ payload: Payload, to subject: String, headers: NATSHeaders? = nil, options: PublishOptions = PublishOptions()
     ) async throws(JetStreamError) -> PubAck {
-        try options.check(on: serverVersion, subject: subject)
+        if options.ttl != nil { try options.check(on: serverVersion, subject: subject) }
         let headers = options.apply(to: headers)
         var attempt = 0
         while true {
