@@ -36,18 +36,35 @@ url="nats://127.0.0.1:$port"
 
 declare -A results
 record() { results[$1]+="$2 "; }
+# An object of $2 MiB stored and read back by client $1 ("Swift", "Go" or "Py"): put and get MB/s
+# and the client's peak resident memory are recorded.
+object_round() {
+    local client=$1 megabytes=$2 put log=$out/object-stderr
+    case $client in
+        Swift) put=$("$bench" "$url" obj-put "$megabytes" 0 2>"$log") ;;
+        Go) put=$("$out/nats-go-bench" "$url" obj-put "$megabytes" 0 2>"$log") ;;
+        Py) put=$("$venv/bin/python" Benchmarks/nats/bench.py "$url" obj-put "$megabytes" 0 2>"$log") ;;
+    esac
+    record "$client obj-put-$megabytes" "$put"
+    record "$client obj-get-$megabytes" "$(awk '/get MB\/s/ {print $3}' "$log")"
+    record "$client obj-rss-$megabytes" "$(awk '/peak RSS MB/ {print $4}' "$log")"
+}
 for round in $(seq "$rounds"); do
-    for workload in publish pubsub request js-publish js-publish-async; do
+    for workload in publish pubsub request js-publish js-publish-async fetch kv-put kv-get; do
         case $workload in
             request) count=20000 py_count=5000 ;;
             js-publish) count=20000 py_count=5000 ;;
-            js-publish-async) count=20000 py_count=20000 ;;
+            js-publish-async | fetch) count=20000 py_count=20000 ;;
+            kv-put) count=10000 py_count=5000 ;;
+            kv-get) count=20000 py_count=5000 ;;
             *) count=1000000 py_count=200000 ;;
         esac
         record "Swift $workload" "$("$bench" "$url" "$workload" "$count" 16)"
         record "Go $workload" "$("$out/nats-go-bench" "$url" "$workload" "$count" 16)"
         record "Py $workload" "$("$venv/bin/python" Benchmarks/nats/bench.py "$url" "$workload" "$py_count" 16)"
     done
+    for client in Swift Go Py; do object_round "$client" 200; done
+    object_round Swift 20
     echo "round $round of $rounds done" >&2
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -65,4 +82,12 @@ row "pub -> sub through the server (1M)" pubsub
 row "sequential request/reply" request
 row "JetStream publish, each acked (20k)" js-publish
 row "JetStream async publish, 4k pending (20k)" js-publish-async
+row "JetStream fetch, batches of 100 (20k)" fetch
+row "KV put, sequential" kv-put
+row "KV get, sequential" kv-get
+printf '%-38s %12s %12s %12s %9s %9s\n' "Object Store, 200 MiB file (MB/s)" "" "" "" "" ""
+row "  put from a file" obj-put-200
+row "  get to a file" obj-get-200
+printf '%-38s %12.0f %12.0f %12.0f\n' "  peak RSS (MB)" "$(m "Swift obj-rss-200")" "$(m "Go obj-rss-200")" "$(m "Py obj-rss-200")"
+printf 'Swift peak RSS: %s MB with a 20 MiB object, %s MB with a 200 MiB one\n' "$(m "Swift obj-rss-20")" "$(m "Swift obj-rss-200")"
 for key in "${!results[@]}"; do echo "  $key: ${results[$key]}"; done | sort

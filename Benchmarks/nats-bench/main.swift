@@ -4,8 +4,12 @@
 //   nats-bench URL request COUNT SIZE   sequential requests to a responder on its own connection
 //   nats-bench URL js-publish COUNT SIZE        JetStream publishes, each waiting for its ack (file storage)
 //   nats-bench URL js-publish-async COUNT SIZE  JetStream publishes with up to 4,000 acks outstanding
+//   nats-bench URL fetch COUNT SIZE             COUNT stored messages read in batches of 100 (pull consumer, no acks)
+//   nats-bench URL kv-put COUNT SIZE            sequential KV puts over 100 keys
+//   nats-bench URL kv-get COUNT SIZE            sequential KV gets over 100 keys
 //   nats-bench URL obj-put MEGABYTES 0          an object of MEGABYTES stored from a file, then read back
-//                                               to a file; prints put MB/s and get MB/s
+//                                               to a file; prints put MB/s, and get MB/s and the peak
+//                                               resident memory to standard error
 // Prints messages (or requests) per second.
 
 import Foundation
@@ -113,6 +117,46 @@ func run(_ arguments: [String]) async throws -> Double {
         try await js.deleteStream(name)
         await client.close()
         return rate
+    case "fetch":
+        // `count` messages stored first (not timed), then read in batches of 100.
+        let client = try await connect(url)
+        let js = JetStreamContext(client: client)
+        let name = "BENCH_SWIFT_\(ContinuousClock.now.hashValue & 0x7fff_ffff)"
+        try await js.createStream(StreamConfig(name: name, subjects: ["\(name).>"]))
+        let publisher = try await js.makeAsyncPublisher(maximumPending: 4000)
+        for _ in 0..<count { try await publisher.publish(payload, to: name + ".x") }
+        await publisher.complete()
+        await publisher.close()
+        try await js.createConsumer(ConsumerConfig(durableName: "reader", ackPolicy: .none), stream: name)
+        let start = ContinuousClock.now
+        var received = 0
+        while received < count {
+            received += try await js.fetch(consumer: "reader", stream: name, batch: 100, expires: .seconds(5)).count
+        }
+        let rate = Double(count) / seconds(since: start)
+        try await js.deleteStream(name)
+        await client.close()
+        return rate
+    case "kv-put", "kv-get":
+        // Sequential puts of `size`-byte values over 100 keys; or, after those puts, sequential gets.
+        let client = try await connect(url)
+        let js = JetStreamContext(client: client)
+        let bucket = "bench_swift_\(ContinuousClock.now.hashValue & 0x7fff_ffff)"
+        let kv = try await js.createKeyValue(KeyValueConfig(bucket: bucket))
+        let keys = (0..<100).map { "key.\($0)" }
+        for key in keys { try await kv.put(key, payload) }
+        let start = ContinuousClock.now
+        if arguments[2] == "kv-put" {
+            for index in 0..<count { try await kv.put(keys[index % 100], payload) }
+        } else {
+            for index in 0..<count {
+                guard try await kv.get(keys[index % 100]) != nil else { throw BenchError(message: "a key went missing") }
+            }
+        }
+        let rate = Double(count) / seconds(since: start)
+        try await js.deleteKeyValue(bucket)
+        await client.close()
+        return rate
     case "obj-put":
         // A file of `count` MiB, stored and read back through an object store of its own.
         let client = try await connect(url)
@@ -135,6 +179,9 @@ func run(_ arguments: [String]) async throws -> Double {
         try await store.get("bench", toFile: target)
         let getRate = Double(count) / seconds(since: getStart)
         FileHandleStderr.print("get MB/s: \(Int(getRate.rounded()))")
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        FileHandleStderr.print("peak RSS MB: \(usage.ru_maxrss / 1024)")
         try await js.deleteObjectStore(bucket)
         await client.close()
         return putRate

@@ -1,6 +1,8 @@
 // The Go reference client (nats.go) on the same workloads as nats-bench:
-//   nats-go-bench URL publish|pubsub|request|js-publish|js-publish-async COUNT SIZE
-// Prints messages (or requests) per second.
+//   nats-go-bench URL publish|pubsub|request|js-publish|js-publish-async|fetch|kv-put|kv-get COUNT SIZE
+//   nats-go-bench URL obj-put MEGABYTES 0
+// Prints messages (or requests, or MB) per second; obj-put prints the get rate and the peak
+// resident memory to standard error.
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -135,6 +138,71 @@ func main() {
 		rate = float64(count) / time.Since(start).Seconds()
 		js.DeleteStream(name)
 		nc.Close()
+	case "fetch":
+		// COUNT messages stored first (not timed), then read in batches of 100 by a pull consumer.
+		nc := connect(url)
+		js, err := nc.JetStream(nats.PublishAsyncMaxPending(4000))
+		if err != nil {
+			fail(err)
+		}
+		name := fmt.Sprintf("BENCH_GO_%d", time.Now().UnixNano())
+		if _, err := js.AddStream(&nats.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: nats.FileStorage}); err != nil {
+			fail(err)
+		}
+		for i := 0; i < count; i++ {
+			if _, err := js.PublishAsync(name+".x", payload); err != nil {
+				fail(err)
+			}
+		}
+		<-js.PublishAsyncComplete()
+		sub, err := js.PullSubscribe(name+".x", "reader", nats.AckNone())
+		if err != nil {
+			fail(err)
+		}
+		start := time.Now()
+		for received := 0; received < count; {
+			batch, err := sub.Fetch(100, nats.MaxWait(5*time.Second))
+			if err != nil {
+				fail(err)
+			}
+			received += len(batch)
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		js.DeleteStream(name)
+		nc.Close()
+	case "kv-put", "kv-get":
+		// Sequential puts of SIZE-byte values over 100 keys; or, after those puts, sequential gets.
+		nc := connect(url)
+		js, err := nc.JetStream()
+		if err != nil {
+			fail(err)
+		}
+		bucket := fmt.Sprintf("bench_go_%d", time.Now().UnixNano())
+		kv, err := js.CreateKeyValue(&nats.KeyValueConfig{Bucket: bucket})
+		if err != nil {
+			fail(err)
+		}
+		keys := make([]string, 100)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("key.%d", i)
+			if _, err := kv.Put(keys[i], payload); err != nil {
+				fail(err)
+			}
+		}
+		start := time.Now()
+		for i := 0; i < count; i++ {
+			if mode == "kv-put" {
+				_, err = kv.Put(keys[i%100], payload)
+			} else {
+				_, err = kv.Get(keys[i%100])
+			}
+			if err != nil {
+				fail(err)
+			}
+		}
+		rate = float64(count) / time.Since(start).Seconds()
+		js.DeleteKeyValue(bucket)
+		nc.Close()
 	case "obj-put":
 		// A file of COUNT MiB, stored and read back through an object store of its own.
 		nc := connect(url)
@@ -174,6 +242,9 @@ func main() {
 			fail(err)
 		}
 		fmt.Fprintf(os.Stderr, "get MB/s: %d\n", int(float64(count)/time.Since(start).Seconds()+0.5))
+		var usage syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+		fmt.Fprintf(os.Stderr, "peak RSS MB: %d\n", usage.Maxrss/1024)
 		js.DeleteObjectStore(bucket)
 		nc.Close()
 	default:
