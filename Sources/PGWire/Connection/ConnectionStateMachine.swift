@@ -74,6 +74,8 @@ struct ConnectionStateMachine: Sendable {
     private(set) var negotiatedProtocol: NegotiateProtocolVersion?
     /// How the server authenticated the session: trust, password, md5, SCRAM-SHA-256(-PLUS).
     private(set) var authenticationMethod: String?
+    /// Session state statements left behind (read from their command tags), for a reset.
+    var sessionChanges: PostgresSessionChanges = []
 
     private let user: String
     private let password: String?
@@ -302,7 +304,9 @@ struct ConnectionStateMachine: Sendable {
             }
             return .complete(id)
         case .dataRow(let row): return .deliver(id, .row(row))
-        case .commandComplete(let tag): return .deliver(id, .commandComplete(tag))
+        case .commandComplete(let tag):
+            sessionChanges.record(commandTag: tag)
+            return .deliver(id, .commandComplete(tag))
         case .rowDescription(let description): return .deliver(id, .rowDescription(description))
         case .parseComplete: return .deliver(id, .parseComplete)
         case .bindComplete: return .deliver(id, .bindComplete)

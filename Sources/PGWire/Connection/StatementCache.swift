@@ -60,4 +60,9 @@ struct StatementCache: Sendable {
     mutating func remove(_ key: Key) -> String? {
         entries.removeValue(forKey: key)?.name
     }
+
+    /// Forgets every statement (the server discarded them); names are not reused.
+    mutating func removeAll() {
+        entries.removeAll()
+    }
 }
