@@ -8,6 +8,8 @@ import Transport
 public final class RedisConnection: Sendable {
     /// The server's protocol version after the handshake: 3, or 2 when HELLO was refused.
     public let protocolVersion: Int
+    /// The database the connection selected at its handshake.
+    public let database: Int
     private let pushStream: AsyncStream<RESPValue>
 
     /// Out-of-band messages from the server, in arrival order. Asking for them keeps the connection
@@ -15,6 +17,7 @@ public final class RedisConnection: Sendable {
     public var pushes: AsyncStream<RESPValue> {
         let start = state.withLock { state -> Bool in
             state.readsContinuously = true
+            state.sessionChanges.insert(.unrecoverable)
             guard !state.readerActive, state.failure == nil else { return false }
             state.readerActive = true
             return true
@@ -58,6 +61,8 @@ public final class RedisConnection: Sendable {
         var readsContinuously = false
         /// Whether the reader may wait for a reply on its own thread.
         var inlineGate = InlineWaitGate()
+        /// What commands left on the session, for a pool's reset.
+        var sessionChanges: RedisSessionChanges = []
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -82,9 +87,11 @@ public final class RedisConnection: Sendable {
     }
 
     private init(
-        connection: Connection, protocolVersion: Int, commandTimeout: Duration?, parser: RESPParser, buffer: ByteBuffer, logger: Logger
+        connection: Connection, protocolVersion: Int, commandTimeout: Duration?, database: Int, parser: RESPParser, buffer: ByteBuffer,
+        logger: Logger
     ) {
         self.connection = connection
+        self.database = database
         self.logger = logger
         self.protocolVersion = protocolVersion
         self.commandTimeout = commandTimeout
@@ -176,8 +183,8 @@ public final class RedisConnection: Sendable {
             "connected",
             metadata: ["protocol": "RESP\(version)", "tls": "\(transport.isTLS)", "authenticated": "\(configuration.password != nil)"])
         return RedisConnection(
-            connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout, parser: parser, buffer: buffer,
-            logger: logger)
+            connection: transport, protocolVersion: version, commandTimeout: configuration.commandTimeout, database: configuration.database,
+            parser: parser, buffer: buffer, logger: logger)
     }
 
     /// Whether the connection has failed or was closed.
@@ -190,7 +197,10 @@ public final class RedisConnection: Sendable {
         if case .string(let name)? = arguments.first, Self.mayChangeMode(name), Self.subscriptionCommands.contains(name.uppercased()) {
             throw RedisError(.usage, message: "\(name) changes the connection's mode; use a dedicated subscriber connection")
         }
-        let replies = try await submit(replies: 1, timeout: timeout ?? commandTimeout) { RESPCommandEncoder.encode(arguments, into: &$0) }
+        let replies = try await submit(replies: 1, timeout: timeout ?? commandTimeout) { outbound, changes in
+            changes.record(arguments)
+            RESPCommandEncoder.encode(arguments, into: &outbound)
+        }
         let reply = replies[0]
         if reply.isError { throw RedisError.server(reply.string ?? "") }
         return reply
@@ -200,8 +210,11 @@ public final class RedisConnection: Sendable {
     /// returned as a value and affects only its own command.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout) { outbound in
-            for command in commands { RESPCommandEncoder.encode(command, into: &outbound) }
+        return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout) { outbound, changes in
+            for command in commands {
+                changes.record(command)
+                RESPCommandEncoder.encode(command, into: &outbound)
+            }
         }
     }
 
@@ -215,6 +228,7 @@ public final class RedisConnection: Sendable {
         RESPCommandEncoder.encode(arguments, into: &encoded)
         let mustFlush = try state.withLock { state throws(RedisError) -> Bool in
             if let failure = state.failure { throw failure }
+            state.sessionChanges.insert(.unrecoverable)
             state.writes.pending.writeBuffer(encoded)
             return state.writes.claimFlush()
         }
@@ -230,6 +244,38 @@ public final class RedisConnection: Sendable {
 
     static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
 
+    /// What commands have left on the session since it was last reset.
+    public var sessionChanges: RedisSessionChanges { state.withLock { $0.sessionChanges } }
+
+    /// Makes the connection fit for its next user: an open `MULTI` is discarded, `WATCH`es and
+    /// client tracking are dropped and the configured database is selected again, in one round
+    /// trip and only when needed. False when it cannot be proven clean (pushes were asked for,
+    /// a mode was changed that has no undo, the reset failed, or the connection is closed).
+    public func prepareForReuse() async -> Bool {
+        let changes = state.withLock { $0.failure == nil ? $0.sessionChanges : [.unrecoverable] }
+        if changes.contains(.unrecoverable) { return false }
+        guard !changes.isEmpty else { return true }
+        var commands: [[RESPArgument]] = []
+        if changes.contains(.transaction) { commands.append([.string("DISCARD")]) }
+        if changes.contains(.watching), !changes.contains(.transaction) { commands.append([.string("UNWATCH")]) }
+        if changes.contains(.clientSettings) { commands.append([.string("CLIENT"), .string("TRACKING"), .string("OFF")]) }
+        if changes.contains(.database) { commands.append([.string("SELECT"), .string(String(database))]) }
+        do {
+            let replies = try await pipeline(commands)
+            guard !replies.contains(where: \.isError) else { return false }
+        } catch {
+            return false
+        }
+        state.withLock { $0.sessionChanges = [] }
+        return true
+    }
+
+    /// Proves the connection alive with a PING.
+    public func ping(timeout: Duration = .seconds(5)) async -> Bool {
+        guard !isClosed else { return false }
+        return (try? await send(["PING"], timeout: timeout)) != nil
+    }
+
     /// Closes the connection; waiting callers fail with a connection error.
     public func close() {
         connection.close()
@@ -243,7 +289,9 @@ public final class RedisConnection: Sendable {
 
     /// Registers a request, has `encode` write its commands straight into the outbound buffer
     /// (no intermediate copy), sends, and waits for its replies.
-    private func submit(replies: Int, timeout: Duration?, encode: (inout ByteBuffer) -> Void) async throws -> [RESPValue] {
+    private func submit(replies: Int, timeout: Duration?, encode: (inout ByteBuffer, inout RedisSessionChanges) -> Void) async throws
+        -> [RESPValue]
+    {
         // Register first, so that a reply can never arrive before its slot exists.
         let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
             if let failure = state.failure { throw failure }
@@ -251,7 +299,7 @@ public final class RedisConnection: Sendable {
             state.nextID &+= 1
             state.router.enqueue(id, replies: replies)
             state.slots[id] = .registered
-            encode(&state.writes.pending)
+            encode(&state.writes.pending, &state.sessionChanges)
             return (id, state.writes.claimFlush())
         }
         // The caller that finds no write in progress writes everything queued (its own and later
