@@ -114,6 +114,8 @@ public struct RedisSettings: Sendable {
     public var password: Secret = Secret("")
     /// DB.
     public var database: Int = 0
+    /// POOL_MIN: connections kept open.
+    public var poolMinimum: Int = 1
     /// POOL_MAX.
     public var poolMaximum: Int = 10
     /// TIMEOUT_SECONDS.

@@ -22,6 +22,9 @@ extension Settings {
         if postgres.poolMinimum > postgres.poolMaximum {
             reader.report(["POSTGRES", "POOL_MIN"], "must not exceed POOL_MAX (\(postgres.poolMaximum))")
         }
+        if redis.poolMinimum > redis.poolMaximum {
+            reader.report(["REDIS", "POOL_MIN"], "must not exceed POOL_MAX (\(redis.poolMaximum))")
+        }
         if isProduction { validateProductionSecrets(&reader) }
         if !reader.issues.isEmpty { throw SettingsValidationError(issues: reader.issues) }
     }
@@ -65,6 +68,7 @@ extension Settings {
         .port("REDIS.PORT", \.redis.port),
         .secret("REDIS.PASSWORD", \.redis.password),
         .integer("REDIS.DB", \.redis.database, in: 0...15),
+        .integer("REDIS.POOL_MIN", \.redis.poolMinimum, in: 0...1000),
         .integer("REDIS.POOL_MAX", \.redis.poolMaximum, in: 1...1000),
         .integer("REDIS.TIMEOUT_SECONDS", \.redis.timeoutSeconds, in: 1...3600),
         .string("REDIS.SESSION_PREFIX", \.redis.sessionPrefix),
