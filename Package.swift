@@ -15,8 +15,12 @@ let package = Package(
         .executable(name: "infra-up", targets: ["infra-up"]),
     ],
     dependencies: [
-        // The library targets' one package dependency: the logging API, so callers pass their Logger.
+        // The client targets' one package dependency: the logging API, so callers pass their Logger.
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Infra's pool: its waiter queue, its metrics API and its place in a service's lifecycle.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // libssl/libcrypto through pkg-config, plus inline wrappers for the macros Swift cannot import.
@@ -37,7 +41,12 @@ let package = Package(
         .target(name: "Settings"),
         .target(
             name: "Infra",
-            dependencies: ["Transport", "PGWire", "RESP", "NATSProto", "JetStream", "Settings"],
+            dependencies: [
+                "Transport", "PGWire", "RESP", "NATSProto", "JetStream", "Settings",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             exclude: ["Pool/README.md", "Migrations/README.md", "Topology/README.md", "Provisioning/README.md"]
         ),
         .executableTarget(name: "infra-up", dependencies: ["Infra"]),

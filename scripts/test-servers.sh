@@ -174,6 +174,34 @@ HBA
         || { cat "$WORK/pg/server.log" >&2; die "PostgreSQL did not start"; }
     PG_DATA="$data"
     PG_BINDIR="$bindir"
+    # For the tests that crash the server under load and start it again: SIGKILL to the
+    # postmaster and its backends (no shutdown, as a machine losing power), then a start that
+    # waits for crash recovery.
+    local runner=""
+    [[ $(id -u) -eq 0 ]] && runner="runuser -u postgres --"
+    cat >"$WORK/pg/crash.sh" <<CRASH
+#!/usr/bin/env bash
+pid=\$(head -1 "$data/postmaster.pid" 2>/dev/null) || exit 0
+kill -9 \$(pgrep -P "\$pid") "\$pid" 2>/dev/null
+while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
+CRASH
+    cat >"$WORK/pg/start.sh" <<START
+#!/usr/bin/env bash
+# The server outlives this script: it must not keep the caller's pipes (or any other inherited
+# descriptor) open, or whoever reads this script's output waits for the server to end.
+for fd in /proc/\$\$/fd/*; do
+    n=\${fd##*/}
+    ((n > 2)) && eval "exec \$n>&-" 2>/dev/null
+done
+exec </dev/null >/dev/null 2>&1
+for attempt in 1 2 3 4 5; do
+    $runner "$bindir/pg_ctl" -D "$data" -l "$WORK/pg/server.log" -w -t 60 start >/dev/null && exit 0
+    sleep 0.5
+done
+exit 1
+START
+    chmod 755 "$WORK/pg/crash.sh" "$WORK/pg/start.sh"
+    export INFRA_TEST_POSTGRES_CRASH="$WORK/pg/crash.sh" INFRA_TEST_POSTGRES_START="$WORK/pg/start.sh"
 
     PG_PASSWORD=$(random_secret)
     PG_MD5_PASSWORD=$(random_secret)

@@ -1,0 +1,308 @@
+import Foundation
+import Infra
+import Logging
+import PGWire
+import RESP
+import Synchronization
+import TestSupport
+import Testing
+import Transport
+
+extension LiveServer {
+    static func poolPostgresConfiguration() throws -> PostgresConfiguration {
+        var configuration = PostgresConfiguration(
+            hosts: [.init(try require("INFRA_TEST_POSTGRES_HOST"), port: Int(try require("INFRA_TEST_POSTGRES_PORT")) ?? 0)],
+            user: try require("INFRA_TEST_POSTGRES_USER"), password: try require("INFRA_TEST_POSTGRES_PASSWORD"),
+            database: try require("INFRA_TEST_POSTGRES_DATABASE"), sslMode: .disable)
+        configuration.applicationName = "pool-tests"
+        configuration.cancelGracePeriod = .seconds(2)
+        return configuration
+    }
+
+    static func postgresPool(minimum: Int = 1, maximum: Int = 10, configure: (inout PoolConfiguration) -> Void = { _ in })
+        throws -> ConnectionPool<PostgresConnection>
+    {
+        let connection = try poolPostgresConfiguration()
+        var configuration = PoolConfiguration(minimumConnections: minimum, maximumConnections: maximum)
+        configure(&configuration)
+        return ConnectionPool(name: "postgres", configuration: configuration, shutdownGracePeriod: .seconds(2), logger: Logger(label: "pool-tests")) {
+            _ in try await PostgresConnection.connect(connection)
+        }
+    }
+
+    /// This process's TCP sockets connected to `port` on loopback (its descriptors, matched
+    /// with the kernel's connection table): other tests' descriptors do not blur the count.
+    static func socketsConnected(toPort port: Int) -> Int {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        var inodes = Set<Substring>()
+        for descriptor in descriptors {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)"),
+                target.hasPrefix("socket:[")
+            else { continue }
+            inodes.insert(target.dropFirst(8).dropLast())
+        }
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return -1 }
+        let remote = String(format: ":%04X", port)
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 9 && fields[2].hasSuffix(remote) && inodes.contains(fields[9])
+        }.count
+    }
+}
+
+/// Waits until `condition` holds, up to `limit`.
+func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while !condition() {
+        guard ContinuousClock.now < deadline else { return false }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return true
+}
+
+@Suite("Connection pool (live PostgreSQL)", .serialized, .timeLimit(.minutes(2)), .enabled(if: LiveServer.postgres.isAvailable))
+struct PostgresPoolLiveTests {
+    @Test func twoHundredTasksOverTenConnectionsForTenSecondsWithNoErrorOrLeak() async throws {
+        let port = Int(try LiveServer.require("INFRA_TEST_POSTGRES_PORT")) ?? 0
+        let socketsBefore = LiveServer.socketsConnected(toPort: port)
+        let pool = try LiveServer.postgresPool(minimum: 2, maximum: 10) { $0.idleTimeout = .milliseconds(500) }
+        let stop = ContinuousClock.now + .seconds(10)
+        let (queries, errors) = await withTaskGroup(of: (Int, [String]).self) { group in
+            for task in 0..<200 {
+                group.addTask {
+                    var done = 0
+                    var errors: [String] = []
+                    while ContinuousClock.now < stop {
+                        do {
+                            let value = try await pool.withConnection { connection in
+                                try await connection.execute("SELECT \(task)::int4 AS n").rows.first?.decode(Int32.self, column: 0)
+                            }
+                            if value != Int32(task) { errors.append("task \(task) read \(String(describing: value))") }
+                            done += 1
+                        } catch {
+                            errors.append("\(error)")
+                        }
+                    }
+                    return (done, errors)
+                }
+            }
+            var total = 0
+            var all: [String] = []
+            for await (done, errors) in group {
+                total += done
+                all += errors
+            }
+            return (total, all)
+        }
+        #expect(errors.isEmpty, "\(errors.count) errors, first: \(errors.first ?? "")")
+        #expect(queries > 1000, "\(queries) queries in 10 s")
+        #expect(pool.statistics.inUse == 0 && pool.statistics.waiting == 0)
+        #expect(try await eventually { pool.statistics.open == 2 }, "back to the minimum: \(pool.statistics)")
+        #expect(
+            try await eventually { LiveServer.socketsConnected(toPort: port) == socketsBefore + 2 },
+            "exactly the two connections are open: \(LiveServer.socketsConnected(toPort: port) - socketsBefore)")
+        await pool.shutdown()
+        #expect(try await eventually { LiveServer.socketsConnected(toPort: port) == socketsBefore },
+            "sockets to the server: \(socketsBefore) before, \(LiveServer.socketsConnected(toPort: port)) after the shutdown")
+    }
+
+    @Test func theNextUserInheritsNoTransactionListenOrSetting() async throws {
+        let pool = try LiveServer.postgresPool(minimum: 1, maximum: 1)
+        defer { Task { await pool.shutdown() } }
+        try await pool.withConnection { connection in
+            _ = try await connection.simpleQuery("BEGIN; SET search_path TO pg_catalog; LISTEN pool_test")
+            #expect(connection.sessionChanges.contains(.listening) && connection.sessionChanges.contains(.settings))
+        }
+        try await pool.withConnection { connection in
+            #expect(connection.transactionStatus == .idle)
+            let path = try await connection.execute("SHOW search_path").rows.first?.decode(String.self, column: 0)
+            #expect(path == "\"$user\", public", "the SET was reset: \(String(describing: path))")
+            let listening = try await connection.execute("SELECT count(*) FROM pg_listening_channels()").rows.first?.decode(Int64.self, column: 0)
+            #expect(listening == 0)
+        }
+        // A failed transaction is rolled back too.
+        try await pool.withConnection { connection in
+            _ = try? await connection.simpleQuery("BEGIN; SELECT 1/0")
+            #expect(connection.transactionStatus == .failed)
+        }
+        try await pool.withConnection { connection in #expect(connection.transactionStatus == .idle) }
+        // A statement the user PREPAREd cannot be undone without the client's cache: the connection is replaced.
+        let first = try await pool.withConnection { connection in
+            _ = try await connection.simpleQuery("PREPARE mine AS SELECT 1")
+            return ObjectIdentifier(connection)
+        }
+        let second = try await pool.withConnection { ObjectIdentifier($0) }
+        #expect(first != second)
+    }
+
+    @Test func cancelThenQueryFiveHundredTimesOnOnePoolNeverHitsTheNextStatement() async throws {
+        let pool = try LiveServer.postgresPool(minimum: 2, maximum: 2)
+        defer { Task { await pool.shutdown() } }
+        var wrong = 0
+        for round in 0..<500 {
+            // A statement cut by its timeout at a random point, then the next user's statement
+            // on whichever connection comes back.
+            _ = try? await pool.withConnection { connection in
+                try await connection.execute("SELECT pg_sleep(0.01)", timeout: .microseconds(Int64(200 + (round * 37) % 9000)))
+            }
+            do {
+                let value = try await pool.withConnection { connection in
+                    try await connection.execute("SELECT \(round)::int4").rows.first?.decode(Int32.self, column: 0)
+                }
+                if value != Int32(round) { wrong += 1 }
+            } catch let error as PostgresError where error.diagnostics?.sqlState == .queryCanceled {
+                wrong += 1
+            }
+        }
+        #expect(wrong == 0, "\(wrong) of 500 statements were hit by an earlier cancel")
+    }
+
+    @Test func aCrashedServerIsRecoveredFromWithoutManualSteps() async throws {
+        let crash = try LiveServer.require("INFRA_TEST_POSTGRES_CRASH")
+        let start = try LiveServer.require("INFRA_TEST_POSTGRES_START")
+        let pool = try LiveServer.postgresPool(minimum: 2, maximum: 5) { $0.acquireTimeout = .seconds(20) }
+        defer { Task { await pool.shutdown() } }
+        let counters = LoadCounters()
+        let load = Task { [counters] in
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        while counters.running.load(ordering: .relaxed) {
+                            do {
+                                _ = try await pool.withConnection { try await $0.execute("SELECT 1") }
+                                counters.outcomes.withLock { $0.ok += 1 }
+                            } catch let error as PostgresError {
+                                // Work in flight when the server died: a typed error, nothing else.
+                                counters.outcomes.withLock { $0.failed.append("\(error.kind)") }
+                            } catch let error as PoolError {
+                                counters.outcomes.withLock { $0.failed.append("pool: \(error.kind)") }
+                            } catch {
+                                counters.outcomes.withLock { $0.failed.append("untyped: \(error)") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try await Task.sleep(for: .seconds(1))
+        _ = try await runCommand(crash, [])
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try await runCommand(start, [])
+        let okAtRestart = counters.outcomes.withLock { $0.ok }
+        try await Task.sleep(for: .seconds(3))
+        counters.running.store(false, ordering: .relaxed)
+        await load.value
+        let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
+        #expect(ok > okAtRestart + 100, "work goes on after the restart: \(okAtRestart) before, \(ok) in all")
+        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+        #expect(failed.count < 200, "only work in flight failed: \(failed.count)")
+        // Every connection in the pool works.
+        for _ in 0..<10 { _ = try await pool.withConnection { try await $0.execute("SELECT 1") } }
+    }
+}
+
+@Suite("Connection pool (live Redis)", .serialized, .timeLimit(.minutes(2)), .enabled(if: LiveServer.redis.isAvailable))
+struct RedisPoolLiveTests {
+    static func pool(port: Int? = nil, password: String? = nil, minimum: Int = 1, maximum: Int = 10) throws -> ConnectionPool<RedisConnection> {
+        var configuration = try RedisConfiguration(url: try LiveServer.require(LiveServer.redis.rawValue))
+        if let port {
+            configuration.port = port
+            configuration.password = password
+        }
+        var poolConfiguration = PoolConfiguration(minimumConnections: minimum, maximumConnections: maximum)
+        poolConfiguration.acquireTimeout = .seconds(20)
+        return ConnectionPool(name: "redis", configuration: poolConfiguration, logger: Logger(label: "pool-tests")) { [configuration] _ in
+            try await RedisConnection.connect(configuration)
+        }
+    }
+
+    @Test func theNextUserInheritsNoDatabaseTransactionOrTracking() async throws {
+        let pool = try Self.pool(maximum: 1)
+        defer { Task { await pool.shutdown() } }
+        let key = LiveServer.uniqueName("pool", separator: ":")
+        try await pool.withConnection { connection in
+            try await connection.send(["SELECT", "3"])
+            try await connection.send(["MULTI"])
+            try await connection.send(["SET", .string(key), "in-db-3"])
+            try await connection.send(["CLIENT", "TRACKING", "ON"])
+        }
+        try await pool.withConnection { connection in
+            #expect(connection.sessionChanges.isEmpty)
+            let value = try await connection.send(["GET", .string(key)])
+            #expect(value.string == nil, "the MULTI was discarded and database 0 selected again")
+            let tracking = try await connection.send(["CLIENT", "TRACKINGINFO"])
+            guard case .map(let fields) = tracking, let flags = fields.first(where: { $0.key.string == "flags" })?.value,
+                case .set(let values) = flags
+            else {
+                Issue.record("CLIENT TRACKINGINFO: \(tracking)")
+                return
+            }
+            #expect(values.compactMap(\.string) == ["off"], "client tracking is off again")
+        }
+    }
+
+    @Test func aRestartedServerIsRecoveredFromUnderLoad() async throws {
+        let server = try PrivateRedisServerForPool()
+        defer { server.stop() }
+        try await Task.sleep(for: .milliseconds(300))
+        let pool = try Self.pool(port: server.port, minimum: 2, maximum: 5)
+        defer { Task { await pool.shutdown() } }
+        let counters = LoadCounters()
+        let load = Task { [counters] in
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        while counters.running.load(ordering: .relaxed) {
+                            do {
+                                _ = try await pool.withConnection { try await $0.send(["PING"]) }
+                                counters.outcomes.withLock { $0.ok += 1 }
+                            } catch let error as RedisError {
+                                counters.outcomes.withLock { $0.failed.append("\(error.kind)") }
+                            } catch let error as PoolError {
+                                counters.outcomes.withLock { $0.failed.append("pool: \(error.kind)") }
+                            } catch {
+                                counters.outcomes.withLock { $0.failed.append("untyped: \(error)") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try await Task.sleep(for: .seconds(1))
+        server.stop()
+        try await Task.sleep(for: .milliseconds(500))
+        try server.start()
+        let okAtRestart = counters.outcomes.withLock { $0.ok }
+        try await Task.sleep(for: .seconds(3))
+        counters.running.store(false, ordering: .relaxed)
+        await load.value
+        let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
+        #expect(ok > okAtRestart + 100, "work goes on after the restart: \(okAtRestart) before, \(ok) in all")
+        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+    }
+}
+
+/// What a load of many tasks did, shared with them.
+final class LoadCounters: Sendable {
+    let running = Atomic<Bool>(true)
+    let outcomes = Mutex<(ok: Int, failed: [String])>((0, []))
+}
+
+/// A redis-server of the test's own, without a password, stopped (SIGKILL) and started again.
+final class PrivateRedisServerForPool: Sendable {
+    let port: Int
+    private let process: ChildProcess
+
+    init() throws {
+        let listener = try Listener.bind()
+        guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
+        listener.close()
+        self.port = port
+        process = try ChildProcess([
+            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+        ])
+    }
+
+    func start() throws { try process.start() }
+    func stop() { process.stop() }
+}
