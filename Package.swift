@@ -49,10 +49,10 @@ let package = Package(
             ],
             exclude: ["Pool/README.md", "Migrations/README.md", "Topology/README.md", "Provisioning/README.md"]
         ),
-        .executableTarget(name: "infra-up", dependencies: ["Infra"]),
+        .executableTarget(name: "infra-up", dependencies: ["Infra", "Settings", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "pg-bench",
-            dependencies: ["PGWire"],
+            dependencies: ["PGWire", "Infra", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/pg-bench"
         ),
         .executableTarget(

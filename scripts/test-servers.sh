@@ -202,6 +202,8 @@ exit 1
 START
     chmod 755 "$WORK/pg/crash.sh" "$WORK/pg/start.sh"
     export INFRA_TEST_POSTGRES_CRASH="$WORK/pg/crash.sh" INFRA_TEST_POSTGRES_START="$WORK/pg/start.sh"
+    # psql and pg_dump of the same version, for the migration tests.
+    export INFRA_TEST_POSTGRES_BINDIR="$bindir"
 
     PG_PASSWORD=$(random_secret)
     PG_MD5_PASSWORD=$(random_secret)

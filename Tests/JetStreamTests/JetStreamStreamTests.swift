@@ -40,12 +40,6 @@ extension LiveServer {
         return (python, GoldenStream.fixturesDirectory.deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path)
     }
 
-    /// A new empty folder under the temporary directory.
-    static func scratchDirectory(_ prefix: String) throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
-    }
 }
 
 @Suite("JetStream streams and messages (live)", .timeLimit(.minutes(1)), .enabled(if: LiveServer.nats.isAvailable))

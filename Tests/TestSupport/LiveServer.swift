@@ -12,6 +12,13 @@ public enum LiveServer: String, Sendable, CaseIterable {
     /// nats-server with JetStream (INFRA_TEST_NATS_URL and the extra servers' variables).
     case nats = "INFRA_TEST_NATS_URL"
 
+    /// A new empty folder under the temporary directory.
+    public static func scratchDirectory(_ prefix: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     /// Whether the suites needing this server should run: the server is there, or this is CI.
     public var isAvailable: Bool { Self.value(rawValue) != nil || Self.isCI }
 
