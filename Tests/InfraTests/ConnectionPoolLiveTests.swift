@@ -30,23 +30,32 @@ extension LiveServer {
         }
     }
 
-    /// This process's TCP sockets connected to `port` on loopback (its descriptors, matched
-    /// with the kernel's connection table): other tests' descriptors do not blur the count.
-    static func socketsConnected(toPort port: Int) -> Int {
+    /// The inodes of this process's TCP sockets connected to `port` (its descriptors, read with
+    /// readlink, matched with the kernel's connection table).
+    static func socketsConnected(toPort port: Int) -> Set<Substring> {
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         var inodes = Set<Substring>()
         for descriptor in descriptors {
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)"),
-                target.hasPrefix("socket:[")
-            else { continue }
+            var buffer = [CChar](repeating: 0, count: 256)
+            let length = readlink("/proc/self/fd/\(descriptor)", &buffer, buffer.count - 1)
+            guard length > 0 else { continue }
+            let target = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard target.hasPrefix("socket:[") else { continue }
             inodes.insert(target.dropFirst(8).dropLast())
         }
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return -1 }
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return [] }
         let remote = String(format: ":%04X", port)
-        return table.split(separator: "\n").dropFirst().filter { line in
+        var found = Set<Substring>()
+        for line in table.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ")
-            return fields.count > 9 && fields[2].hasSuffix(remote) && inodes.contains(fields[9])
-        }.count
+            if fields.count > 9, fields[2].hasSuffix(remote), inodes.contains(fields[9]) { found.insert(fields[9]) }
+        }
+        return found
+    }
+
+    /// Sockets to `port` opened since `before` (other tests' sockets closing meanwhile do not count).
+    static func newSockets(toPort port: Int, since before: Set<Substring>) -> Int {
+        socketsConnected(toPort: port).subtracting(before).count
     }
 }
 
@@ -99,11 +108,12 @@ struct PostgresPoolLiveTests {
         #expect(pool.statistics.inUse == 0 && pool.statistics.waiting == 0)
         #expect(try await eventually { pool.statistics.open == 2 }, "back to the minimum: \(pool.statistics)")
         #expect(
-            try await eventually { LiveServer.socketsConnected(toPort: port) == socketsBefore + 2 },
-            "exactly the two connections are open: \(LiveServer.socketsConnected(toPort: port) - socketsBefore)")
+            try await eventually { LiveServer.newSockets(toPort: port, since: socketsBefore) == 2 },
+            "exactly the two connections are open: \(LiveServer.newSockets(toPort: port, since: socketsBefore))")
         await pool.shutdown()
-        #expect(try await eventually { LiveServer.socketsConnected(toPort: port) == socketsBefore },
-            "sockets to the server: \(socketsBefore) before, \(LiveServer.socketsConnected(toPort: port)) after the shutdown")
+        #expect(
+            try await eventually { LiveServer.newSockets(toPort: port, since: socketsBefore) == 0 },
+            "sockets to the server left after the shutdown: \(LiveServer.newSockets(toPort: port, since: socketsBefore))")
     }
 
     @Test func theNextUserInheritsNoTransactionListenOrSetting() async throws {
@@ -160,7 +170,10 @@ struct PostgresPoolLiveTests {
     @Test func aCrashedServerIsRecoveredFromWithoutManualSteps() async throws {
         let crash = try LiveServer.require("INFRA_TEST_POSTGRES_CRASH")
         let start = try LiveServer.require("INFRA_TEST_POSTGRES_START")
-        let pool = try LiveServer.postgresPool(minimum: 2, maximum: 5) { $0.acquireTimeout = .seconds(20) }
+        let pool = try LiveServer.postgresPool(minimum: 2, maximum: 5) {
+            $0.acquireTimeout = .seconds(20)
+            $0.maximumBackoff = .seconds(1)
+        }
         defer { Task { await pool.shutdown() } }
         let counters = LoadCounters()
         let load = Task { [counters] in
@@ -189,7 +202,8 @@ struct PostgresPoolLiveTests {
         try await Task.sleep(for: .milliseconds(500))
         _ = try await runCommand(start, [])
         let okAtRestart = counters.outcomes.withLock { $0.ok }
-        try await Task.sleep(for: .seconds(3))
+        // Crash recovery and the pool's backoff take a moment; the work must resume on its own.
+        _ = try await eventually(within: .seconds(20)) { counters.outcomes.withLock { $0.ok } > okAtRestart + 1000 }
         counters.running.store(false, ordering: .relaxed)
         await load.value
         let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
@@ -273,7 +287,7 @@ struct RedisPoolLiveTests {
         try await Task.sleep(for: .milliseconds(500))
         try server.start()
         let okAtRestart = counters.outcomes.withLock { $0.ok }
-        try await Task.sleep(for: .seconds(3))
+        _ = try await eventually(within: .seconds(20)) { counters.outcomes.withLock { $0.ok } > okAtRestart + 1000 }
         counters.running.store(false, ordering: .relaxed)
         await load.value
         let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
