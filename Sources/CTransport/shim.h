@@ -90,4 +90,18 @@ static inline int ctransport_wait_readable(int fd, int wakefd, int64_t nanosecon
     return probes[0].revents != 0 ? 1 : 0;
 }
 
+/* Whether `fd` has input waiting or its peer hung up, without waiting: 1 if so, 0 if not, -1 on
+   failure. For a connection nobody reads (an idle pooled one), either means it is not fit to use. */
+static inline int ctransport_has_input_or_hangup(int fd) {
+    struct pollfd probe;
+    probe.fd = fd;
+    probe.events = POLLIN | 0x2000; /* POLLRDHUP */
+    probe.revents = 0;
+    int result = poll(&probe, 1, 0);
+    if (result < 0) {
+        return -1;
+    }
+    return result > 0 && probe.revents != 0 ? 1 : 0;
+}
+
 #endif

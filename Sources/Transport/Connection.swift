@@ -83,6 +83,13 @@ public final class Connection: Sendable {
     public var isClosed: Bool { registration.isClosed }
     /// Whether TLS is active on this connection.
     public var isTLS: Bool { tlsActive.load(ordering: .acquiring) }
+    /// Whether bytes are waiting or the peer hung up, asked without waiting (one `poll`). On a
+    /// connection nobody is reading — an idle pooled one — either means it is not fit to use:
+    /// the server closed it, or said something (a FATAL before closing) nobody asked for.
+    public var hasUnexpectedInput: Bool {
+        guard !isClosed else { return true }
+        return ctransport_has_input_or_hangup(descriptor) != 0
+    }
     /// Number of send system calls made so far (each may carry several buffers).
     public var writeSystemCallCount: Int { writeCalls.load(ordering: .relaxed) }
     /// Number of receive system calls made so far.

@@ -43,7 +43,10 @@ extension LiveServer {
             guard target.hasPrefix("socket:[") else { continue }
             inodes.insert(target.dropFirst(8).dropLast())
         }
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return [] }
+        // Read to the end: a single read of a procfs file stops at a page.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return [] }
+        defer { try? handle.close() }
+        let table = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         let remote = String(format: ":%04X", port)
         var found = Set<Substring>()
         for line in table.split(separator: "\n").dropFirst() {
@@ -143,6 +146,27 @@ struct PostgresPoolLiveTests {
         }
         let second = try await pool.withConnection { ObjectIdentifier($0) }
         #expect(first != second)
+    }
+
+    @Test func connectionsThatDiedWhileIdleAreReplacedBeforeAnyCallerSeesThem() async throws {
+        var configuration = try LiveServer.poolPostgresConfiguration()
+        configuration.applicationName = "pool-idle-deaths"
+        let pool = ConnectionPool<PostgresConnection>(
+            name: "postgres", configuration: PoolConfiguration(minimumConnections: 4, maximumConnections: 4), logger: Logger(label: "pool-tests")
+        ) { [configuration] _ in try await PostgresConnection.connect(configuration) }
+        defer { Task { await pool.shutdown() } }
+        #expect(try await eventually { pool.statistics.idle == 4 })
+        let killer = try await PostgresConnection.connect(try LiveServer.poolPostgresConfiguration())
+        defer { killer.close() }
+        let killed = try await killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pool-idle-deaths'")
+        #expect(killed.rows.count == 4)
+        try await Task.sleep(for: .milliseconds(100))
+        // Every caller gets a working connection: the dead ones are found before the hand-out.
+        for round in 0..<8 {
+            let value = try await pool.withConnection { try await $0.execute("SELECT \(Int32(round))::int4").rows.first?.decode(Int32.self, column: 0) }
+            #expect(value == Int32(round))
+        }
     }
 
     @Test func cancelThenQueryFiveHundredTimesOnOnePoolNeverHitsTheNextStatement() async throws {
@@ -253,6 +277,28 @@ struct RedisPoolLiveTests {
             }
             #expect(values.compactMap(\.string) == ["off"], "client tracking is off again")
         }
+    }
+
+    @Test func connectionsKilledWhileIdleAreReplacedBeforeAnyCallerSeesThem() async throws {
+        let pool = try Self.pool(minimum: 3, maximum: 3)
+        defer { Task { await pool.shutdown() } }
+        let name = LiveServer.uniqueName("pool-idle", separator: "-")
+        for _ in 0..<3 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 { group.addTask { try await pool.withConnection { _ = try await $0.send(["CLIENT", "SETNAME", .string(name)]) } } }
+                try await group.waitForAll()
+            }
+        }
+        let admin = try RedisClient(url: try LiveServer.require(LiveServer.redis.rawValue))
+        defer { admin.close() }
+        let list = try await admin.send(["CLIENT", "LIST"]).string ?? ""
+        for line in list.split(separator: "\n") where line.contains("name=\(name)") {
+            if let id = line.split(separator: " ").first(where: { $0.hasPrefix("id=") })?.dropFirst(3) {
+                try await admin.send(["CLIENT", "KILL", "ID", .string(String(id))])
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<6 { #expect(try await pool.send(["PING"]).string == "PONG") }
     }
 
     @Test func aRestartedServerIsRecoveredFromUnderLoad() async throws {

@@ -8,6 +8,9 @@ import Synchronization
 public protocol PooledConnection: AnyObject, Sendable {
     /// Whether the connection is known to be closed or broken.
     var isClosed: Bool { get }
+    /// Whether an idle connection is closed, or its server closed it or sent something unasked:
+    /// a cheap check (no round trip) made before every hand-out.
+    var isBrokenWhileIdle: Bool { get }
     /// Undoes what its last user left (an open transaction, subscriptions, a selected database
     /// …). False when it cannot be proven clean: the pool closes it.
     func prepareForReuse() async -> Bool
@@ -121,10 +124,9 @@ public final class ConnectionPool<Connection: PooledConnection>: Service, Sendab
         while true {
             let lease = try await waitForLease(deadline: deadline)
             metrics.recordWait(start.duration(to: .now))
-            if !lease.mustCheck {
-                if !lease.connection.isClosed { return lease }
-            } else if await lease.connection.isAlive() {
-                return lease
+            if !lease.connection.isBrokenWhileIdle {
+                if !lease.mustCheck { return lease }
+                if await lease.connection.isAlive() { return lease }
             }
             // Broken before the caller had it: replace it, and keep the caller's place.
             logger.debug("a connection failed its check before reuse; replacing it", metadata: ["connection": "\(lease.id)"])

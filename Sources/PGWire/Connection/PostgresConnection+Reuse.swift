@@ -2,6 +2,12 @@ extension PostgresConnection {
     /// What statements on this connection have left in the session since it was last reset.
     public var sessionChanges: PostgresSessionChanges { state.withLock { $0.machine.sessionChanges } }
 
+    /// For a connection nobody is using: whether it is closed, or the server closed it or sent
+    /// something unasked (a FATAL before closing, after a restart or `pg_terminate_backend`).
+    /// One `poll`, no waiting; a pool asks before handing the connection out, so that a caller
+    /// never meets the failure of a connection that died while idle.
+    public var isBrokenWhileIdle: Bool { isClosed || transport.hasUnexpectedInput }
+
     /// Whether a CancelRequest of this connection may still reach the server.
     public var hasCancelInFlight: Bool { state.withLock { $0.cancelTarget != nil } }
 

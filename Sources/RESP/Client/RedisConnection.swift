@@ -244,6 +244,14 @@ public final class RedisConnection: Sendable {
 
     static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
 
+    /// For a connection nobody is using: whether it is closed, or the server closed it or sent
+    /// something unasked. One `poll`, no waiting (a pool asks before handing the connection out).
+    /// A connection that reads continuously for pushes is not idle in this sense.
+    public var isBrokenWhileIdle: Bool {
+        let (failed, reading) = state.withLock { ($0.failure != nil, $0.readsContinuously) }
+        return failed || (!reading && connection.hasUnexpectedInput)
+    }
+
     /// What commands have left on the session since it was last reset.
     public var sessionChanges: RedisSessionChanges { state.withLock { $0.sessionChanges } }
 
