@@ -113,7 +113,10 @@ let package = Package(
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
         .testTarget(name: "JetStreamTests", dependencies: ["JetStream", "NATSProto", "Transport", "TestSupport"]),
         .testTarget(name: "SettingsTests", dependencies: ["Settings", "TestSupport"]),
-        .testTarget(name: "InfraTests", dependencies: ["Infra", "TestSupport"]),
+        .testTarget(
+            name: "InfraTests",
+            dependencies: ["Infra", "PGWire", "RESP", "Settings", "Transport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

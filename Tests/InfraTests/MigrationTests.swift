@@ -1,6 +1,8 @@
 import Foundation
 import Infra
+import Logging
 import PGWire
+import Settings
 import Synchronization
 import TestSupport
 import Testing
@@ -293,5 +295,68 @@ struct MigrationRunnerLiveTests {
         options.allowEdited = [a]
         #expect(try await LiveServer.runner(edited, configuration, options: options).upgrade().map(\.id) == [b])
         #expect(try await runner.check().isConsistent, "the deliberate edit's checksum is recorded")
+    }
+}
+
+/// What `infra-up migrate` prints and returns, run in-process.
+final class CommandTranscript: @unchecked Sendable {
+    // Safe: the command runs on one task, and the test reads the lines after it returned.
+    var lines: [String] = []
+    var problems: [String] = []
+}
+
+@Suite("infra-up migrate (live PostgreSQL)", .serialized, .timeLimit(.minutes(1)), .enabled(if: LiveServer.postgres.isAvailable))
+struct MigrateCommandTests {
+    func run(_ arguments: [String], settings: Settings = Settings()) async -> (status: Int32, transcript: CommandTranscript) {
+        let transcript = CommandTranscript()
+        let status = await MigrateCommand.run(
+            arguments, settings: { settings }, logger: Logger(label: "migrate-tests"), print: { transcript.lines.append($0) },
+            report: { transcript.problems.append($0) })
+        return (status, transcript)
+    }
+
+    @Test func theVerbsWorkFromTheCommandLine() async throws {
+        let (name, configuration, drop) = try await LiveServer.scratchDatabase()
+        defer { Task { await drop() } }
+        let directory = try LiveServer.scratchDirectory("migrate-cli")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for file in try FileManager.default.contentsOfDirectory(atPath: LiveServer.migrationsDirectory) {
+            try FileManager.default.copyItem(
+                atPath: LiveServer.migrationsDirectory + "/" + file, toPath: directory.appendingPathComponent(file).path)
+        }
+        var settings = Settings()
+        settings.databaseURL = "postgresql://\(configuration.user)@\(configuration.hosts[0].host):\(configuration.hosts[0].port)/\(name)"
+        settings.postgres.password = Secret(configuration.password ?? "")
+        let dir = ["--dir", directory.path]
+
+        let heads = await run(["heads"] + dir)
+        #expect(heads.status == 0 && heads.transcript.lines.first?.contains("(head)") == true)
+        let created = await run(["revision", "-m", "Add a notes column!"] + dir)
+        #expect(created.status == 0 && created.transcript.lines.first?.hasSuffix("_add_a_notes_column.sql") == true, "\(created.transcript.lines)")
+        let path = try #require(created.transcript.lines.first)
+        try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "-- up\n", with: "-- up\nALTER TABLE users ADD COLUMN notes text;\n")
+            .replacingOccurrences(of: "-- down\n", with: "-- down\nALTER TABLE users DROP COLUMN notes;\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+
+        #expect(await run(["current"] + dir, settings: settings).transcript.lines == ["base (nothing applied)"])
+        let upgrade = await run(["upgrade"] + dir, settings: settings)
+        #expect(upgrade.status == 0 && upgrade.transcript.lines.first?.split(separator: "\n").count == 3, "\(upgrade.transcript.problems)")
+        #expect(await run(["current"] + dir, settings: settings).transcript.lines.first?.hasSuffix("(head)") == true)
+        #expect(await run(["check"] + dir, settings: settings).status == 0)
+        let history = await run(["history", "--verbose"] + dir, settings: settings)
+        #expect(history.transcript.lines.filter { $0.contains("[applied]") }.count == 3)
+        let down = await run(["downgrade", "-1"] + dir, settings: settings)
+        #expect(down.status == 0 && down.transcript.lines.first?.hasPrefix("undid") == true)
+        // Editing an applied file makes check fail and upgrade refuse.
+        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("5c1e0a7d2b94") })
+        let firstPath = directory.appendingPathComponent(first).path
+        try (try String(contentsOfFile: firstPath, encoding: .utf8)).replacingOccurrences(of: "-- up\n", with: "-- up\n-- edited\n")
+            .write(toFile: firstPath, atomically: true, encoding: .utf8)
+        #expect(await run(["check"] + dir, settings: settings).status == 1)
+        let refused = await run(["upgrade"] + dir, settings: settings)
+        #expect(refused.status == 1 && refused.transcript.problems.first?.contains("edited after it was applied") == true)
+        #expect(await run(["upgrade", "--allow-edited", "5c1e0a7d2b94"] + dir, settings: settings).status == 0)
+        #expect(await run(["bogus"] + dir).status == 64)
     }
 }

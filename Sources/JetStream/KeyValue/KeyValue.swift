@@ -36,8 +36,9 @@ public struct KeyValueConfig: Sendable {
         }
     }
 
-    /// The backing stream's configuration, as nats.go and nats-py lay it out.
-    func streamConfig(on version: ServerVersion) -> StreamConfig {
+    /// The backing stream's configuration, as nats.go and nats-py lay it out (direct gets from
+    /// nats-server 2.9 on).
+    public func streamConfig(on version: ServerVersion) -> StreamConfig {
         var config = StreamConfig(name: KeyValue.streamPrefix + bucket, subjects: ["$KV.\(bucket).>"])
         config.description = description
         config.maxMessagesPerSubject = Int64(history)

@@ -24,8 +24,9 @@ public struct ObjectStoreConfig: Sendable {
         self.bucket = bucket
     }
 
-    /// The backing stream's configuration, as nats.go and nats-py lay it out.
-    func streamConfig(on version: ServerVersion) -> StreamConfig {
+    /// The backing stream's configuration, as nats.go and nats-py lay it out (direct gets from
+    /// nats-server 2.9 on).
+    public func streamConfig(on version: ServerVersion) -> StreamConfig {
         var config = StreamConfig(name: ObjectStore.streamPrefix + bucket, subjects: ["$O.\(bucket).C.>", "$O.\(bucket).M.>"])
         config.description = description
         config.maxAge = ttl
