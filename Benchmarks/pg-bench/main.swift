@@ -3,9 +3,14 @@
 // Modes: select1 (simple protocol), prepared (SELECT $1::int, cached statement), fetch (COUNT rows
 // of (int8, text, timestamptz) decoded into (Int, String, Date)), insert (COUNT rows
 // with executeMany, pipelined on one connection), copy (COUNT rows by COPY FROM STDIN, text),
-// connect (connect + SCRAM + close). Prints operations (rows) per second.
+// connect (connect + SCRAM + close), pool (50 tasks doing SELECT 1 through a pool of 10 for COUNT
+// seconds; the acquire wait's p50 and p99 go to standard error), migrate-noop (COUNT times: connect,
+// take the migration lock and find migrations/ fully applied; prints the mean milliseconds per run).
+// Prints operations (rows) per second.
 
 import Foundation
+import Infra
+import Logging
 import PGWire
 
 struct BenchError: Error { let message: String }
@@ -29,6 +34,17 @@ func run(_ arguments: [String]) async throws -> Double {
             connection.close()
         }
         return Double(count) / seconds(since: start)
+    }
+    if mode == "pool" { return try await poolRate(configuration, seconds: count) }
+    if mode == "migrate-noop" {
+        let graph = try MigrationGraph(try Migration.load(directory: "migrations"))
+        let runner = MigrationRunner(graph: graph) { try await PostgresConnection.connect(configuration) }
+        try await runner.upgrade()
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            guard try await runner.upgrade().isEmpty else { throw BenchError(message: "an upgrade applied something") }
+        }
+        return seconds(since: start) * 1000 / Double(count)
     }
     let connection = try await PostgresConnection.connect(configuration)
     defer { connection.close() }
@@ -79,6 +95,48 @@ func run(_ arguments: [String]) async throws -> Double {
     default:
         throw BenchError(message: "unknown mode \(mode)")
     }
+}
+
+/// 50 tasks doing `SELECT 1` through a pool of 10 for `seconds`; queries per second, and the
+/// acquire wait's percentiles on standard error.
+func poolRate(_ configuration: PostgresConfiguration, seconds duration: Int) async throws -> Double {
+    let pool = ConnectionPool<PostgresConnection>(
+        name: "bench", configuration: PoolConfiguration(minimumConnections: 10, maximumConnections: 10),
+        logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) { _ in try await PostgresConnection.connect(configuration) }
+    // Warm up: every connection open.
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<10 { group.addTask { _ = try await pool.withConnection { try await $0.execute("SELECT 1") } } }
+        try await group.waitForAll()
+    }
+    let stop = ContinuousClock.now + .seconds(duration)
+    let start = ContinuousClock.now
+    let waits = try await withThrowingTaskGroup(of: [Int64].self) { group in
+        for _ in 0..<50 {
+            group.addTask {
+                var waits: [Int64] = []
+                waits.reserveCapacity(50_000)
+                while ContinuousClock.now < stop {
+                    let asked = ContinuousClock.now
+                    try await pool.withConnection { connection in
+                        let waited = asked.duration(to: .now)
+                        waits.append(waited.components.seconds * 1_000_000 + waited.components.attoseconds / 1_000_000_000_000)
+                        _ = try await connection.execute("SELECT 1")
+                    }
+                }
+                return waits
+            }
+        }
+        var all: [Int64] = []
+        for try await part in group { all += part }
+        return all.sorted()
+    }
+    let rate = Double(waits.count) / seconds(since: start)
+    await pool.shutdown()
+    let p50 = waits.isEmpty ? 0 : waits[waits.count / 2]
+    let p99 = waits.isEmpty ? 0 : waits[min(waits.count - 1, waits.count * 99 / 100)]
+    FileHandle.standardError.write(Data("acquire wait p50 us: \(p50) p99 us: \(p99)\n".utf8))
+    return rate
 }
 
 let task = Task.detached { try await run(CommandLine.arguments) }

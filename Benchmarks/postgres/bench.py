@@ -2,7 +2,9 @@
 
     bench.py asyncpg|psycopg HOST PORT USER PASSWORD DATABASE MODE COUNT
 
-Prints operations (or rows) per second, like pg-bench.
+Prints operations (or rows) per second, like pg-bench. The pool mode (asyncpg only): 50 tasks doing
+SELECT 1 through asyncpg's pool of 10 for COUNT seconds; the acquire wait's p50 and p99 go to
+standard error.
 """
 import asyncio
 import sys
@@ -21,6 +23,28 @@ async def run_asyncpg(host, port, user, password, database, mode, count):
             connection = await connect()
             await connection.close()
         return count / (time.perf_counter() - start)
+    if mode == "pool":
+        pool = await asyncpg.create_pool(
+            host=host, port=port, user=user, password=password, database=database, ssl=False, min_size=10, max_size=10)
+        waits = []
+        stop = time.perf_counter() + count
+
+        async def worker():
+            while time.perf_counter() < stop:
+                asked = time.perf_counter()
+                async with pool.acquire() as connection:
+                    waits.append(time.perf_counter() - asked)
+                    await connection.fetchval("SELECT 1")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(50)))
+        rate = len(waits) / (time.perf_counter() - start)
+        await pool.close()
+        waits.sort()
+        p50 = round(waits[len(waits) // 2] * 1e6)
+        p99 = round(waits[min(len(waits) - 1, len(waits) * 99 // 100)] * 1e6)
+        print(f"acquire wait p50 us: {p50} p99 us: {p99}", file=sys.stderr)
+        return rate
     connection = await connect()
     try:
         start = time.perf_counter()

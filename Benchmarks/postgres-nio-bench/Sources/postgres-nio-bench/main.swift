@@ -2,7 +2,8 @@
 //   postgres-nio-bench HOST PORT USER PASSWORD DATABASE MODE COUNT
 // Modes: select1 (simple protocol), prepared (SELECT $1::int), fetch (COUNT rows decoded into
 // (Int, String, Date)), insert (COUNT rows, 50 tasks pipelined), copy (COUNT rows by COPY FROM
-// STDIN), connect (connect + SCRAM + close).
+// STDIN), connect (connect + SCRAM + close), pool (50 tasks doing SELECT 1 through a PostgresClient
+// of 10 connections for COUNT seconds; the acquire wait's p50 and p99 go to standard error).
 // Prints operations (or rows) per second.
 
 import Foundation
@@ -32,6 +33,7 @@ func run(_ arguments: [String]) async throws -> Double {
         }
         return Double(count) / seconds(since: start)
     }
+    if mode == "pool" { return try await poolRate(arguments, port: port, seconds: count) }
     let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
     defer { Task { try? await connection.close() } }
     switch mode {
@@ -93,6 +95,56 @@ func run(_ arguments: [String]) async throws -> Double {
         return Double(count) / seconds(since: start)
     default:
         throw BenchError(message: "unknown mode \(mode)")
+    }
+}
+
+/// 50 tasks doing `SELECT 1` through a PostgresClient of 10 connections for `seconds`.
+func poolRate(_ arguments: [String], port: Int, seconds duration: Int) async throws -> Double {
+    let logger = Logger(label: "bench")
+    var configuration = PostgresClient.Configuration(
+        host: arguments[1], port: port, username: arguments[3], password: arguments[4], database: arguments[5], tls: .disable)
+    configuration.options.minimumConnections = 10
+    configuration.options.maximumConnections = 10
+    let client = PostgresClient(configuration: configuration)
+    return try await withThrowingTaskGroup(of: Double?.self) { outer in
+        outer.addTask {
+            await client.run()
+            return nil
+        }
+        // Warm up: every connection open.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 { group.addTask { try await client.withConnection { _ = try await $0.query("SELECT 1", logger: logger) } } }
+            try await group.waitForAll()
+        }
+        let stop = ContinuousClock.now + .seconds(duration)
+        let start = ContinuousClock.now
+        let waits = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    var waits: [Int64] = []
+                    waits.reserveCapacity(50_000)
+                    while ContinuousClock.now < stop {
+                        let asked = ContinuousClock.now
+                        try await client.withConnection { connection in
+                            let waited = asked.duration(to: .now)
+                            waits.append(waited.components.seconds * 1_000_000 + waited.components.attoseconds / 1_000_000_000_000)
+                            let rows = try await connection.query("SELECT 1", logger: logger)
+                            for try await _ in rows {}
+                        }
+                    }
+                    return waits
+                }
+            }
+            var all: [Int64] = []
+            for try await part in group { all += part }
+            return all.sorted()
+        }
+        let rate = Double(waits.count) / seconds(since: start)
+        let p50 = waits.isEmpty ? 0 : waits[waits.count / 2]
+        let p99 = waits.isEmpty ? 0 : waits[min(waits.count - 1, waits.count * 99 / 100)]
+        FileHandle.standardError.write(Data("acquire wait p50 us: \(p50) p99 us: \(p99)\n".utf8))
+        outer.cancelAll()
+        return rate
     }
 }
 
