@@ -115,7 +115,10 @@ let package = Package(
         .testTarget(name: "SettingsTests", dependencies: ["Settings", "TestSupport"]),
         .testTarget(
             name: "InfraTests",
-            dependencies: ["Infra", "PGWire", "RESP", "Settings", "Transport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Infra", "PGWire", "RESP", "Settings", "Transport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -3,6 +3,7 @@ import Infra
 import Logging
 import PGWire
 import RESP
+import ServiceLifecycle
 import Synchronization
 import TestSupport
 import Testing
@@ -117,6 +118,23 @@ struct PostgresPoolLiveTests {
         #expect(
             try await eventually { LiveServer.newSockets(toPort: port, since: socketsBefore) == 0 },
             "sockets to the server left after the shutdown: \(LiveServer.newSockets(toPort: port, since: socketsBefore))")
+    }
+
+    @Test func asAServiceItDrainsOnGracefulShutdown() async throws {
+        let pool = try LiveServer.postgresPool(minimum: 3, maximum: 3)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [pool], logger: Logger(label: "pool-tests")))
+        let running = Task { try await group.run() }
+        #expect(try await eventually { pool.statistics.idle == 3 })
+        // A caller holds a connection while the shutdown starts: it finishes its work.
+        let borrowed = Task { try await pool.withConnection { try await $0.execute("SELECT pg_sleep(0.3)") } }
+        try await Task.sleep(for: .milliseconds(50))
+        await group.triggerGracefulShutdown()
+        _ = try await borrowed.value
+        try await running.value
+        let after = pool.statistics
+        #expect(after.open == 0 && after.idle == 0 && after.inUse == 0 && after.waiting == 0, "everything closed: \(after)")
+        let refused = await #expect(throws: PoolError.self) { try await pool.withConnection { _ in } }
+        #expect(refused?.kind == .shutDown)
     }
 
     @Test func theNextUserInheritsNoTransactionListenOrSetting() async throws {
