@@ -217,38 +217,13 @@ struct PostgresPoolLiveTests {
             $0.maximumBackoff = .seconds(1)
         }
         defer { Task { await pool.shutdown() } }
-        let counters = LoadCounters()
-        let load = Task { [counters] in
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<20 {
-                    group.addTask {
-                        while counters.running.load(ordering: .relaxed) {
-                            do {
-                                _ = try await pool.withConnection { try await $0.execute("SELECT 1") }
-                                counters.outcomes.withLock { $0.ok += 1 }
-                            } catch let error as PostgresError {
-                                // Work in flight when the server died: a typed error, nothing else.
-                                counters.outcomes.withLock { $0.failed.append("\(error.kind)") }
-                            } catch let error as PoolError {
-                                counters.outcomes.withLock { $0.failed.append("pool: \(error.kind)") }
-                            } catch {
-                                counters.outcomes.withLock { $0.failed.append("untyped: \(error)") }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let (counters, load) = LoadCounters.start { _ = try await pool.withConnection { try await $0.execute("SELECT 1") } }
         try await Task.sleep(for: .seconds(1))
         _ = try await runCommand(crash, [])
         try await Task.sleep(for: .milliseconds(500))
         _ = try await runCommand(start, [])
-        let okAtRestart = counters.outcomes.withLock { $0.ok }
-        // Crash recovery and the pool's backoff take a moment; the work must resume on its own.
-        _ = try await eventually(within: .seconds(20)) { counters.outcomes.withLock { $0.ok } > okAtRestart + 1000 }
-        counters.running.store(false, ordering: .relaxed)
-        await load.value
-        let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
+        let okAtRestart = counters.ok
+        let (ok, failed) = try await counters.finish(after: okAtRestart, load)
         #expect(ok > okAtRestart + 100, "work goes on after the restart: \(okAtRestart) before, \(ok) in all")
         #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
         #expect(failed.count < 200, "only work in flight failed: \(failed.count)")
@@ -320,20 +295,44 @@ struct RedisPoolLiveTests {
     }
 
     @Test func aRestartedServerIsRecoveredFromUnderLoad() async throws {
-        let server = try PrivateRedisServerForPool()
+        let server = try PrivateRedisServer()
         defer { server.stop() }
         try await Task.sleep(for: .milliseconds(300))
         let pool = try Self.pool(port: server.port, minimum: 2, maximum: 5)
         defer { Task { await pool.shutdown() } }
+        let (counters, load) = LoadCounters.start { _ = try await pool.withConnection { try await $0.send(["PING"]) } }
+        try await Task.sleep(for: .seconds(1))
+        server.stop()
+        try await Task.sleep(for: .milliseconds(500))
+        try server.start()
+        let okAtRestart = counters.ok
+        let (ok, failed) = try await counters.finish(after: okAtRestart, load)
+        #expect(ok > okAtRestart + 100, "work goes on after the restart: \(okAtRestart) before, \(ok) in all")
+        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+    }
+}
+
+/// What a load of many tasks did, shared with them.
+final class LoadCounters: Sendable {
+    let running = Atomic<Bool>(true)
+    let outcomes = Mutex<(ok: Int, failed: [String])>((0, []))
+
+    var ok: Int { outcomes.withLock { $0.ok } }
+
+    /// `tasks` tasks calling `work` until ``stop(_:)``; failures are recorded by their typed kind
+    /// ("untyped: …" for any other error).
+    static func start(tasks: Int = 20, _ work: @escaping @Sendable () async throws -> Void) -> (LoadCounters, Task<Void, Never>) {
         let counters = LoadCounters()
-        let load = Task { [counters] in
+        let load = Task {
             await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<20 {
+                for _ in 0..<tasks {
                     group.addTask {
                         while counters.running.load(ordering: .relaxed) {
                             do {
-                                _ = try await pool.withConnection { try await $0.send(["PING"]) }
+                                try await work()
                                 counters.outcomes.withLock { $0.ok += 1 }
+                            } catch let error as PostgresError {
+                                counters.outcomes.withLock { $0.failed.append("\(error.kind)") }
                             } catch let error as RedisError {
                                 counters.outcomes.withLock { $0.failed.append("\(error.kind)") }
                             } catch let error as PoolError {
@@ -346,41 +345,15 @@ struct RedisPoolLiveTests {
                 }
             }
         }
-        try await Task.sleep(for: .seconds(1))
-        server.stop()
-        try await Task.sleep(for: .milliseconds(500))
-        try server.start()
-        let okAtRestart = counters.outcomes.withLock { $0.ok }
-        _ = try await eventually(within: .seconds(20)) { counters.outcomes.withLock { $0.ok } > okAtRestart + 1000 }
-        counters.running.store(false, ordering: .relaxed)
+        return (counters, load)
+    }
+
+    /// Waits (up to 20 s) until `more` further calls succeeded after `mark`, then stops the load;
+    /// returns the successes and the failures.
+    func finish(after mark: Int, more: Int = 1000, _ load: Task<Void, Never>) async throws -> (ok: Int, failed: [String]) {
+        _ = try await eventually(within: .seconds(20)) { self.ok > mark + more }
+        running.store(false, ordering: .relaxed)
         await load.value
-        let (ok, failed) = counters.outcomes.withLock { ($0.ok, $0.failed) }
-        #expect(ok > okAtRestart + 100, "work goes on after the restart: \(okAtRestart) before, \(ok) in all")
-        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+        return outcomes.withLock { ($0.ok, $0.failed) }
     }
-}
-
-/// What a load of many tasks did, shared with them.
-final class LoadCounters: Sendable {
-    let running = Atomic<Bool>(true)
-    let outcomes = Mutex<(ok: Int, failed: [String])>((0, []))
-}
-
-/// A redis-server of the test's own, without a password, stopped (SIGKILL) and started again.
-final class PrivateRedisServerForPool: Sendable {
-    let port: Int
-    private let process: ChildProcess
-
-    init() throws {
-        let listener = try Listener.bind()
-        guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
-        listener.close()
-        self.port = port
-        process = try ChildProcess([
-            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-        ])
-    }
-
-    func start() throws { try process.start() }
-    func stop() { process.stop() }
 }

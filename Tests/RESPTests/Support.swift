@@ -29,25 +29,6 @@ extension LiveServer {
 }
 
 
-/// A redis-server of the test's own, so it can be stopped and started again.
-final class PrivateRedisServer: Sendable {
-    let port: Int
-    private let process: ChildProcess
-
-    init() throws {
-        let listener = try Listener.bind()
-        guard case .tcp(_, let port) = listener.endpoint else { throw CancellationError() }
-        listener.close()
-        self.port = port
-        process = try ChildProcess([
-            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-        ])
-    }
-
-    func start() throws { try process.start() }
-    func stop() { process.stop() }
-}
-
 /// A scripted server on our own listener: for each command it reads, it answers with the next
 /// canned reply, and records the commands.
 final class ScriptedRedisServer: Sendable {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import Transport
 
 /// A server process a test starts itself, so it can stop (SIGKILL: a crash, as far as clients
 /// can tell) and start it again. Spawned with posix_spawn and reaped with waitpid; the signal mask
@@ -58,4 +59,30 @@ public final class ChildProcess: Sendable {
     }
 
     deinit { stop() }
+}
+
+/// A redis-server of the test's own (no password, no persistence), so it can be killed and
+/// started again on the same port.
+public final class PrivateRedisServer: Sendable {
+    public let port: Int
+    private let process: ChildProcess
+
+    public init() throws {
+        // A free port: bind, read it, let it go.
+        let listener = try Listener.bind()
+        guard case .tcp(_, let port) = listener.endpoint else {
+            listener.close()
+            throw ChildProcess.SpawnError(status: EINVAL, program: "redis-server")
+        }
+        self.port = port
+        listener.close()
+        process = try ChildProcess([
+            "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+        ])
+    }
+
+    /// Starts it again.
+    public func start() throws { try process.start() }
+    /// Kills it (SIGKILL).
+    public func stop() { process.stop() }
 }

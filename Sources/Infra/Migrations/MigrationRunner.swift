@@ -96,7 +96,7 @@ public struct MigrationRunner: Sendable {
             try verify(rows)
             await updateAllowedChecksums(on: connection)
             let steps = try MigrationPlanner.upgrade(graph, applied: rows.map(\.id), to: target)
-            for migration in steps { try await apply(migration, on: connection) }
+            for migration in steps { try await step(migration, .up, on: connection) }
             return steps
         }
     }
@@ -108,7 +108,7 @@ public struct MigrationRunner: Sendable {
             let rows = try await history(connection)
             try verify(rows)
             let steps = try MigrationPlanner.downgrade(graph, applied: rows.map(\.id), to: target)
-            for migration in steps { try await undo(migration, on: connection) }
+            for migration in steps { try await step(migration, .down, on: connection) }
             return steps
         }
     }
@@ -328,53 +328,45 @@ public struct MigrationRunner: Sendable {
         }
     }
 
-    private func apply(_ migration: Migration, on connection: PostgresConnection) async throws(MigrationError) {
+    /// Runs one section of a migration with its history change: in one transaction, or — for a
+    /// non-transactional migration — statement by statement between a "started" and a
+    /// "finished" mark in the history.
+    private func step(_ migration: Migration, _ direction: MigrationDirection, on connection: PostgresConnection) async throws(MigrationError) {
         let start = ContinuousClock.now
-        logger.info("applying \(migration.id): \(migration.message)", metadata: ["file": "\(migration.fileName)"])
+        let (sql, line) = direction == .up ? (migration.up, migration.upLine) : (migration.down, migration.downLine)
+        logger.info("\(direction == .up ? "applying" : "undoing") \(migration.id): \(migration.message)", metadata: ["file": "\(migration.fileName)"])
         if migration.isTransactional {
             try await run(connection, "BEGIN")
             do throws(MigrationError) {
                 try await setLimits(connection, local: true)
-                try await runMigrationSQL(migration.up, of: migration, section: migration.upLine, on: connection)
-                try await record(migration, durationMilliseconds: milliseconds(since: start), finished: true, on: connection)
+                try await runMigrationSQL(sql, of: migration, section: line, on: connection)
+                if direction == .up {
+                    try await record(migration, durationMilliseconds: milliseconds(since: start), finished: true, on: connection)
+                } else {
+                    _ = try await query(connection, "DELETE FROM schema_migrations WHERE id = \(migration.id)")
+                }
                 try await run(connection, "COMMIT")
             } catch {
                 try? await run(connection, "ROLLBACK")
                 throw error
             }
-        } else {
-            try await record(migration, durationMilliseconds: nil, finished: false, on: connection)
-            try await setLimits(connection, local: false)
-            for statement in SQLStatements.split(migration.up) {
-                try await runMigrationSQL(statement.text, of: migration, section: migration.upLine, offset: statement.offset, in: migration.up, on: connection)
-            }
-            try await run(connection, "RESET lock_timeout; RESET statement_timeout")
-            _ = try await query(
-                connection, "UPDATE schema_migrations SET finished = true, duration_ms = \(Int32(clamping: milliseconds(since: start))) WHERE id = \(migration.id)")
+            return
         }
-    }
-
-    private func undo(_ migration: Migration, on connection: PostgresConnection) async throws(MigrationError) {
-        logger.info("undoing \(migration.id): \(migration.message)", metadata: ["file": "\(migration.fileName)"])
-        if migration.isTransactional {
-            try await run(connection, "BEGIN")
-            do throws(MigrationError) {
-                try await setLimits(connection, local: true)
-                try await runMigrationSQL(migration.down, of: migration, section: migration.downLine, on: connection)
-                _ = try await query(connection, "DELETE FROM schema_migrations WHERE id = \(migration.id)")
-                try await run(connection, "COMMIT")
-            } catch {
-                try? await run(connection, "ROLLBACK")
-                throw error
-            }
+        if direction == .up {
+            try await record(migration, durationMilliseconds: nil, finished: false, on: connection)
         } else {
             _ = try await query(connection, "UPDATE schema_migrations SET finished = false WHERE id = \(migration.id)")
-            try await setLimits(connection, local: false)
-            for statement in SQLStatements.split(migration.down) {
-                try await runMigrationSQL(
-                    statement.text, of: migration, section: migration.downLine, offset: statement.offset, in: migration.down, on: connection)
-            }
-            try await run(connection, "RESET lock_timeout; RESET statement_timeout")
+        }
+        try await setLimits(connection, local: false)
+        for statement in SQLStatements.split(sql) {
+            try await runMigrationSQL(statement.text, of: migration, section: line, offset: statement.offset, in: sql, on: connection)
+        }
+        try await run(connection, "RESET lock_timeout; RESET statement_timeout")
+        if direction == .up {
+            _ = try await query(
+                connection,
+                "UPDATE schema_migrations SET finished = true, duration_ms = \(Int32(clamping: milliseconds(since: start))) WHERE id = \(migration.id)")
+        } else {
             _ = try await query(connection, "DELETE FROM schema_migrations WHERE id = \(migration.id)")
         }
     }
