@@ -4,6 +4,7 @@ import Logging
 import PGWire
 import RESP
 import ServiceLifecycle
+import Settings
 import Synchronization
 import TestSupport
 import Testing
@@ -118,6 +119,28 @@ struct PostgresPoolLiveTests {
         #expect(
             try await eventually { LiveServer.newSockets(toPort: port, since: socketsBefore) == 0 },
             "sockets to the server left after the shutdown: \(LiveServer.newSockets(toPort: port, since: socketsBefore))")
+    }
+
+    @Test func thePoolsFromTheSettingsHaveTheirSizesAndWork() async throws {
+        let configuration = try LiveServer.poolPostgresConfiguration()
+        var settings = Settings()
+        settings.databaseURL = "postgresql://\(configuration.user)@\(configuration.hosts[0].host):\(configuration.hosts[0].port)/\(configuration.database ?? "")"
+        settings.postgres.password = Secret(configuration.password ?? "")
+        settings.postgres.poolMinimum = 2
+        settings.postgres.poolMaximum = 4
+        settings.redisURL = try LiveServer.require(LiveServer.redis.rawValue)
+        settings.redis.poolMinimum = 1
+        let logger = Logger(label: "pool-tests")
+        let postgres = try ConnectionPool.postgres(settings: settings, logger: logger)
+        let redis = try ConnectionPool.redis(settings: settings, logger: logger)
+        defer { Task { await postgres.shutdown(); await redis.shutdown() } }
+        #expect(postgres.configuration.minimumConnections == 2 && postgres.configuration.maximumConnections == 4)
+        #expect(try await eventually { postgres.statistics.idle == 2 && redis.statistics.idle == 1 })
+        let rows = try await postgres.execute("SELECT 41 + 1 AS answer").rows
+        #expect(try rows.first?.decode(Int32.self, column: 0) == 42)
+        try await postgres.withTransaction { _ = try await $0.execute("SELECT 1") }
+        #expect(try await redis.send(["PING"]).string == "PONG")
+        #expect(try await redis.pipeline([["PING"], ["ECHO", "x"]]).count == 2)
     }
 
     @Test func asAServiceItDrainsOnGracefulShutdown() async throws {

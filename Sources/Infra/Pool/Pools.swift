@@ -6,18 +6,30 @@ import Settings
 // The service's two pools, sized and configured from the settings, with the everyday calls on
 // the pool itself: each borrows a connection for the one call.
 
+extension ConnectionPool {
+    /// A pool of the settings' size and acquire timeout; `configure` adjusts the rest.
+    static func sized(
+        _ name: String, minimum: Int, maximum: Int, acquireTimeout: Duration, logger: Logger, configure: (inout PoolConfiguration) -> Void,
+        open: @escaping Factory
+    ) -> ConnectionPool {
+        var configuration = PoolConfiguration(minimumConnections: minimum, maximumConnections: maximum)
+        configuration.acquireTimeout = acquireTimeout
+        configure(&configuration)
+        return ConnectionPool(name: name, configuration: configuration, logger: logger, factory: open)
+    }
+}
+
 extension ConnectionPool where Connection == PostgresConnection {
     /// A PostgreSQL pool from DATABASE_URL and [postgres] (POOL_MIN, POOL_MAX, the timeouts);
     /// `configure` adjusts the rest.
     public static func postgres(
         settings: Settings, applicationName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(PostgresError) -> ConnectionPool<PostgresConnection> {
-        var connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
-        connection.logger = logger
-        var configuration = PoolConfiguration(minimumConnections: settings.postgres.poolMinimum, maximumConnections: settings.postgres.poolMaximum)
-        configuration.acquireTimeout = .seconds(settings.postgres.connectTimeoutSeconds)
-        configure(&configuration)
-        return ConnectionPool(name: "postgres", configuration: configuration, logger: logger) { [connection] logger in
+        let connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
+        return sized(
+            "postgres", minimum: settings.postgres.poolMinimum, maximum: settings.postgres.poolMaximum,
+            acquireTimeout: .seconds(settings.postgres.connectTimeoutSeconds), logger: logger, configure: configure
+        ) { logger in
             var configured = connection
             configured.logger = logger
             return try await PostgresConnection.connect(configured)
@@ -53,12 +65,11 @@ extension ConnectionPool where Connection == RedisConnection {
     public static func redis(
         settings: Settings, clientName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(RedisError) -> ConnectionPool<RedisConnection> {
-        var connection = try RedisConfiguration(settings: settings, clientName: clientName)
-        connection.logger = logger
-        var configuration = PoolConfiguration(minimumConnections: settings.redis.poolMinimum, maximumConnections: settings.redis.poolMaximum)
-        configuration.acquireTimeout = .seconds(settings.redis.timeoutSeconds)
-        configure(&configuration)
-        return ConnectionPool(name: "redis", configuration: configuration, logger: logger) { [connection] logger in
+        let connection = try RedisConfiguration(settings: settings, clientName: clientName)
+        return sized(
+            "redis", minimum: settings.redis.poolMinimum, maximum: settings.redis.poolMaximum,
+            acquireTimeout: .seconds(settings.redis.timeoutSeconds), logger: logger, configure: configure
+        ) { logger in
             var configured = connection
             configured.logger = logger
             return try await RedisConnection.connect(configured)
