@@ -103,7 +103,11 @@ func poolRate(_ configuration: PostgresConfiguration, seconds duration: Int) asy
     let pool = ConnectionPool<PostgresConnection>(
         name: "bench", configuration: PoolConfiguration(minimumConnections: 10, maximumConnections: 10),
         logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
-    ) { _ in try await PostgresConnection.connect(configuration) }
+    ) { _ in
+        var pooled = configuration
+        pooled.inlineReadWait = .zero  // as ConnectionPool.postgres(settings:) configures its connections
+        return try await PostgresConnection.connect(pooled)
+    }
     // Warm up: every connection open.
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<10 { group.addTask { _ = try await pool.withConnection { try await $0.execute("SELECT 1") } } }

@@ -25,11 +25,12 @@ extension ConnectionPool where Connection == PostgresConnection {
     public static func postgres(
         settings: Settings, applicationName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(PostgresError) -> ConnectionPool<PostgresConnection> {
-        let connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
+        var connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
+        connection.inlineReadWait = .zero  // many connections busy at once: no thread blocks on one
         return sized(
             "postgres", minimum: settings.postgres.poolMinimum, maximum: settings.postgres.poolMaximum,
             acquireTimeout: .seconds(settings.postgres.connectTimeoutSeconds), logger: logger, configure: configure
-        ) { logger in
+        ) { [connection] logger in
             var configured = connection
             configured.logger = logger
             return try await PostgresConnection.connect(configured)
@@ -65,11 +66,12 @@ extension ConnectionPool where Connection == RedisConnection {
     public static func redis(
         settings: Settings, clientName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(RedisError) -> ConnectionPool<RedisConnection> {
-        let connection = try RedisConfiguration(settings: settings, clientName: clientName)
+        var connection = try RedisConfiguration(settings: settings, clientName: clientName)
+        connection.inlineReadWait = .zero  // many connections busy at once: no thread blocks on one
         return sized(
             "redis", minimum: settings.redis.poolMinimum, maximum: settings.redis.poolMaximum,
             acquireTimeout: .seconds(settings.redis.timeoutSeconds), logger: logger, configure: configure
-        ) { logger in
+        ) { [connection] logger in
             var configured = connection
             configured.logger = logger
             return try await RedisConnection.connect(configured)

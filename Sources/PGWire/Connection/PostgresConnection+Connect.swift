@@ -64,7 +64,7 @@ extension PostgresConnection {
         let deadline = Deadline.after(configuration.connectTimeout)
         let transport: Connection
         do {
-            transport = try await Connection.connect(to: host.endpoint, options: ConnectOptions(timeout: configuration.connectTimeout))
+            transport = try await Connection.connect(to: host.endpoint, options: ConnectOptions(timeout: configuration.connectTimeout, inlineReadWait: configuration.inlineReadWait))
         } catch {
             throw PostgresError(error.isTimeout ? .timedOut : .connection, message: "could not connect to \(host): \(error)")
         }

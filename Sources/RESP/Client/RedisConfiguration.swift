@@ -26,6 +26,10 @@ public struct RedisConfiguration: Sendable {
     /// Where connections log their lifecycle (connect, protocol chosen, TLS, losses, protocol
     /// errors) with their endpoint and id; never a password or a value. Silent by default.
     public var logger = Logger(label: "resp", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// How long a caller waiting for its reply may wait on its own thread before handing the
+    /// wait to the reactor. A pool sets zero: with many connections busy at once, a thread
+    /// blocked on one starves the others.
+    public var inlineReadWait: Duration = .microseconds(250)
 
     /// Creates a configuration.
     public init(

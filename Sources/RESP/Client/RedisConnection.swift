@@ -112,7 +112,9 @@ public final class RedisConnection: Sendable {
         do {
             transport = try await Connection.connect(
                 to: .tcp(host: configuration.host, port: configuration.port),
-                options: ConnectOptions(timeout: configuration.connectTimeout, tls: configuration.tls, serverName: configuration.host))
+                options: ConnectOptions(
+                    timeout: configuration.connectTimeout, tls: configuration.tls, serverName: configuration.host,
+                    inlineReadWait: configuration.inlineReadWait))
         } catch {
             logger.warning("could not connect", metadata: ["error": "\(error)"])
             throw RedisError(.connection, message: "could not connect to Redis: \(error)")
