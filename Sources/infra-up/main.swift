@@ -2,7 +2,8 @@
 //
 // Bringing up the stack is not implemented yet: without a verb the command says so and exits with
 // a failure status, so that no script mistakes it for a stack that came up. `infra-up migrate …`
-// runs the migration runner's verbs against the database the settings name.
+// runs the migration runner's verbs against the database the settings name; `nats-topology`
+// applies the streams and buckets of the settings; `config [--json]` prints every setting.
 
 import Foundation
 import Infra
@@ -19,10 +20,15 @@ func standardError(_ text: String) {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+// Logs go to standard error, warnings and worse unless INFRA_UP_DEBUG is set; output to standard output.
+let logLevel: Logger.Level = ProcessInfo.processInfo.environment["INFRA_UP_DEBUG"] == nil ? .warning : .debug
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = logLevel
+    return handler
+}
 if arguments.first == "migrate" {
-    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-    var logger = Logger(label: "infra-up")
-    logger.logLevel = ProcessInfo.processInfo.environment["INFRA_UP_DEBUG"] == nil ? .warning : .debug
+    let logger = Logger(label: "infra-up")
     let status = await Task.detached {
         await MigrateCommand.run(
             Array(arguments.dropFirst()),
@@ -32,10 +38,32 @@ if arguments.first == "migrate" {
     exit(status)
 }
 
+if arguments.first == "nats-topology" || arguments.first == "config" {
+    let environment = ProcessInfo.processInfo.environment
+    let status = await Task.detached { () -> Int32 in
+        let loaded: SettingsLoader.Result
+        let settings: Settings
+        do {
+            loaded = try SettingsLoader().load(environment: environment)
+            settings = try Settings(decoding: loaded)
+        } catch {
+            standardError("infra-up: the settings cannot be loaded: \(error)")
+            return 3
+        }
+        if arguments.first == "config" {
+            for line in ConfigCommand.lines(settings, loaded, json: arguments.contains("--json")) { Swift.print(line) }
+            return 0
+        }
+        return await TopologyCommand.run(
+            settings: settings, logger: Logger(label: "infra-up"), print: { Swift.print($0) }, report: standardError)
+    }.value
+    exit(status)
+}
+
 standardError("""
     infra-up does not bring up the stack yet: it starts no servers and creates no NATS streams.
     What exists today: `infra-up migrate …` (the migration runner: see `infra-up migrate --help`),
-    and the library (the PostgreSQL, Redis and NATS clients, the pool, the settings loader).
+    `infra-up nats-topology`, `infra-up config [--json]`, and the library (the PostgreSQL, Redis and NATS clients, the pool, the settings loader).
 
     """)
 exit(2)

@@ -89,3 +89,32 @@ struct NATSTopologyLiveTests {
         #expect(try await js.streamInfo(topology.streams[1].name).state.messages == 1, "a conflicting stream is left as it is, its messages kept")
     }
 }
+
+@Suite("infra-up nats-topology and config output")
+struct TopologyOutputTests {
+    @Test func theTopologyTableAlignsItsColumnsAndListsDifferencesUnderTheirItem() {
+        let lines = TopologyCommand.table([
+            TopologyItem(kind: .stream, name: "EVENTS", stream: "EVENTS", outcome: .unchanged, differences: []),
+            TopologyItem(kind: .objectStore, name: "AUDIO", stream: "OBJ_AUDIO", outcome: .conflict, differences: ["storage: file → memory (cannot be changed in place)"]),
+        ])
+        #expect(lines == [
+            "KIND          NAME    STREAM     OUTCOME",
+            "stream        EVENTS  EVENTS     unchanged",
+            "object store  AUDIO   OBJ_AUDIO  conflict",
+            "    storage: file → memory (cannot be changed in place)",
+        ])
+    }
+
+    @Test func configAsJSONIsJSONWithEveryKeyAndNoSecret() throws {
+        let directory = try LiveServer.scratchDirectory("config")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "[default]\nbot_token = \"123:secret-token\"\n".write(to: directory.appendingPathComponent("settings.toml"), atomically: true, encoding: .utf8)
+        let loaded = try SettingsLoader(root: directory.path).load(environment: ["TRANSCRIPTION_LOG_LEVEL": "DEBUG\"quoted"])
+        let settings = try? Settings(decoding: loaded)
+        // An invalid LOG_LEVEL fails validation; the loader's result still describes every key.
+        let described = ConfigCommand.lines(settings ?? Settings(), loaded, json: true).joined(separator: "\n")
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(described.utf8)) as? [[String: String]])
+        #expect(entries.count == Settings.fields.count)
+        #expect(!described.contains("secret-token"), "secrets are masked")
+    }
+}

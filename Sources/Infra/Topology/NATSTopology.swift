@@ -78,6 +78,14 @@ public struct TopologyItem: Sendable, Equatable {
     public var outcome: Outcome
     /// The fields that differ: `field: existing → wanted`.
     public var differences: [String]
+
+    public init(kind: Kind, name: String, stream: String, outcome: Outcome, differences: [String]) {
+        self.kind = kind
+        self.name = name
+        self.stream = stream
+        self.outcome = outcome
+        self.differences = differences
+    }
 }
 
 /// The pure part of provisioning: how an existing stream differs from the wanted one, and
