@@ -90,12 +90,12 @@ public final class ConnectionPool<Connection: PooledConnection>: Service, Sendab
     }
 
     /// Counts, for health tables and tests.
-    public var statistics: PoolStatistics {
-        state.withLock {
-            PoolStatistics(
-                open: $0.machine.total - $0.machine.openingCount, idle: $0.machine.idleCount, inUse: $0.machine.leasedCount,
-                opening: $0.machine.openingCount, waiting: $0.machine.waitingCount)
-        }
+    public var statistics: PoolStatistics { state.withLock { Self.statistics(of: $0.machine) } }
+
+    private static func statistics(of machine: borrowing PoolStateMachine<ContinuousClock.Instant>) -> PoolStatistics {
+        PoolStatistics(
+            open: machine.total - machine.openingCount, idle: machine.idleCount, inUse: machine.leasedCount, opening: machine.openingCount,
+            waiting: machine.waitingCount)
     }
 
     // MARK: - Borrowing
@@ -121,13 +121,16 @@ public final class ConnectionPool<Connection: PooledConnection>: Service, Sendab
     func acquire() async throws -> Lease {
         let start = ContinuousClock.now
         let deadline = start + configuration.acquireTimeout
+        var retrying = false
         while true {
-            let lease = try await waitForLease(deadline: deadline)
-            metrics.recordWait(start.duration(to: .now))
-            if !lease.connection.isBrokenWhileIdle {
-                if !lease.mustCheck { return lease }
-                if await lease.connection.isAlive() { return lease }
+            let lease = try await waitForLease(deadline: deadline, retrying: retrying)
+            var healthy = !lease.connection.isBrokenWhileIdle
+            if healthy, lease.mustCheck { healthy = await lease.connection.isAlive() }
+            if healthy {
+                metrics.recordWait(start.duration(to: .now))
+                return lease
             }
+            retrying = true
             // Broken before the caller had it: replace it, and keep the caller's place.
             logger.debug("a connection failed its check before reuse; replacing it", metadata: ["connection": "\(lease.id)"])
             metrics.evicted.increment()
@@ -139,15 +142,22 @@ public final class ConnectionPool<Connection: PooledConnection>: Service, Sendab
         }
     }
 
-    private func waitForLease(deadline: ContinuousClock.Instant) async throws -> Lease {
+    /// A lease for the caller; `retrying` (its last one failed its check) keeps its place at the
+    /// front of the queue.
+    private func waitForLease(deadline: ContinuousClock.Instant, retrying: Bool) async throws -> Lease {
         // The common case takes one lock and no suspension: an idle connection and nobody ahead.
-        let (waiter, immediate) = state.withLock { state -> (UInt64, Lease?) in
+        let (waiter, immediate, counts) = state.withLock { state -> (UInt64, Lease?, PoolStatistics?) in
             let waiter = state.nextWaiter
             state.nextWaiter += 1
-            guard let (id, check) = state.machine.leaseImmediately(now: .now), let connection = state.connections[id] else { return (waiter, nil) }
-            return (waiter, Lease(id: id, connection: connection, mustCheck: check))
+            guard let (id, check) = state.machine.leaseImmediately(now: .now), let connection = state.connections[id] else {
+                return (waiter, nil, nil)
+            }
+            return (waiter, Lease(id: id, connection: connection, mustCheck: check), Self.statistics(of: state.machine))
         }
-        if let immediate { return immediate }
+        if let immediate {
+            if let counts { metrics.update(counts) }
+            return immediate
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
                 let actions = state.withLock { state -> [PoolStateMachine<ContinuousClock.Instant>.Action] in
@@ -156,7 +166,8 @@ public final class ConnectionPool<Connection: PooledConnection>: Service, Sendab
                         return []
                     }
                     state.waiters[waiter] = continuation
-                    return state.machine.acquire(waiter, now: .now, deadline: deadline)
+                    return retrying
+                        ? state.machine.retry(waiter, deadline: deadline, now: .now) : state.machine.acquire(waiter, now: .now, deadline: deadline)
                 }
                 perform(actions)
             }

@@ -188,3 +188,34 @@ extension JetStreamContext {
         return Task.isCancelled || client.isClosed
     }
 }
+
+extension JetStreamContext {
+    /// An ordered consumer's deliveries as a watcher's events: `caughtUp` for the end of the
+    /// initial data, `event(message)` for each message (nil leaves it out; a throw ends the
+    /// sequence with that error). The consumer goes when the caller stops iterating. The one
+    /// forwarding loop of KV and Object Store watches.
+    func watchEvents<Event: Sendable>(
+        stream: String, _ config: OrderedConsumerConfig, caughtUp: Event, event: @escaping @Sendable (JetStreamMessage) throws -> Event?
+    ) async throws(JetStreamError) -> AsyncThrowingStream<Event, any Error> {
+        let deliveries = try await orderedMessages(stream: stream, config)
+        let (events, sink) = AsyncThrowingStream<Event, any Error>.makeStream()
+        let forwarder = Task {
+            do {
+                for try await delivery in deliveries {
+                    switch delivery {
+                    case .caughtUp:
+                        sink.yield(caughtUp)
+                    case .message(let message):
+                        guard let next = try event(message) else { continue }
+                        if case .terminated = sink.yield(next) { return }
+                    }
+                }
+                sink.finish()
+            } catch {
+                sink.finish(throwing: error)
+            }
+        }
+        sink.onTermination = { _ in forwarder.cancel() }
+        return events
+    }
+}

@@ -188,8 +188,8 @@ public struct PullConsumerMessages: AsyncSequence, Sendable {
                 // No responders: the consumer has no leader for now (one is being elected after a
                 // node was lost, or the server is restarting). Ask again after a pause that grows
                 // while this lasts, as nats.go does, rather than ending the read.
-                session.counters.withLock { $0.owed = 0 }
                 let pause = session.counters.withLock { counters -> Duration in
+                    counters.owed = 0
                     counters.unavailableStreak += 1
                     return .milliseconds(Swift.min(5_000, 100 << Swift.min(counters.unavailableStreak, 6)))
                 }

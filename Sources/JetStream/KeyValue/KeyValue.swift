@@ -357,28 +357,11 @@ extension KeyValue {
         try Self.validate(key: keys, wildcards: true)
         var config = OrderedConsumerConfig(filterSubject: subjectPrefix + keys)
         config.deliverPolicy = updatesOnly ? .new : includeHistory ? .all : .lastPerSubject
-        let deliveries = try await js.orderedMessages(stream: streamName, config)
-        let (events, sink) = AsyncThrowingStream<KeyValueWatchEvent, any Error>.makeStream()
         let bucket = self.bucket
         let prefixLength = subjectPrefix.utf8.count
-        let forwarder = Task {
-            do {
-                for try await delivery in deliveries {
-                    switch delivery {
-                    case .caughtUp:
-                        sink.yield(.initialValuesDone)
-                    case .message(let message):
-                        let entry = KeyValueEntry(message, bucket: bucket, prefixLength: prefixLength)
-                        if ignoreDeletes, entry.operation != .put { continue }
-                        if case .terminated = sink.yield(.entry(entry)) { return }
-                    }
-                }
-                sink.finish()
-            } catch {
-                sink.finish(throwing: error)
-            }
+        return try await js.watchEvents(stream: streamName, config, caughtUp: .initialValuesDone) { message in
+            let entry = KeyValueEntry(message, bucket: bucket, prefixLength: prefixLength)
+            return ignoreDeletes && entry.operation != .put ? nil : .entry(entry)
         }
-        sink.onTermination = { _ in forwarder.cancel() }
-        return events
     }
 }

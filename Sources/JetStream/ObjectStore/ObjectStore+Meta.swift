@@ -125,34 +125,16 @@ extension ObjectStore {
     {
         var config = OrderedConsumerConfig(filterSubject: "$O.\(bucket).M.>")
         config.deliverPolicy = updatesOnly ? .new : includeHistory ? .all : .lastPerSubject
-        let deliveries = try await js.orderedMessages(stream: streamName, config)
-        let (events, sink) = AsyncThrowingStream<ObjectWatchEvent, any Error>.makeStream()
         let bucket = self.bucket
-        let forwarder = Task {
+        return try await js.watchEvents(stream: streamName, config, caughtUp: .initialObjectsDone) { message in
+            let object: ObjectInfo
             do {
-                for try await delivery in deliveries {
-                    switch delivery {
-                    case .caughtUp:
-                        sink.yield(.initialObjectsDone)
-                    case .message(let message):
-                        let object: ObjectInfo
-                        do {
-                            object = try JetStreamJSON.decode(ObjectInfo.self, from: Data(message.payload.readableBytesView))
-                        } catch {
-                            throw JetStreamError(
-                                .decoding, message: "a meta on \(message.subject) in \(bucket): \(JetStreamContext.describe(error))")
-                        }
-                        if ignoreDeletes, object.isDeleted { continue }
-                        if case .terminated = sink.yield(.object(object)) { return }
-                    }
-                }
-                sink.finish()
+                object = try JetStreamJSON.decode(ObjectInfo.self, from: Data(message.payload.readableBytesView))
             } catch {
-                sink.finish(throwing: error)
+                throw JetStreamError(.decoding, message: "a meta on \(message.subject) in \(bucket): \(JetStreamContext.describe(error))")
             }
+            return ignoreDeletes && object.isDeleted ? nil : .object(object)
         }
-        sink.onTermination = { _ in forwarder.cancel() }
-        return events
     }
 }
 
