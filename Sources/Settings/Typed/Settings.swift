@@ -99,6 +99,8 @@ public struct PostgresSettings: Sendable {
     public var connectTimeoutSeconds: Int = 10
     /// STATEMENT_TIMEOUT_SECONDS (0: none).
     public var statementTimeoutSeconds: Int = 0
+    /// EXPORTER_PORT: where the local stack's postgres exporter serves /metrics.
+    public var exporterPort: Int = 9187
 
     /// The defaults.
     public init() {}
@@ -124,6 +126,8 @@ public struct RedisSettings: Sendable {
     public var sessionPrefix: String = "transcription:session:"
     /// SESSION_TTL_SECONDS.
     public var sessionTTLSeconds: Int = 86400
+    /// EXPORTER_PORT: where the local stack's redis exporter serves /metrics.
+    public var exporterPort: Int = 9121
 
     /// The defaults.
     public init() {}
@@ -173,6 +177,15 @@ public struct NATSSettings: Sendable {
     public var user = ""
     /// PASSWORD.
     public var password = Secret("")
+    /// MONITOR_PORT: the local stack's nats-server monitoring port (/varz, /jsz, /healthz).
+    public var monitorPort = 8222
+    /// EXPORTER_PORT: where the local stack's NATS exporter serves /metrics.
+    public var exporterPort = 7777
+    /// CLUSTER_SIZE: nats-server nodes of the local stack (1, or 3 and more for a cluster whose
+    /// streams are replicated three times). Node i listens on the NATS_URL port + i.
+    public var clusterSize = 1
+    /// CLUSTER_PORT: the first node's route port (node i: + i).
+    public var clusterPort = 6222
     /// STREAMS.
     public var streams = [
         Stream(name: "EVENTS", subjects: ["events.>"], retention: "limits", maxAgeSeconds: 604_800, maxBytes: -1, storage: "file"),

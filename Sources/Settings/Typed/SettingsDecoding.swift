@@ -25,6 +25,9 @@ extension Settings {
         if redis.poolMinimum > redis.poolMaximum {
             reader.report(["REDIS", "POOL_MIN"], "must not exceed POOL_MAX (\(redis.poolMaximum))")
         }
+        if nats.clusterSize == 2 {
+            reader.report(["NATS", "CLUSTER_SIZE"], "is 2; a JetStream cluster needs 3 nodes or more to keep a quorum (or 1 for a single server)")
+        }
         if isProduction { validateProductionSecrets(&reader) }
         if !reader.issues.isEmpty { throw SettingsValidationError(issues: reader.issues) }
     }
@@ -64,6 +67,7 @@ extension Settings {
         .integer("POSTGRES.POOL_MAX", \.postgres.poolMaximum, in: 1...1000),
         .integer("POSTGRES.CONNECT_TIMEOUT_SECONDS", \.postgres.connectTimeoutSeconds, in: 1...3600),
         .integer("POSTGRES.STATEMENT_TIMEOUT_SECONDS", \.postgres.statementTimeoutSeconds, in: 0...86400),
+        .port("POSTGRES.EXPORTER_PORT", \.postgres.exporterPort),
         .string("REDIS.HOST", \.redis.host),
         .port("REDIS.PORT", \.redis.port),
         .secret("REDIS.PASSWORD", \.redis.password),
@@ -73,8 +77,13 @@ extension Settings {
         .integer("REDIS.TIMEOUT_SECONDS", \.redis.timeoutSeconds, in: 1...3600),
         .string("REDIS.SESSION_PREFIX", \.redis.sessionPrefix),
         .integer("REDIS.SESSION_TTL_SECONDS", \.redis.sessionTTLSeconds, in: 1...31_536_000),
+        .port("REDIS.EXPORTER_PORT", \.redis.exporterPort),
         .string("NATS.USER", \.nats.user),
         .secret("NATS.PASSWORD", \.nats.password),
+        .port("NATS.MONITOR_PORT", \.nats.monitorPort),
+        .port("NATS.EXPORTER_PORT", \.nats.exporterPort),
+        .integer("NATS.CLUSTER_SIZE", \.nats.clusterSize, in: 1...7),
+        .port("NATS.CLUSTER_PORT", \.nats.clusterPort),
         .list("NATS.STREAMS", \.nats.streams, read: { $0.streams($1) }, describe: { $0.map(\.name).joined(separator: ", ") }),
         .list("NATS.KV_BUCKETS", \.nats.keyValueBuckets, read: { $0.keyValueBuckets($1) }, describe: { $0.map(\.name).joined(separator: ", ") }),
         .list("NATS.OBJECT_STORES", \.nats.objectStores, read: { $0.objectStores($1) }, describe: { $0.map(\.name).joined(separator: ", ") }),
