@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // infra-up's command line, and the programs it runs to completion (initdb, apt-get, docker).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // libssl/libcrypto through pkg-config, plus inline wrappers for the macros Swift cannot import.
@@ -46,10 +49,17 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             exclude: ["Pool/README.md", "Migrations/README.md", "Topology/README.md", "Provisioning/README.md"]
         ),
-        .executableTarget(name: "infra-up", dependencies: ["Infra", "Settings", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "infra-up",
+            dependencies: [
+                "Infra", "Settings", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "pg-bench",
             dependencies: ["PGWire", "Infra", .product(name: "Logging", package: "swift-log")],

@@ -8,3 +8,8 @@
 //   Provisioning/  native and Docker Compose stacks (a pure stack plan beside its shell)
 //
 // A folder without code yet has a README saying what goes there.
+
+/// The version of this package's tools, reported by `infra-up --version` and the NATS exporter.
+public enum InfraVersion {
+    public static let current = "0.1.0"
+}

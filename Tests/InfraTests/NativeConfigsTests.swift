@@ -26,7 +26,7 @@ struct NativeConfigsTests {
         let redisPort = try #require(listener.endpoint.port)
         listener.close()
         let configs = NativeConfigs(settings: Self.settings(redisPort: redisPort), root: root.path)
-        for directory in ["redis", "nats/jetstream", "prometheus", "logs", "run"] {
+        for directory in ["redis", "nats", "prometheus", "logs", "run"] {
             try FileManager.default.createDirectory(atPath: configs.path(directory), withIntermediateDirectories: true)
         }
         for file in configs.files { try file.contents.write(toFile: configs.path(file.path), atomically: true, encoding: .utf8) }
@@ -64,7 +64,7 @@ struct NativeConfigsTests {
         #expect(try await setting("appendonly") == "yes")
         #expect(try await setting("maxmemory-policy") == "volatile-lru")
         #expect(try await setting("bind")?.contains("127.0.0.1") == true)
-        #expect(configs.postgresql.contains("listen_addresses = '127.0.0.1'") && configs.postgresql.contains("port = 55432"))
+        #expect(configs.postgresArguments.contains("listen_addresses=127.0.0.1") && configs.postgresArguments.contains("port=55432"))
         #expect(!configs.postgresHBA.contains("trust") && !configs.postgresHBA.contains("md5"))
     }
 }

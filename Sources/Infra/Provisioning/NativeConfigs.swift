@@ -16,20 +16,26 @@ public struct NativeConfigs: Sendable {
     public let natsExporterPort: Int
     public let postgresExporterPort: Int
     public let redisExporterPort: Int
+    /// The first node's route port; node i listens on it + i - 1 (clusters only).
+    public let natsClusterPort: Int
+    /// NATS nodes: 1, or a cluster of 3 or more.
+    public let natsNodes: Int
     let redisPassword: String
     let natsUser: String
     let natsPassword: String
 
-    public init(settings: Settings, root: String, natsMonitorPort: Int = 8222, prometheusPort: Int = 9090) {
+    public init(settings: Settings, root: String, natsNodes: Int? = nil) {
         self.root = root
         postgresPort = settings.postgres.port
         redisPort = settings.redis.port
         natsPort = URLComponents(string: settings.natsURL.split(separator: ",").first.map(String.init) ?? "")?.port ?? 4222
-        self.natsMonitorPort = natsMonitorPort
-        self.prometheusPort = prometheusPort
-        natsExporterPort = 7777
-        postgresExporterPort = 9187
-        redisExporterPort = 9121
+        natsMonitorPort = settings.nats.monitorPort
+        prometheusPort = settings.prometheusPort
+        natsExporterPort = settings.nats.exporterPort
+        postgresExporterPort = settings.postgres.exporterPort
+        redisExporterPort = settings.redis.exporterPort
+        natsClusterPort = settings.nats.clusterPort
+        self.natsNodes = max(1, natsNodes ?? settings.nats.clusterSize)
         redisPassword = settings.redis.password.value
         natsUser = settings.nats.user
         natsPassword = settings.nats.password.value
@@ -52,23 +58,39 @@ public struct NativeConfigs: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// nats.conf: as the repository's server.conf, on loopback, with JetStream's store under the
-    /// root and the settings' user when one is set.
-    public var nats: String {
+    /// nats.conf (single server): as the repository's server.conf, on loopback, with JetStream's
+    /// store under the root and the settings' user when one is set.
+    public var nats: String { natsNode(1) }
+
+    /// The configuration of node `node` (1-based): in a cluster each node has its own ports
+    /// (the first node's + node - 1), store and name, and routes to every node.
+    public func natsNode(_ node: Int) -> String {
+        let name = natsNodes == 1 ? "nats" : "nats-\(node)"
         var text = """
-            server_name: transcription-nats
-            listen: 127.0.0.1:\(natsPort)
-            http: 127.0.0.1:\(natsMonitorPort)
+            server_name: transcription-\(name)
+            listen: 127.0.0.1:\(natsPort + node - 1)
+            http: 127.0.0.1:\(natsMonitorPort + node - 1)
             max_payload: 1MB
             max_connections: 1024
             write_deadline: "10s"
             jetstream {
-                store_dir: \(quoted(path("nats/jetstream")))
+                store_dir: \(quoted(path("nats/\(name)")))
                 max_memory_store: 256MB
                 max_file_store: 20GB
             }
 
             """
+        if natsNodes > 1 {
+            let routes = (0..<natsNodes).map { "nats-route://127.0.0.1:\(natsClusterPort + $0)" }.joined(separator: ", ")
+            text += """
+                cluster {
+                    name: transcription
+                    listen: 127.0.0.1:\(natsClusterPort + node - 1)
+                    routes: [\(routes)]
+                }
+
+                """
+        }
         if !natsUser.isEmpty {
             text += """
                 authorization {
@@ -91,17 +113,13 @@ public struct NativeConfigs: Sendable {
             + job("nats", natsExporterPort)
     }
 
-    /// Lines appended to postgresql.conf after initdb: loopback, the port, the socket under the
-    /// root, SCRAM for passwords.
-    public var postgresql: String {
-        """
-        listen_addresses = '127.0.0.1'
-        port = \(postgresPort)
-        unix_socket_directories = '\(path("run"))'
-        password_encryption = 'scram-sha-256'
-        logging_collector = off
-
-        """
+    /// The server settings PostgreSQL gets on its command line (`-c name=value`): loopback, the
+    /// port, the socket under the root, SCRAM for passwords, logs to standard error (our log file).
+    public var postgresArguments: [String] {
+        [
+            "listen_addresses=127.0.0.1", "port=\(postgresPort)", "unix_socket_directories=\(path("run"))",
+            "password_encryption=scram-sha-256", "logging_collector=off", "max_connections=200",
+        ].flatMap { ["-c", $0] }
     }
 
     /// pg_hba.conf: SCRAM for every user over TCP and the socket; nothing else.
@@ -116,7 +134,9 @@ public struct NativeConfigs: Sendable {
 
     /// Every file with its path under the root.
     public var files: [(path: String, contents: String)] {
-        [("redis/redis.conf", redis), ("nats/nats.conf", nats), ("prometheus/prometheus.yml", prometheus)]
+        [("redis/redis.conf", redis)]
+            + (1...natsNodes).map { ("nats/\(natsNodes == 1 ? "nats" : "nats-\($0)").conf", natsNode($0)) }
+            + [("prometheus/prometheus.yml", prometheus)]
     }
 
     /// A double-quoted value for redis.conf and nats.conf (backslashes and quotes escaped).

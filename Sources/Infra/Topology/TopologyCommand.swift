@@ -65,6 +65,20 @@ public enum ConfigCommand {
         }
     }
 
+    /// The lines with `key`'s source replaced (a generated secret's file).
+    public static func markGenerated(_ lines: [String], key: String, source: String, json: Bool) -> [String] {
+        lines.map { line in
+            if json {
+                guard line.contains("{\"key\": \(quoted(key)),"), let range = line.range(of: "\"source\": ") else { return line }
+                let suffix = line.hasSuffix(",") ? "}," : "}"
+                return String(line[..<range.upperBound]) + quoted(source) + suffix
+            }
+            guard line.hasPrefix(key + " ") else { return line }
+            let trimmed = line.replacingOccurrences(of: "\\s+\\S+$", with: "", options: .regularExpression)
+            return trimmed + "  " + source
+        }
+    }
+
     /// A JSON string literal.
     static func quoted(_ text: String) -> String {
         var out = "\""
