@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build test test-fast check-stack migrate bench fuzz clean
+.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz clean
 
 all: build
 
@@ -10,6 +10,20 @@ all: build
 # headers must be present: `make test` installs them).
 build:
 	scripts/check-build.sh
+
+# The local stack (native under .infra/, or Docker Compose when a Docker engine answers).
+up:
+	swift run infra-up up
+
+down:
+	swift run infra-up down
+
+status:
+	swift run infra-up status
+
+# make logs SERVICE=postgres
+logs:
+	swift run infra-up logs $(or $(SERVICE),postgres)
 
 test:
 	scripts/test-servers.sh install
