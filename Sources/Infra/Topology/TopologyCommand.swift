@@ -50,8 +50,11 @@ public enum TopologyCommand {
 /// `infra-up config [--json]`: every setting with its value (secrets masked) and where it came
 /// from (a file, a variable, the default).
 public enum ConfigCommand {
-    public static func lines(_ settings: Settings, _ result: SettingsLoader.Result, json: Bool) -> [String] {
-        let described = settings.describedSettings(result)
+    /// `sources` replaces the source of the keys it names (a generated secret's file).
+    public static func lines(_ settings: Settings, _ result: SettingsLoader.Result, json: Bool, sources: [String: String] = [:]) -> [String] {
+        let described = settings.describedSettings(result).map { entry in
+            (key: entry.key, value: entry.value, source: sources[entry.key] ?? entry.source)
+        }
         if json {
             let entries = described.map { "  {\"key\": \(quoted($0.key)), \"value\": \(quoted($0.value)), \"source\": \(quoted($0.source))}" }
             return ["["] + entries.enumerated().map { $0.offset < entries.count - 1 ? $0.element + "," : $0.element } + ["]"]
@@ -62,20 +65,6 @@ public enum ConfigCommand {
             let value = entry.value.count > 60 ? String(entry.value.prefix(57)) + "..." : entry.value
             return entry.key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  "
                 + value.padding(toLength: valueWidth, withPad: " ", startingAt: 0) + "  " + entry.source
-        }
-    }
-
-    /// The lines with `key`'s source replaced (a generated secret's file).
-    public static func markGenerated(_ lines: [String], key: String, source: String, json: Bool) -> [String] {
-        lines.map { line in
-            if json {
-                guard line.contains("{\"key\": \(quoted(key)),"), let range = line.range(of: "\"source\": ") else { return line }
-                let suffix = line.hasSuffix(",") ? "}," : "}"
-                return String(line[..<range.upperBound]) + quoted(source) + suffix
-            }
-            guard line.hasPrefix(key + " ") else { return line }
-            let trimmed = line.replacingOccurrences(of: "\\s+\\S+$", with: "", options: .regularExpression)
-            return trimmed + "  " + source
         }
     }
 
