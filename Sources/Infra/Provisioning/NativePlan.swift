@@ -115,12 +115,14 @@ public struct NativePlan: Sendable {
         return list
     }
 
-    /// The postgres exporter's connection: the configured user over TCP, password percent-encoded.
+    /// The postgres exporter's connection: the configured user over TCP to the `postgres`
+    /// database (its statistics cover the whole server, and it exists before `up` creates the
+    /// configured one), password percent-encoded.
     var postgresDataSource: String {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
         let user = postgresUser.addingPercentEncoding(withAllowedCharacters: allowed) ?? postgresUser
         let password = postgresPassword.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-        return "postgresql://\(user):\(password)@127.0.0.1:\(configs.postgresPort)/\(postgresDatabase)?sslmode=disable"
+        return "postgresql://\(user):\(password)@127.0.0.1:\(configs.postgresPort)/postgres?sslmode=disable"
     }
 }
 

