@@ -248,7 +248,7 @@ struct InfraUpEndToEndTests {
         #expect(wipe.status == 0 && !FileManager.default.fileExists(atPath: project.infra.path), "down --volumes:\n\(wipe.output)")
     }
 
-    @Test func aThreeNodeNATSClusterWithReplicatedStreams() async throws {
+    @Test func aThreeNodeClusterWithReplicatedStreams() async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             Issue.record("infra-up is not built at \(Self.executable)")
             return
