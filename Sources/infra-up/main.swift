@@ -30,6 +30,8 @@ enum Mode: String, ExpressibleByArgument, CaseIterable {
     case auto, native, docker
 }
 
+extension StackProfile: ExpressibleByArgument {}
+
 struct GlobalOptions: ParsableArguments {
     @Option(help: "The settings environment (development, testing, production); default: ENV_FOR_DYNACONF or development.")
     var env: String?
@@ -151,6 +153,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Do not install missing server packages; print the commands instead.")
     var noInstall = false
 
+    @Option(help: "full: the development stack; test: PostgreSQL, Redis and NATS only, tuned for the test suite, no migrations or topology (native mode).")
+    var profile: StackProfile = .full
+
     func validate() throws {
         if let natsCluster, natsCluster < 1 || natsCluster == 2 || natsCluster > 7 {
             throw ValidationError("--nats-cluster takes 1, or 3 to 7 (a JetStream cluster needs a quorum)")
@@ -167,7 +172,8 @@ struct Up: AsyncParsableCommand {
             status = await DockerStack(projectRoot: global.projectRoot, settings: settings, logger: makeLogger(), print: standardOutput)
                 .up(timeout: .seconds(timeout), progress: progress)
         default:
-            let stack = NativeStack(projectRoot: global.projectRoot, settings: settings, natsNodes: natsCluster, logger: makeLogger(), print: standardOutput)
+            let stack = NativeStack(
+                projectRoot: global.projectRoot, settings: settings, natsNodes: natsCluster, profile: profile, logger: makeLogger(), print: standardOutput)
             status = await stack.up(timeout: .seconds(timeout), install: !noInstall, progress: progress)
         }
         if status != 0 { throw Exit(status: status) }
@@ -206,6 +212,9 @@ struct Status: AsyncParsableCommand {
     @Option(name: .customLong("nats-cluster"), help: "NATS nodes the stack was started with (default: NATS.CLUSTER_SIZE, or what runs).")
     var natsCluster: Int?
 
+    @Option(help: "The profile the stack was brought up with (full or test).")
+    var profile: StackProfile = .full
+
     func run() async throws {
         let (settings, _, _) = try global.settings()
         let report: StackReport
@@ -214,7 +223,9 @@ struct Status: AsyncParsableCommand {
             report = await DockerStack(projectRoot: global.projectRoot, settings: settings, logger: makeLogger(), print: standardOutput).status()
         default:
             let nodes = natsCluster ?? NativeStack.runningNATSNodes(projectRoot: global.projectRoot)
-            report = await NativeStack(projectRoot: global.projectRoot, settings: settings, natsNodes: nodes, logger: makeLogger(), print: standardOutput).status()
+            report = await NativeStack(
+                projectRoot: global.projectRoot, settings: settings, natsNodes: nodes, profile: profile, logger: makeLogger(), print: standardOutput
+            ).status()
         }
         if json {
             standardOutput(report.json)

@@ -1,6 +1,16 @@
 import Foundation
 import Settings
 
+/// What a native stack is for.
+public enum StackProfile: String, Sendable, CaseIterable {
+    /// The development stack: every server, the exporters and Prometheus; migrations and the
+    /// NATS topology applied.
+    case full
+    /// The test suite's servers: PostgreSQL, Redis and NATS only, durability traded for speed
+    /// (no fsync), Redis's DEBUG command on loopback; no migrations, no topology.
+    case test
+}
+
 /// The configuration files native mode writes under `.infra/` for the servers it starts, rendered
 /// from the settings: everything on loopback, on the settings' ports, with data and logs under
 /// the root. Pure: the files are values; the shell writes them.
@@ -24,8 +34,11 @@ public struct NativeConfigs: Sendable {
     let natsUser: String
     let natsPassword: String
 
-    public init(settings: Settings, root: String, natsNodes: Int? = nil) {
+    public let profile: StackProfile
+
+    public init(settings: Settings, root: String, natsNodes: Int? = nil, profile: StackProfile = .full) {
         self.root = root
+        self.profile = profile
         postgresPort = settings.postgres.port
         redisPort = settings.redis.port
         natsPort = URLComponents(string: settings.natsURL.split(separator: ",").first.map(String.init) ?? "")?.port ?? 4222
@@ -55,6 +68,7 @@ public struct NativeConfigs: Sendable {
             "maxmemory 256mb", "maxmemory-policy volatile-lru",
         ]
         if !redisPassword.isEmpty { lines.append("requirepass \(quoted(redisPassword))") }
+        if profile == .test { lines.append("enable-debug-command local") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -116,10 +130,10 @@ public struct NativeConfigs: Sendable {
     /// The server settings PostgreSQL gets on its command line (`-c name=value`): loopback, the
     /// port, the socket under the root, SCRAM for passwords, logs to standard error (our log file).
     public var postgresArguments: [String] {
-        [
+        ([
             "listen_addresses=127.0.0.1", "port=\(postgresPort)", "unix_socket_directories=\(path("run"))",
             "password_encryption=scram-sha-256", "logging_collector=off", "max_connections=200",
-        ].flatMap { ["-c", $0] }
+        ] + (profile == .test ? ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] : [])).flatMap { ["-c", $0] }
     }
 
     /// pg_hba.conf: SCRAM for every user over TCP and the socket; nothing else.
@@ -136,7 +150,7 @@ public struct NativeConfigs: Sendable {
     public var files: [(path: String, contents: String)] {
         [("redis/redis.conf", redis)]
             + (1...natsNodes).map { ("nats/\(natsNodes == 1 ? "nats" : "nats-\($0)").conf", natsNode($0)) }
-            + [("prometheus/prometheus.yml", prometheus)]
+            + (profile == .full ? [("prometheus/prometheus.yml", prometheus)] : [])
     }
 
     /// A double-quoted value for redis.conf and nats.conf (backslashes and quotes escaped).

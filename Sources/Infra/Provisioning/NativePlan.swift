@@ -46,13 +46,19 @@ public struct NativePlan: Sendable {
     /// NATS nodes (1, or the cluster size).
     public let natsNodes: Int
 
-    public init(settings: Settings, root: String, binaries: ServerBinaries, selfExecutable: String, postgresPassword: String, natsNodes: Int? = nil) {
+    public let profile: StackProfile
+
+    public init(
+        settings: Settings, root: String, binaries: ServerBinaries, selfExecutable: String, postgresPassword: String, natsNodes: Int? = nil,
+        profile: StackProfile = .full
+    ) {
         self.root = root
+        self.profile = profile
         self.binaries = binaries
         self.selfExecutable = selfExecutable
         let nodes = natsNodes ?? settings.nats.clusterSize
         self.natsNodes = nodes
-        configs = NativeConfigs(settings: settings, root: root, natsNodes: nodes)
+        configs = NativeConfigs(settings: settings, root: root, natsNodes: nodes, profile: profile)
         postgresUser = settings.postgres.user
         self.postgresPassword = postgresPassword
         postgresDatabase = settings.postgres.database
@@ -97,6 +103,7 @@ public struct NativePlan: Sendable {
             if natsNodes > 1 { ports.append((configs.natsClusterPort + node - 1, "NATS.CLUSTER_PORT + \(node - 1)")) }
             add(name, binaries.natsServer, ["-c", path("nats/\(name).conf")], ports: ports, reads: ["nats/\(name).conf"])
         }
+        guard profile == .full else { return list }
         add("nats-exporter", selfExecutable,
             ["nats-exporter", "--port", "\(configs.natsExporterPort)"] + (0..<natsNodes).flatMap { ["--monitor-port", "\(configs.natsMonitorPort + $0)"] },
             ports: [(configs.natsExporterPort, "NATS.EXPORTER_PORT")])

