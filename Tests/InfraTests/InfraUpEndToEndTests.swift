@@ -244,7 +244,17 @@ struct InfraUpEndToEndTests {
             #expect(!PortOwner.listener(on: port).listening, "\(name)'s port \(port) still listens after down")
         }
         #expect(FileManager.default.fileExists(atPath: project.infra.appendingPathComponent("postgres/data/PG_VERSION").path))
+        // 9. A password the data was not initialised with: the cause and the fix, exit status 1; then
+        //    down --volumes stops what that up started and deletes the data.
+        var wrong = project.environment
+        wrong["TRANSCRIPTION_POSTGRES__PASSWORD"] = "not-the-password"
+        let refused = try await Self.runMerged(Self.executable, ["up", "--root", project.root.path], environment: wrong)
+        #expect(refused.status == 1 && refused.output.contains("initialised with another password"), "up with a wrong password:\n\(refused.output)")
+        #expect(!refused.output.contains("not-the-password"))
+
+        let left = project.records()
         let wipe = try await project.run(["down", "--volumes"])
+        for record in left { #expect(!ProcessSupervisor.isAlive(record), "process \(record.pid) still runs after down --volumes") }
         #expect(wipe.status == 0 && !FileManager.default.fileExists(atPath: project.infra.path), "down --volumes:\n\(wipe.output)")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Settings
 import Synchronization
 import TestSupport
@@ -141,5 +142,27 @@ struct ProvisioningUnitTests {
         progress.tick()
         let output = lines.withLock { $0 }
         #expect(output.count == 2 && output[0].hasPrefix("✓ redis") && output[1].hasPrefix("✗ postgres") && !output.joined().contains("\u{1B}"))
+    }
+
+    @Test func composeReadsOnlyVariablesDockerModePasses() throws {
+        var settings = Settings()
+        settings.postgres.password = Secret("p")
+        settings.redis.password = Secret("r")
+        settings.nats.user = "u"
+        settings.nats.password = Secret("n")
+        settings.grafana.adminPassword = Secret("g")
+        settings.postgres.port = 15432
+        let variables = DockerStack(projectRoot: "/r", settings: settings, logger: Logger(label: "test"), print: { _ in }).variables
+        let compose = try String(contentsOf: InfraUpEndToEndTests.repository.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
+        var used: Set<String> = []
+        var rest = Substring(compose)
+        while let start = rest.range(of: "${") {
+            let name = rest[start.upperBound...].prefix { $0.isUppercase || $0 == "_" || $0.isNumber }
+            if !name.isEmpty { used.insert(String(name)) }
+            rest = rest[start.upperBound...]
+        }
+        #expect(!used.isEmpty)
+        #expect(used.subtracting(variables.keys).isEmpty, "docker-compose.yml reads \(used.subtracting(variables.keys).sorted()), which Docker mode never sets")
+        #expect(variables["POSTGRES_PORT"] == "15432" && variables["POSTGRES_PASSWORD"] == "p" && variables["NATS_USER"] == "u")
     }
 }

@@ -30,12 +30,17 @@ public struct NativeStack: Sendable {
     /// The settings, with the generated PostgreSQL password filled in where none is configured.
     public let settings: Settings
     public let natsNodes: Int
+    public let profile: StackProfile
     public let logger: Logger
     /// Where lines of output go (standard output in the command).
     public let print: @Sendable (String) -> Void
 
-    public init(projectRoot: String, settings: Settings, natsNodes: Int? = nil, logger: Logger, print: @escaping @Sendable (String) -> Void) {
+    public init(
+        projectRoot: String, settings: Settings, natsNodes: Int? = nil, profile: StackProfile = .full, logger: Logger,
+        print: @escaping @Sendable (String) -> Void
+    ) {
         self.projectRoot = projectRoot
+        self.profile = profile
         root = (projectRoot as NSString).appendingPathComponent(".infra")
         self.settings = settings
         self.natsNodes = natsNodes ?? settings.nats.clusterSize
@@ -104,7 +109,7 @@ public struct NativeStack: Sendable {
     func plan(_ binaries: ServerBinaries) -> NativePlan {
         NativePlan(
             settings: settings, root: root, binaries: binaries, selfExecutable: Self.selfExecutable,
-            postgresPassword: settings.postgres.password.value, natsNodes: natsNodes)
+            postgresPassword: settings.postgres.password.value, natsNodes: natsNodes, profile: profile)
     }
 
     /// This program's path, for the NATS exporter it starts.
@@ -124,21 +129,22 @@ public struct NativeStack: Sendable {
 
         // 1. The programs, installed when missing and allowed.
         var binaries = await Self.findBinaries()
-        if !binaries.installCommands.isEmpty {
+        if !binaries.installCommands(for: profile).isEmpty {
             guard install, getuid() == 0 else {
                 print("infra-up: missing server programs; install them with:")
-                for command in binaries.installCommands { print("    \(command)") }
+                for command in binaries.installCommands(for: profile) { print("    \(command)") }
                 return ExitStatus.missingPrerequisites
             }
-            let (apt, pip) = binaries.missing
+            let (apt, pip) = binaries.missing(for: profile)
             progress.line("installing \((apt + pip).joined(separator: ", "))")
             if let failure = await Self.install(apt: apt, pip: pip) {
                 print("infra-up: \(failure)")
                 return ExitStatus.missingPrerequisites
             }
             binaries = await Self.findBinaries()
-            guard binaries.installCommands.isEmpty else {
-                print("infra-up: still missing after installing: \((binaries.missing.apt + binaries.missing.pip).joined(separator: ", "))")
+            let still = binaries.missing(for: profile)
+            guard still.apt.isEmpty && still.pip.isEmpty else {
+                print("infra-up: still missing after installing: \((still.apt + still.pip).joined(separator: ", "))")
                 return ExitStatus.missingPrerequisites
             }
         }
@@ -147,7 +153,7 @@ public struct NativeStack: Sendable {
         // 2. What runs already (reused or restarted), what is stale, what is to start; the
         //    ports of what is to start must be free before anything starts.
         do {
-            for folder in ["logs", "run", "postgres", "redis", "nats", "prometheus/data"] {
+            for folder in ["logs", "run", "postgres", "redis", "nats"] + (profile == .full ? ["prometheus/data"] : []) {
                 try FileManager.default.createDirectory(atPath: plan.path(folder), withIntermediateDirectories: true)
             }
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root)
@@ -276,7 +282,7 @@ public struct NativeStack: Sendable {
                         group.addTask { await self.prepareDatabase(plan, progress: progress) }
                     }
                     // The last NATS node to answer starts the topology (once: each node answers once).
-                    if natsNames.contains(name), natsNames.isSubset(of: readyNames) {
+                    if profile == .full, natsNames.contains(name), natsNames.isSubset(of: readyNames) {
                         group.addTask {
                             do {
                                 let items = try await self.applyTopology(plan)
@@ -314,13 +320,20 @@ public struct NativeStack: Sendable {
                 appliedMigrations = applied
                 if let problem { problems.append(problem) }
                 // A successful upgrade to head leaves the database at head, nothing pending.
-                if problem == nil { migrations = StackReport.Migrations(current: head, head: head, pending: []) }
+                if problem == nil, profile == .full { migrations = StackReport.Migrations(current: head, head: head, pending: []) }
             case .topology(.success(let items)): topologyItems = items
             case .topology(.failure(let failure)): problems.append("NATS topology: \(failure.message)")
             }
         }
         if !failed.isEmpty {
             for process in failed {
+                if case .failure(let failure) = steps.lazy.compactMap({ step -> Result<String, Readiness.Failure>? in
+                    if case .ready(process.name, let result) = step { result } else { nil }
+                }).first, let hint = Self.hint(for: process.name, failure) {
+                    print("infra-up: \(process.name): \(failure.message)")
+                    print("infra-up: \(hint)")
+                    continue
+                }
                 print("infra-up: \(process.name) is not ready; the last lines of \(process.log):")
                 for line in ProcessSupervisor.tail(process.log) { print("    \(line)") }
             }
@@ -356,6 +369,7 @@ public struct NativeStack: Sendable {
         do {
             let created = try await createDatabaseIfMissing(plan)
             if created { progress.line("created database \(settings.postgres.database)") }
+            guard profile == .full else { return .database(created: created, applied: [], problem: nil, head: nil) }
             do {
                 let runner = try migrationRunner(plan)
                 let applied = try await runner.upgrade(to: .head)
@@ -366,6 +380,23 @@ public struct NativeStack: Sendable {
             }
         } catch {
             return .database(created: false, applied: [], problem: "creating database \(settings.postgres.database): \(error)", head: nil)
+        }
+    }
+
+    /// The fix for a failure whose cause is known: a password the existing data does not take.
+    static func hint(for service: String, _ failure: Readiness.Failure) -> String? {
+        guard failure.isFinal else { return nil }
+        let text = failure.message.lowercased()
+        switch service {
+        case "postgres" where text.contains("password") || text.contains("28p01"):
+            return "the data under .infra/postgres was initialised with another password for this user: set that one "
+                + "(POSTGRES.PASSWORD in .secrets.toml or TRANSCRIPTION_POSTGRES__PASSWORD), or start over with `infra-up down --volumes`"
+        case "redis" where text.contains("wrongpass") || text.contains("noauth"):
+            return "Redis refused REDIS.PASSWORD: the running redis-server was started with another one; `infra-up down` and `up` restart it"
+        case let name where name.hasPrefix("nats") && text.contains("authorization"):
+            return "nats-server refused NATS.USER/NATS.PASSWORD: `infra-up down` and `up` restart it with the settings' credentials"
+        default:
+            return nil
         }
     }
 
@@ -601,14 +632,16 @@ public struct NativeStack: Sendable {
         // Programs not installed are listed as missing.
         for (name, missing) in [("postgres", binaries.postgresBin == nil), ("redis", binaries.redisServer == nil), ("nats", binaries.natsServer == nil),
                                 ("postgres-exporter", binaries.postgresExporter == nil), ("redis-exporter", binaries.redisExporter == nil),
-                                ("prometheus", binaries.prometheus == nil)] where missing {
+                                ("prometheus", binaries.prometheus == nil)] where missing && (profile == .full || ["postgres", "redis", "nats"].contains(name)) {
             services.append(StackReport.Service(name: name, address: "-", state: "missing", detail: "not installed; `infra-up up` installs it as root"))
         }
-        services.append(StackReport.Service(
-            name: "grafana", address: "127.0.0.1:\(settings.grafana.port)", state: "docker mode only"))
+        if profile == .full {
+            services.append(StackReport.Service(name: "grafana", address: "127.0.0.1:\(settings.grafana.port)", state: "docker mode only"))
+        }
         _ = configs
 
         var report = StackReport(mode: "native", root: root, services: services)
+        report.checksMigrations = profile == .full
         report.migrations = migrations
         await inspect(&report, plan: plan, topologyItems: topologyItems)
         return report
@@ -618,8 +651,8 @@ public struct NativeStack: Sendable {
     /// or as the server has it now) to a report.
     func inspect(_ report: inout StackReport, plan: NativePlan, topologyItems: [TopologyItem]?) async {
         let services = report.services
-        // Migrations (unless known already), when PostgreSQL answers.
-        if report.migrations == nil, services.first(where: { $0.name == "postgres" })?.state == "healthy" {
+        // Migrations (unless known already or not part of the profile), when PostgreSQL answers.
+        if report.checksMigrations, report.migrations == nil, services.first(where: { $0.name == "postgres" })?.state == "healthy" {
             do {
                 let runner = try migrationRunner(plan)
                 let check = try await runner.check()
@@ -634,7 +667,7 @@ public struct NativeStack: Sendable {
             report.topology = topologyItems.map {
                 StackReport.TopologyEntry(kind: $0.kind.rawValue, name: $0.name, stream: $0.stream, state: "\($0.outcome)", differences: $0.differences)
             }
-        } else if services.contains(where: { $0.name.hasPrefix("nats") && !$0.name.contains("exporter") && $0.state == "healthy" }) {
+        } else if report.checksMigrations, services.contains(where: { $0.name.hasPrefix("nats") && !$0.name.contains("exporter") && $0.state == "healthy" }) {
             do {
                 report.topology = try await readTopology(plan)
             } catch {
