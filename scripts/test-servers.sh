@@ -49,6 +49,12 @@ install_packages() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     legacy_nats_server >/dev/null || missing+=(nats-server)
+    # The rest of infra-up's full stack, for its end-to-end test (infra-up would install them
+    # itself as root; here they come before any test runs).
+    command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
+    command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+    command -v curl >/dev/null || missing+=(curl)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
