@@ -51,4 +51,47 @@ struct RedisRestartTests {
         #expect(delivered?.text == "back",
             "the subscription was restored on the new server (receivers \(receivers), stream ended \(ended), reconnects \(subscriber.reconnectCount))")
     }
+
+    @Test func anIdleConnectionTheServerClosedIsReplacedBeforeACommandIsSentOnIt() async throws {
+        let server = try PrivateRedisServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port))
+        defer { client.close() }
+        var ready = false
+        for _ in 0..<50 where !ready {
+            ready = (try? await client.send(["PING"])) != nil
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+
+        // A restart while the client is idle: the next command goes out on a new connection and
+        // succeeds the first time.
+        server.stop()
+        try server.start()
+        var listening = false
+        for _ in 0..<100 where !listening {
+            try await Task.sleep(for: .milliseconds(50))
+            listening = PortProbe.isListening(server.port)
+        }
+        #expect(listening)
+        try await Task.sleep(for: .milliseconds(100))
+        let reply = try await client.send(["SET", "after-restart", "1"])
+        #expect(reply == simple("OK"))
+    }
+}
+
+/// Whether something accepts TCP connections on a loopback port (for a server just restarted).
+enum PortProbe {
+    static func isListening(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
 }

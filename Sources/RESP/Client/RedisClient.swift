@@ -3,7 +3,8 @@ import Transport
 
 /// A Redis client for services: one pipelined connection shared by all tasks, reconnected for new
 /// commands after it drops (commands in flight at that moment fail with a connection error and
-/// are never retried behind the caller's back), plus a second connection used only for blocking
+/// are never retried behind the caller's back; an idle connection the server closed is noticed
+/// and replaced before a command is sent on it), plus a second connection used only for blocking
 /// commands so they never hold up the others.
 public final class RedisClient: Sendable {
     /// How the client connects.
@@ -43,7 +44,9 @@ public final class RedisClient: Sendable {
             let task = slot.current { Task { try await RedisConnection.connect(configuration) } }
             do {
                 let connection = try await task.value
-                if !connection.isClosed { return connection }
+                // An idle connection the server has closed (a restart) is replaced before a
+                // command is sent on it; nothing is resent.
+                if !connection.closeIfDeadAfterIdle() { return connection }
             } catch {
                 slot.clear(ifStill: task)
                 throw error

@@ -63,6 +63,9 @@ public final class RedisConnection: Sendable {
         var inlineGate = InlineWaitGate()
         /// What commands left on the session, for a pool's reset.
         var sessionChanges: RedisSessionChanges = []
+        /// When the last request was registered (uptime nanoseconds): an idle connection is
+        /// checked for a server-side close before it is used again.
+        var lastRequestAt: UInt64 = 0
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -168,8 +171,42 @@ public final class RedisConnection: Sendable {
                 let selectReply = try await roundTrip(["SELECT", .integer(Int64(configuration.database))])
                 if selectReply.isError { throw RedisError.server(selectReply.string ?? "") }
             }
-            // Library identification where the server has CLIENT SETINFO (7.2+); older ones refuse it.
-            _ = try await roundTrip(["CLIENT", "SETINFO", "LIB-NAME", "transcription-infra"])
+            // Library identification where the server has CLIENT SETINFO (7.2+; older ones refuse
+            // it), and a PING in the same write: a server still loading its data set takes the
+            // handshake but answers data commands with -LOADING, so the connection waits that out
+            // here, within the connect deadline, as redis-py's retry does.
+            var out = ByteBuffer()
+            RESPCommandEncoder.encode(["CLIENT", "SETINFO", "LIB-NAME", "transcription-infra"], into: &out)
+            RESPCommandEncoder.encode(["PING"], into: &out)
+            try await transport.write(out, deadline: deadline)
+            func nextReply() async throws -> RESPValue {
+                while true {
+                    if let value = try parser.next(&buffer) {
+                        if case .push = value { continue }
+                        return value
+                    }
+                    try await transport.read(into: &buffer, deadline: deadline)
+                }
+            }
+            _ = try await nextReply()
+            var ping = try await nextReply()
+            var pause = Duration.milliseconds(20)
+            let started = ContinuousClock.now
+            while ping.isError, RedisError.server(ping.string ?? "").code == "LOADING" {
+                guard Deadline.after(pause) < deadline else {
+                    throw RedisError(
+                        .connection,
+                        message: "the server was still loading its data set when the connect timeout (\(configuration.connectTimeout)) passed")
+                }
+                if pause == .milliseconds(20) { logger.info("the server is loading its data set; waiting") }
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(500))
+                ping = try await roundTrip(["PING"])
+            }
+            if ping.isError { throw RedisError.server(ping.string ?? "") }
+            if pause > .milliseconds(20) {
+                logger.info("the server finished loading", metadata: ["waited": "\(ContinuousClock.now - started)"])
+            }
         } catch {
             transport.close()
             let failure: RedisError
@@ -254,6 +291,29 @@ public final class RedisConnection: Sendable {
         return failed || (!reading && connection.hasUnexpectedInput)
     }
 
+    /// For a connection about to be used again: when nothing has been asked on it for `idle`
+    /// (and nothing is in flight), whether the server closed it meanwhile (a restart, an idle
+    /// timeout) or sent something unasked — then it is closed here, so the caller takes a new one
+    /// instead of sending a command that would be lost. One `poll` without waiting, and only
+    /// after an idle spell: busy connections never pay for it.
+    public func closeIfDeadAfterIdle(_ idle: Duration = .milliseconds(50)) -> Bool {
+        let threshold = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
+        let check = state.withLock { state -> Bool? in
+            if state.failure != nil { return nil }
+            guard state.slots.isEmpty, !state.readerActive, !state.readsContinuously else { return false }
+            return Deadline.now.uptimeNanoseconds &- state.lastRequestAt >= threshold
+        }
+        switch check {
+        case nil: return true
+        case false?: return false
+        case true?:
+            guard connection.hasUnexpectedInput else { return false }
+            connection.close()
+            fail(RedisError(.connection, message: "the server closed the idle connection"))
+            return true
+        }
+    }
+
     /// What commands have left on the session since it was last reset.
     public var sessionChanges: RedisSessionChanges { state.withLock { $0.sessionChanges } }
 
@@ -309,6 +369,7 @@ public final class RedisConnection: Sendable {
             state.nextID &+= 1
             state.router.enqueue(id, replies: replies)
             state.slots[id] = .registered
+            state.lastRequestAt = Deadline.now.uptimeNanoseconds
             encode(&state.writes.pending, &state.sessionChanges)
             return (id, state.writes.claimFlush())
         }
