@@ -18,7 +18,8 @@ free_base() {
     python3 - <<'PY'
 import random, socket
 while True:
-    base = random.randint(20000, 60000)
+    low = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+    base = random.randint(10000, low - 10)  # below the ephemeral ports
     ok = True
     for port in range(base, base + 8):
         s = socket.socket()

@@ -105,8 +105,24 @@ prepare_go_interop() {
     export INFRA_TEST_NATS_GO_INTEROP="$root/.build/nats-go-interop"
 }
 
+# A free loopback port below the kernel's ephemeral range, so that no outgoing connection takes it
+# between this check and the server's bind.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    port = random.randint(10000, low - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
 }
 
 wait_for_port() {

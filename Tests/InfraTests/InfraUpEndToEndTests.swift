@@ -30,10 +30,14 @@ struct InfraUpEndToEndTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// `count` consecutive free loopback ports.
+    /// `count` consecutive free loopback ports, below the kernel's ephemeral range so that no
+    /// outgoing connection takes one between this check and the servers' bind.
     static func freePorts(_ count: Int) -> [Int] {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) } ?? []
+        let ceiling = max(12_000, (range.first ?? 32_768) - count - 1)
         while true {
-            let base = Int.random(in: 20_000...60_000)
+            let base = Int.random(in: 10_000...ceiling)
             let ports = Array(base..<(base + count))
             if ports.allSatisfy({ !PortOwner.listener(on: $0).listening }) { return ports }
         }
