@@ -35,12 +35,12 @@ public struct JetStreamError: Error, Sendable, Equatable, CustomStringConvertibl
         self.kind = kind
         self.code = code
         self.errorCode = errorCode
-        self.message = message
+        self.message = SafeText.escaped(message)
     }
 
     /// The server's words with its codes, or the client's message.
     public var description: String {
-        kind == .api ? "\(message) (code \(code), err_code \(errorCode))" : message
+        kind == .api ? "\(SafeText.escaped(message)) (code \(code), err_code \(errorCode))" : SafeText.escaped(message)
     }
 
     /// Whether this is the API error `errorCode`.

@@ -39,7 +39,7 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
     /// Creates an error.
     public init(_ kind: Kind, message: String, diagnostics: PostgresDiagnostics? = nil) {
         self.kind = kind
-        self.message = message
+        self.message = SafeText.escaped(message)
         self.diagnostics = diagnostics
     }
 
@@ -54,7 +54,7 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
 
     /// The server's description, or the client's message.
     public var description: String {
-        if let diagnostics { return diagnostics.description }
-        return message
+        if let diagnostics { return SafeText.escaped(diagnostics.description, limit: 4 * SafeText.defaultLimit) }
+        return SafeText.escaped(message)
     }
 }

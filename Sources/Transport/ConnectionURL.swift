@@ -125,9 +125,9 @@ public struct ConnectionURL: Sendable, Equatable {
 public struct ConnectionURLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What was wrong.
     public var message: String
-    init(_ message: String) { self.message = message }
+    init(_ message: String) { self.message = SafeText.escaped(message) }
     /// The message.
-    public var description: String { message }
+    public var description: String { SafeText.escaped(message) }
 }
 
 /// Hexadecimal digits in ASCII.

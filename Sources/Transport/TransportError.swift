@@ -50,6 +50,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
 
     /// Creates an error.
     public init(_ kind: Kind, endpoint: Endpoint? = nil, errno: Int32? = nil, message: String) {
+        let message = SafeText.escaped(message)
         self.kind = kind
         self.endpoint = endpoint
         self.errno = errno
@@ -57,7 +58,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = message
+        var text = SafeText.escaped(message)
         if let endpoint { text += " (\(endpoint))" }
         if let errno { text += ": " + String(cString: strerror(errno)) + " [errno \(errno)]" }
         return text

@@ -55,4 +55,16 @@ struct RedisFakeServerTests {
         #expect(failure?.kind == .connection && failure?.message.contains("still loading its data set") == true, "\(String(describing: failure))")
         endless.task.cancel()
     }
+
+    @Test func aServerErrorWithControlCharactersIsEscapedInTheError() async throws {
+        // A RESP3 blob error may hold CR LF and escape sequences; the error text must not.
+        let evil = "ERR a\r\nFAKE LOG LINE \u{1B}[2J"
+        let server = try ScriptedRedisServer(replies: ["%0\r\n", "+OK\r\n", "+PONG\r\n", "!\(evil.utf8.count)\r\n\(evil)\r\n"])
+        let connection = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: server.port))
+        defer { connection.close() }
+        let error = await #expect(throws: RedisError.self) { try await connection.send(["GET", "k"]) }
+        let text = error?.description ?? ""
+        #expect(error?.code == "ERR" && text.contains("\\r\\nFAKE LOG LINE \\u{1B}[2J"), "\(text.debugDescription)")
+        #expect(!text.unicodeScalars.contains { $0.value < 0x20 })
+    }
 }

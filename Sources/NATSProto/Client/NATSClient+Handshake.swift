@@ -38,7 +38,15 @@ extension NATSClient {
         guard case .info(let json) = try await readOperation(connection, &buffer, &parser, server, deadline) else {
             throw NATSError(.protocolViolation, "the server's first operation is not INFO", server: server.redacted)
         }
-        var info = try NATSServerInfo(json: json)
+        var info: NATSServerInfo
+        do {
+            info = try NATSServerInfo(json: json)
+        } catch {
+            // The JSON was the server's: the error names it.
+            var named = error
+            named.server = server.redacted
+            throw named
+        }
         if !options.tlsHandshakeFirst, wantsTLS || info.tlsRequired {
             guard info.tlsRequired || info.tlsAvailable else {
                 throw NATSError(.tls, "TLS is required but the server does not offer it", server: server.redacted)

@@ -77,7 +77,14 @@ extension NATSClient {
         case .ok:
             break
         case .info(let json):
-            let info = try NATSServerInfo(json: json)
+            let info: NATSServerInfo
+            do {
+                info = try NATSServerInfo(json: json)
+            } catch {
+                var named = error
+                named.server = link.server.redacted
+                throw named
+            }
             let discovered = state.withLock { state -> [String] in
                 var generator = SystemRandomNumberGenerator()
                 return state.machine.infoReceived(info, using: &generator)

@@ -1,5 +1,8 @@
 import Transport
 
+/// The escaping every error text of the clients goes through, for the layers on NATSProto's API.
+public typealias SafeText = Transport.SafeText
+
 /// Everything the NATS client can fail with: a kind to switch on, a message that says what went
 /// wrong, and the server involved (its URL with any password removed) when there is one.
 public struct NATSError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -43,14 +46,14 @@ public struct NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Creates an error.
     public init(_ kind: Kind, _ message: String, server: String? = nil) {
         self.kind = kind
-        self.message = message
-        self.server = server
+        self.message = SafeText.escaped(message)
+        self.server = server.map { SafeText.escaped($0, limit: 256) }
     }
 
     /// `message (server URL)`.
     public var description: String {
-        if let server { return "\(message) (\(server))" }
-        return message
+        if let server { return "\(SafeText.escaped(message)) (\(SafeText.escaped(server, limit: 256)))" }
+        return SafeText.escaped(message)
     }
 
     static func usage(_ error: NATSUsageError) -> NATSError { NATSError(.usage, error.message) }

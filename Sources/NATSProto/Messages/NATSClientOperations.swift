@@ -162,9 +162,9 @@ enum RawWriter {
 public struct NATSUsageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What was wrong.
     public var message: String
-    init(_ message: String) { self.message = message }
+    init(_ message: String) { self.message = SafeText.escaped(message) }
     /// The message.
-    public var description: String { message }
+    public var description: String { SafeText.escaped(message) }
 }
 
 /// Subject rules: tokens separated by dots, none empty, no whitespace or control characters;

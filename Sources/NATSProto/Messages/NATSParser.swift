@@ -43,7 +43,7 @@ public struct NATSProtocolError: Error, Sendable, Equatable, CustomStringConvert
     public var offset: Int
 
     /// `NATS protocol error at byte N: message`.
-    public var description: String { "NATS protocol error at byte \(offset): \(message)" }
+    public var description: String { "NATS protocol error at byte \(offset): \(SafeText.escaped(message))" }
 }
 
 /// A resumable parser for the server's side of the NATS client protocol.

@@ -20,7 +20,7 @@ public struct PostgresProtocolError: Error, Sendable, Equatable, CustomStringCon
     /// `protocol error in <type> at byte N: message`.
     public var description: String {
         let type = messageType.map { BackendMessage.name(of: $0) } ?? "stream"
-        return "PostgreSQL protocol error in \(type) at byte \(offset): \(message)"
+        return "PostgreSQL protocol error in \(type) at byte \(offset): \(SafeText.escaped(message))"
     }
 }
 

@@ -33,8 +33,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Creates an error.
     public init(_ kind: Kind, code: String = "", message: String) {
         self.kind = kind
-        self.code = code
-        self.message = message
+        self.code = SafeText.escaped(code, limit: 64)
+        self.message = SafeText.escaped(message)
     }
 
     /// An error from an error reply's text, split into its code and message.
@@ -59,8 +59,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `code message`, or the description of a client-side failure.
     public var description: String {
         switch kind {
-        case .server: code.isEmpty ? message : "\(code) \(message)"
-        default: message
+        case .server: code.isEmpty ? SafeText.escaped(message) : "\(SafeText.escaped(code, limit: 64)) \(SafeText.escaped(message))"
+        default: SafeText.escaped(message)
         }
     }
 }

@@ -96,5 +96,5 @@ public struct RESPProtocolError: Error, Sendable, Equatable, CustomStringConvert
     public var message: String
 
     /// `message at byte offset`.
-    public var description: String { "RESP protocol error at byte \(offset): \(message)" }
+    public var description: String { "RESP protocol error at byte \(offset): \(SafeText.escaped(message))" }
 }
