@@ -122,4 +122,22 @@ struct NATSFakeServerTests {
         try await task.value
         listener.close()
     }
+
+    @Test func aServerThatSendsGarbageAfterEveryHandshakeIsGivenUpOn() async throws {
+        let accepted = Atomic<Int>(0)
+        let server = try ScriptedNATSServer(connections: 10) { connection, _ in
+            accepted.add(1, ordering: .relaxed)
+            try await connection.write(ByteBuffer(string: "GARBAGE \u{1B}[2J\r\n"))
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        defer { server.task.cancel() }
+        var options = options(server)
+        options.maximumReconnectAttempts = 2
+        let client = try await NATSClient.connect(options)
+        let events = EventLog(client)
+        #expect(try await events.waitFor { if case .closed = $0 { true } else { false } }, "the client gives up instead of reconnecting forever")
+        #expect(accepted.load(ordering: .relaxed) == 3, "the first connection and two reconnects")
+        let disconnects = events.all.filter { if case .disconnected(_, let reason?) = $0 { reason.kind == .protocolViolation } else { false } }
+        #expect(disconnects.count == 3, "each violation is reported")
+    }
 }

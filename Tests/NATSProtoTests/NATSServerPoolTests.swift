@@ -40,6 +40,28 @@ struct NATSServerPoolTests {
         #expect(!forever.isEmpty)
     }
 
+    @Test func aServerThatBreaksTheProtocolAfterEveryHandshakeLeavesThePool() throws {
+        var pool = NATSServerPool(try servers("a:1", "b:2"), maximumAttempts: 2)
+        let a = pool.servers[0]
+        // Each connection succeeds (resetting ordinary failures) and ends in a violation.
+        var removed: [Bool] = []
+        for _ in 0..<3 {
+            pool.connected(a, at: 0)
+            removed.append(pool.lost(a, protocolViolation: true))
+        }
+        #expect(removed == [false, false, true], "the third violation in a row removes the server")
+        #expect(pool.servers.map(\.host) == ["b"])
+
+        // A clean loss forgives the violations; violations and failures add up.
+        var mixed = NATSServerPool(try servers("a:1"), maximumAttempts: 2)
+        let server = mixed.servers[0]
+        mixed.lost(server, protocolViolation: true)
+        mixed.lost(server)
+        #expect(!mixed.lost(server, protocolViolation: true) && !mixed.isEmpty)
+        #expect(mixed.failed(server) == false)
+        #expect(mixed.failed(server) == true, "one violation and two failed attempts exceed a limit of 2")
+    }
+
     @Test func advertisedServersAreAddedOnceWithTheOriginsCredentials() throws {
         var pool = NATSServerPool(try servers("nats://user:secret@10.0.0.1:4222"), maximumAttempts: 1)
         var generator = SystemRandomNumberGenerator()

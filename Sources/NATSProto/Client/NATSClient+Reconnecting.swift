@@ -5,7 +5,9 @@ extension NATSClient {
     /// (or closes the client).
     func linkFailed(_ link: Link, _ error: NATSError) {
         let work = state.withLock { state -> LinkFailure? in
-            guard let loss = state.machine.connectionLost(generation: link.generation) else { return nil }
+            guard let loss = state.machine.connectionLost(generation: link.generation, protocolViolation: error.kind == .protocolViolation) else {
+                return nil
+            }
             var work = LinkFailure(reconnect: loss.reconnect)
             if state.link === link { state.link = nil }
             for id in loss.failedFlushes {

@@ -502,8 +502,9 @@ struct NATSConnectionStateMachine: ~Copyable {
         return pool.add(advertised: info.connectURLs, from: server, shuffle: limits.randomizeServers, using: &generator)
     }
 
-    /// Connection `generation` broke. Nil when it was not current (already handled).
-    mutating func connectionLost(generation: UInt64) -> LinkLoss? {
+    /// Connection `generation` broke (`protocolViolation`: the server broke the protocol). Nil
+    /// when it was not current (already handled).
+    mutating func connectionLost(generation: UInt64, protocolViolation: Bool = false) -> LinkLoss? {
         guard phase == .connected, generation == self.generation, let server else { return nil }
         phase = .reconnecting
         var loss = LinkLoss(reconnect: limits.allowReconnect)
@@ -515,7 +516,7 @@ struct NATSConnectionStateMachine: ~Copyable {
         pingsOutstanding = 0
         writerParked = false
         writerBusy = false
-        pool.lost(server)
+        pool.lost(server, protocolViolation: protocolViolation)
         return loss
     }
 

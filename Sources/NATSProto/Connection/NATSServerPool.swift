@@ -6,13 +6,18 @@
 /// no sooner than `wait` plus a random jitter after its previous attempt (so the first attempt
 /// after a loss, on another server or on a server tried long ago, is immediate); a server that
 /// failed more than `maximumAttempts` times in a row leaves the pool (a negative maximum keeps it
-/// forever); a connection resets the server's count. Servers advertised by the cluster are added
-/// once each.
+/// forever); a connection resets the server's count. A connection that the server breaks with a
+/// protocol violation (it took the handshake, then sent garbage) counts as a failure too, and a
+/// connection does not reset those: such a server leaves the pool after the same number of
+/// violations in a row instead of being reconnected to forever. Servers advertised by the cluster
+/// are added once each.
 struct NATSServerPool: Sendable {
     struct Entry: Sendable, Equatable {
         var server: NATSServerAddress
         var lastAttempt: UInt64?
         var failedAttempts = 0
+        /// Connections in a row that ended in a protocol violation.
+        var violations = 0
     }
 
     private(set) var entries: [Entry]
@@ -28,10 +33,16 @@ struct NATSServerPool: Sendable {
 
     private func index(of server: NATSServerAddress) -> Int? { entries.firstIndex { $0.server.sameEndpoint(server) } }
 
-    /// The connection to `server` was lost: it is tried after the others.
-    mutating func lost(_ server: NATSServerAddress) {
-        guard let index = index(of: server) else { return }
-        entries.append(entries.remove(at: index))
+    /// The connection to `server` was lost: it is tried after the others. A loss through a
+    /// protocol violation counts against the server; one past the limit removes it (returns true).
+    @discardableResult
+    mutating func lost(_ server: NATSServerAddress, protocolViolation: Bool = false) -> Bool {
+        guard let index = index(of: server) else { return false }
+        var entry = entries.remove(at: index)
+        entry.violations = protocolViolation ? entry.violations + 1 : 0
+        if protocolViolation, maximumAttempts >= 0, entry.violations > maximumAttempts { return true }
+        entries.append(entry)
+        return false
     }
 
     /// The next server to try and the earliest time to try it; it moves to the end of the pool.
@@ -55,7 +66,7 @@ struct NATSServerPool: Sendable {
     mutating func failed(_ server: NATSServerAddress) -> Bool {
         guard let index = index(of: server) else { return false }
         entries[index].failedAttempts += 1
-        guard maximumAttempts >= 0, entries[index].failedAttempts > maximumAttempts else { return false }
+        guard maximumAttempts >= 0, entries[index].failedAttempts + entries[index].violations > maximumAttempts else { return false }
         entries.remove(at: index)
         return true
     }
