@@ -124,6 +124,21 @@ public struct ByteBuffer: Sendable {
         _writerIndex = count
     }
 
+    /// The storage this buffer holds alive (shared with other slices of it): slices of one
+    /// storage have the same identity.
+    public var storageIdentity: ObjectIdentifier { ObjectIdentifier(storage) }
+
+    /// A copy of the readable bytes in a storage of their own and of their size, for a slice
+    /// that would otherwise keep a much larger shared storage alive.
+    public func detached() -> ByteBuffer {
+        var copy = ByteBuffer(capacity: readableBytes)
+        if readableBytes > 0 {
+            copy.storage.bytes.copyMemory(from: storage.bytes + readerIndex, byteCount: readableBytes)
+            copy._writerIndex = readableBytes
+        }
+        return copy
+    }
+
     /// Drops all bytes, keeping the allocation when this buffer is its only owner.
     public mutating func clear() {
         _readerIndex = 0

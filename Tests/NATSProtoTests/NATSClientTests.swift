@@ -216,6 +216,37 @@ struct NATSClientTests {
         await client.close()
     }
 
+    @Test func aSlowConsumersMemoryStaysNearItsPendingByteLimit() async throws {
+        // 24 MB of 512-byte messages to a subscription that keeps at most 16 MiB and is not read:
+        // the read buffers its payloads came from must not stay pinned behind them.
+        let limit = 16 << 20
+        let client = try await LiveServer.natsClient()
+        let publisher = try await LiveServer.natsClient()
+        let subject = LiveServer.natsSubject("pinned")
+        let subscription = try await client.subscribe(to: subject, pendingLimits: NATSPendingLimits(messages: -1, bytes: limit))
+        try await client.flush()
+        let payload = ByteBuffer(bytes: [UInt8](repeating: 0x61, count: 512))
+        // In small flushed bursts, as a trickle of events arrives: each read then holds a few
+        // messages, and a payload slice would pin a read buffer many times its size.
+        let total = 48_000
+        let (_, growth) = try await peakMemoryGrowth {
+            for index in 0..<total {
+                try await publisher.publish(payload, to: subject)
+                if index % 8 == 7 { try await publisher.flush() }
+            }
+            try await publisher.flush()
+            // Everything has reached the subscription once the client's own PING comes back.
+            try await client.flush()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(subscription.pending.bytes <= limit && subscription.droppedCount > 0)
+        #expect(subscription.deliveredCount == total)
+        // 1.25 times the limit, plus a little for the allocator and the publisher's buffers.
+        #expect(growth <= limit * 5 / 4 + (8 << 20), "resident memory grew \(growth >> 20) MiB for a \(limit >> 20) MiB pending limit")
+        await publisher.close()
+        await client.close()
+    }
+
     @Test func unsubscribeStopsDelivery() async throws {
         let client = try await LiveServer.natsClient()
         let subject = LiveServer.natsSubject("unsub")

@@ -31,6 +31,11 @@ struct NATSSubscriptionState: Sendable {
 
     private(set) var messages: [NATSMessage] = []
     private(set) var bytes = 0
+    /// Read-buffer storage the waiting messages keep alive beyond their own bytes: a payload is
+    /// a slice of the buffer it was read into, and pins all of it. Counted once per storage run
+    /// (the messages of one read come together).
+    private(set) var pinnedBytes = 0
+    private var lastPinned: ObjectIdentifier?
     var limits: NATSPendingLimits
     private(set) var end: End?
     /// Messages the server delivered, dropped ones included.
@@ -61,6 +66,20 @@ struct NATSSubscriptionState: Sendable {
             outcome.becameSlow = !isSlow
             isSlow = true
         } else {
+            var message = message
+            // The consumer is behind and the pinned read buffers would pass a quarter of the
+            // byte limit: keep a copy of the payload instead of its read buffer, so memory stays
+            // within about 1.25 times the limit rather than a multiple of it.
+            let storage = message.payload.storageIdentity
+            if storage != lastPinned {
+                let pin = message.payload.capacity
+                if limits.bytes >= 0, pinnedBytes + pin > limits.bytes / 4, pin > size {
+                    message.payload = message.payload.detached()
+                } else {
+                    pinnedBytes += pin
+                    lastPinned = storage
+                }
+            }
             messages.append(message)
             bytes += size
         }
@@ -91,6 +110,8 @@ struct NATSSubscriptionState: Sendable {
         if discarding {
             messages.removeAll()
             bytes = 0
+            pinnedBytes = 0
+            lastPinned = nil
         }
         return takeParkedConsumer()
     }
@@ -103,6 +124,8 @@ struct NATSSubscriptionState: Sendable {
         if !messages.isEmpty {
             swap(&messages, &batch)
             bytes = 0
+            pinnedBytes = 0
+            lastPinned = nil
             isSlow = false
             return .messages
         }
