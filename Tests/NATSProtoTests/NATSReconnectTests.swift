@@ -42,6 +42,9 @@ struct NATSReconnectTests {
         try await Task.sleep(for: .milliseconds(300))
         try server.start()
         #expect(try await events.waitFor { if case .reconnected = $0 { true } else { false } })
+        // Each restored subscription says it may have missed messages: an event and its count.
+        #expect(try await events.waitFor { if case .subscriptionGap("restart.group", grouped.sid) = $0 { true } else { false } })
+        #expect(plain.gapCount == 1 && grouped.gapCount == 1 && limited.gapCount == 1)
         try await subscriber.flush()
         let restored = try await plain.collect(100)
         #expect(restored.map(\.text) == (0..<100).map { "buffered \($0)" })

@@ -70,6 +70,12 @@ extension NATSClient {
             do throws(NATSError) {
                 try await establish(server, reconnecting: true)
                 report(.reconnected(server: server.redacted))
+                // Every subscription was restored; each may have missed messages meanwhile.
+                let restored = state.withLock { Array($0.subscriptions.values) }
+                for subscription in restored.sorted(by: { $0.sid < $1.sid }) {
+                    subscription.noteGap()
+                    report(.subscriptionGap(subject: subscription.subject, sid: subscription.sid))
+                }
                 return
             } catch {
                 lastError = error

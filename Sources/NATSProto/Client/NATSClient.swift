@@ -212,6 +212,8 @@ public final class NATSClient: Sendable {
             logger.warning("the server entered lame-duck mode", metadata: ["nats.server": "\(server)"])
         case .serverError(let error):
             logger.warning("server error", metadata: ["error": "\(error)"])
+        case .subscriptionGap(let subject, let sid):
+            logger.info("subscription restored after a reconnect; messages may have been missed", metadata: ["subject": "\(subject)", "sid": "\(sid)"])
         case .slowConsumer(let subject, let sid, let dropped):
             logger.warning("slow consumer: messages dropped", metadata: ["subject": "\(subject)", "sid": "\(sid)", "dropped": "\(dropped)"])
         case .serversDiscovered(let servers):

@@ -8,6 +8,9 @@ public enum NATSEvent: Sendable, Equatable {
     case lameDuck(server: String)
     /// The server reported an error that did not close the connection (e.g. a permissions violation).
     case serverError(NATSError)
+    /// A subscription was restored after a reconnect: messages published while the client was
+    /// away may be lost for it (see ``NATSSubscription/gapCount``).
+    case subscriptionGap(subject: String, sid: UInt64)
     /// A subscription dropped messages because its consumer fell behind its pending limits.
     case slowConsumer(subject: String, sid: UInt64, dropped: Int)
     /// The cluster advertised servers that were added to the pool.

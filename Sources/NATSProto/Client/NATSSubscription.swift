@@ -60,6 +60,16 @@ public final class NATSSubscription: AsyncSequence, Sendable {
         }
     }
 
+    /// Reconnects this subscription lived through: each one may have lost the messages published
+    /// while the client was away (core NATS keeps nothing), so a consumer that needs them
+    /// resynchronises when this grows. The client also reports each as a
+    /// ``NATSEvent/subscriptionGap(subject:sid:)`` event.
+    public var gapCount: Int { gaps.load(ordering: .acquiring) }
+    private let gaps = Atomic<Int>(0)
+
+    /// The client subscribed again after a reconnect.
+    func noteGap() { gaps.add(1, ordering: .releasing) }
+
     /// What a delivery did, for the client's bookkeeping.
     struct Delivery {
         var becameSlow = false

@@ -9,6 +9,11 @@ public struct RedisMessage: Sendable, Equatable {
     public var pattern: String?
     /// The payload.
     public var payload: ByteBuffer
+    /// True for the marker a subscription delivers after the subscriber reconnected and
+    /// subscribed again: messages published while it was disconnected are lost (Redis pub/sub
+    /// keeps nothing), so a consumer that needs them resynchronises from its source of truth.
+    /// A marker has an empty channel and payload.
+    public var isGap = false
 
     /// The payload as UTF-8 text.
     public var text: String { String(decoding: payload.readableBytesView, as: UTF8.self) }
@@ -17,7 +22,8 @@ public struct RedisMessage: Sendable, Equatable {
 /// Pub/sub over RESP3 pushes, on a connection of its own. Subscriptions are async sequences;
 /// after the connection drops, it reconnects (with backoff) and subscribes again to every channel
 /// and pattern still listened to. Messages published while it was disconnected are lost, as
-/// Redis pub/sub defines.
+/// Redis pub/sub defines; each subscription then delivers a marker (``RedisMessage/isGap``) so
+/// that its consumer knows.
 public final class RedisSubscriber: Sendable {
     enum Kind: String, Sendable {
         case channel = "SUBSCRIBE"
@@ -173,6 +179,11 @@ public final class RedisSubscriber: Sendable {
                 }
                 for (kind, names) in subscriptions where !names.isEmpty {
                     try await connection.sendForPushes([.string(kind.rawValue)] + names.sorted().map { .string($0) })
+                }
+                // Subscribed again: every subscription learns that it may have missed messages.
+                let listeners = state.withLock { Array($0.listeners.values) }
+                for listener in listeners {
+                    listener.continuation.yield(RedisMessage(channel: "", pattern: nil, payload: ByteBuffer(), isGap: true))
                 }
                 return
             } catch {
