@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import Transport
 @testable import RESP
@@ -66,5 +67,74 @@ struct RedisFakeServerTests {
         let text = error?.description ?? ""
         #expect(error?.code == "ERR" && text.contains("\\r\\nFAKE LOG LINE \\u{1B}[2J"), "\(text.debugDescription)")
         #expect(!text.unicodeScalars.contains { $0.value < 0x20 })
+    }
+
+    /// What the cutting server has done, and when the test lets it close.
+    final class CutSignals: Sendable {
+        let hasRead = Atomic<Bool>(false)
+        let mayClose = Atomic<Bool>(true)
+    }
+
+    /// A server that takes the handshake, reads `read` bytes of commands, answers `answers`
+    /// of them with +OK and closes the connection (once `signals.mayClose` holds).
+    static func cuttingServer(answers: Int, readAtLeast read: Int, signals: CutSignals = CutSignals()) throws -> (port: Int, task: Task<Void, any Error>) {
+        let listener = try Listener.bind()
+        let port = listener.endpoint.port ?? 0
+        let task = Task {
+            let connection = try await listener.accept(deadline: .after(.seconds(10)))
+            defer { connection.close(); listener.close() }
+            var parser = RESPParser()
+            var buffer = ByteBuffer()
+            func command() async throws -> RESPValue {
+                while true {
+                    if let value = try parser.next(&buffer) { return value }
+                    try await connection.read(into: &buffer, deadline: .after(.seconds(10)))
+                }
+            }
+            _ = try await command()  // HELLO
+            try await connection.write(ByteBuffer(string: "%0\r\n"))
+            _ = try await command()  // CLIENT SETINFO
+            _ = try await command()  // PING
+            try await connection.write(ByteBuffer(string: "+OK\r\n+PONG\r\n"))
+            for _ in 0..<answers { _ = try await command() }
+            while buffer.readableBytes < read { try await connection.read(into: &buffer, deadline: .after(.seconds(10))) }
+            signals.hasRead.store(true, ordering: .releasing)
+            try await connection.write(ByteBuffer(string: String(repeating: "+OK\r\n", count: answers)))
+            while !signals.mayClose.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        return (port, task)
+    }
+
+    @Test func aPipelineCutMidwaySaysWhatWasAnsweredWhatMayHaveRunAndWhatWasNotSent() async throws {
+        // Ten commands all written, three answered, then the server goes away.
+        let (port, task) = try Self.cuttingServer(answers: 3, readAtLeast: 0)
+        let connection = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: port))
+        defer { connection.close() }
+        let commands: [[RESPArgument]] = (0..<10).map { ["SET", .string("k\($0)"), "v"] }
+        let error = await #expect(throws: RedisPipelineError.self) { try await connection.pipeline(commands) }
+        let expected = [RedisPipelineError.Outcome](repeating: .answered(simple("OK")), count: 3) + [RedisPipelineError.Outcome](repeating: .unknown, count: 7)
+        #expect(error?.outcomes == expected, "\(String(describing: error))")
+        #expect(error?.cause.kind == .connection)
+        try await task.value
+
+        // A 32 MB pipeline blocks in its write (the server stops reading after 1 MiB); a second
+        // one queued behind it never leaves the client when the server then closes.
+        let signals = CutSignals()
+        signals.mayClose.store(false, ordering: .releasing)
+        let (bigPort, bigTask) = try Self.cuttingServer(answers: 0, readAtLeast: 1 << 20, signals: signals)
+        let shared = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: bigPort))
+        defer { shared.close() }
+        let value = RESPArgument.string(String(repeating: "x", count: 1 << 15))
+        let big: [[RESPArgument]] = (0..<1024).map { ["SET", .string("big\($0)"), value] }
+        let first = Task { try await shared.pipeline(big) }
+        while !signals.hasRead.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+        let second = Task { try await shared.pipeline([["SET", "a", "1"], ["SET", "b", "2"]]) }
+        try await Task.sleep(for: .milliseconds(100))
+        signals.mayClose.store(true, ordering: .releasing)
+        let behind = await #expect(throws: RedisPipelineError.self) { _ = try await second.value }
+        #expect(behind?.outcomes == [.notSent, .notSent], "\(String(describing: behind))")
+        let firstError = await #expect(throws: RedisPipelineError.self) { _ = try await first.value }
+        #expect(firstError?.outcomes.count == 1024 && firstError?.outcomes.allSatisfy { $0 == .unknown } == true)
+        try? await bigTask.value
     }
 }

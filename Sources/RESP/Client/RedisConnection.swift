@@ -66,6 +66,16 @@ public final class RedisConnection: Sendable {
         /// When the last request was registered (uptime nanoseconds): an idle connection is
         /// checked for a server-side close before it is used again.
         var lastRequestAt: UInt64 = 0
+        /// Bytes ever queued for the server, written for certain, and being written now: where
+        /// a pipeline's commands stood when the connection failed.
+        var queuedBytes = 0
+        var writtenBytes = 0
+        var writingBytes = 0
+        /// For each pipeline in flight, the stream offsets where it starts and where each of its
+        /// commands ends.
+        var pipelineOffsets: [UInt64: (start: Int, ends: [Int])] = [:]
+        /// The per-command outcome of pipelines the failure interrupted, for their callers.
+        var interruptedPipelines: [UInt64: RedisPipelineError] = [:]
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
         mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
@@ -246,14 +256,24 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends several commands in one write and returns every reply in order; an error reply is
-    /// returned as a value and affects only its own command.
+    /// returned as a value and affects only its own command. When the connection fails midway,
+    /// throws ``RedisPipelineError`` with each command's outcome: answered (with its reply),
+    /// unknown (sent, no reply: it may have run) or not sent.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout) { outbound, changes in
-            for command in commands {
-                changes.record(command)
-                RESPCommandEncoder.encode(command, into: &outbound)
+        var id: UInt64 = 0
+        do {
+            return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout, registered: { id = $0 }) { outbound, changes, ends in
+                for command in commands {
+                    changes.record(command)
+                    RESPCommandEncoder.encode(command, into: &outbound)
+                    ends.append(outbound.readableBytes)
+                }
             }
+        } catch let error as RedisError {
+            // The connection failed midway: say what became of each command.
+            if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
+            throw error
         }
     }
 
@@ -269,6 +289,7 @@ public final class RedisConnection: Sendable {
             if let failure = state.failure { throw failure }
             state.sessionChanges.insert(.unrecoverable)
             state.writes.pending.writeBuffer(encoded)
+            state.queuedBytes += encoded.readableBytes
             return state.writes.claimFlush()
         }
         if mustFlush { await flush() }
@@ -359,9 +380,18 @@ public final class RedisConnection: Sendable {
 
     /// Registers a request, has `encode` write its commands straight into the outbound buffer
     /// (no intermediate copy), sends, and waits for its replies.
-    private func submit(replies: Int, timeout: Duration?, encode: (inout ByteBuffer, inout RedisSessionChanges) -> Void) async throws
-        -> [RESPValue]
-    {
+    private func submit(
+        replies: Int, timeout: Duration?, encode: (inout ByteBuffer, inout RedisSessionChanges) -> Void
+    ) async throws -> [RESPValue] {
+        try await submit(replies: replies, timeout: timeout, registered: nil) { outbound, changes, _ in encode(&outbound, &changes) }
+    }
+
+    /// `registered` learns the request's id; `encode` may note where each command ends in the
+    /// outbound buffer (pipelines do), which tells what was sent if the connection fails.
+    private func submit(
+        replies: Int, timeout: Duration?, registered: ((UInt64) -> Void)?,
+        encode: (inout ByteBuffer, inout RedisSessionChanges, inout [Int]) -> Void
+    ) async throws -> [RESPValue] {
         // Register first, so that a reply can never arrive before its slot exists.
         let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
             if let failure = state.failure { throw failure }
@@ -370,8 +400,17 @@ public final class RedisConnection: Sendable {
             state.router.enqueue(id, replies: replies)
             state.slots[id] = .registered
             state.lastRequestAt = Deadline.now.uptimeNanoseconds
-            encode(&state.writes.pending, &state.sessionChanges)
+            let before = state.writes.pending.readableBytes
+            let start = state.queuedBytes
+            var ends: [Int] = []
+            encode(&state.writes.pending, &state.sessionChanges, &ends)
+            state.queuedBytes += state.writes.pending.readableBytes - before
+            if !ends.isEmpty { state.pipelineOffsets[id] = (start, ends.map { start + $0 - before }) }
             return (id, state.writes.claimFlush())
+        }
+        registered?(id)
+        defer {
+            if registered != nil { state.withLock { _ = $0.pipelineOffsets.removeValue(forKey: id) } }
         }
         // The caller that finds no write in progress writes everything queued (its own and later
         // callers' commands) in as few writes as the socket allows.
@@ -440,8 +479,20 @@ public final class RedisConnection: Sendable {
     private func flush() async {
         do {
             try await connection.writeQueued(
-                take: { state.withLock { $0.writes.nextBatch(stop: $0.failure != nil) } },
-                giveBack: { batch in state.withLock { $0.writes.recycle(batch) } })
+                take: {
+                    state.withLock { state in
+                        let batch = state.writes.nextBatch(stop: state.failure != nil)
+                        state.writingBytes = batch?.readableBytes ?? 0
+                        return batch
+                    }
+                },
+                giveBack: { batch in
+                    state.withLock { state in
+                        state.writtenBytes += state.writingBytes
+                        state.writingBytes = 0
+                        state.writes.recycle(batch)
+                    }
+                })
         } catch {
             fail(RedisError(.connection, message: "write failed: \(error)"))
         }
@@ -550,7 +601,25 @@ public final class RedisConnection: Sendable {
         let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<[RESPValue], any Error>], Bool) in
             let first = state.failure == nil
             if first { state.failure = error }
-            _ = state.router.failAll()
+            // A pipeline cut midway learns, command by command, what was answered, what may
+            // have run and what was never sent.
+            let sentEnd = state.writtenBytes + state.writingBytes
+            for (id, replies) in state.router.failAllWithReplies() {
+                guard let offsets = state.pipelineOffsets.removeValue(forKey: id) else { continue }
+                var outcomes: [RedisPipelineError.Outcome] = []
+                outcomes.reserveCapacity(offsets.ends.count)
+                for index in offsets.ends.indices {
+                    let start = index == 0 ? offsets.start : offsets.ends[index - 1]
+                    if index < replies.count {
+                        outcomes.append(.answered(replies[index]))
+                    } else if start >= sentEnd {
+                        outcomes.append(.notSent)
+                    } else {
+                        outcomes.append(.unknown)
+                    }
+                }
+                state.interruptedPipelines[id] = RedisPipelineError(outcomes: outcomes, cause: error)
+            }
             var waiting: [UnsafeContinuation<[RESPValue], any Error>] = []
             for (id, slot) in state.slots {
                 switch slot {

@@ -1,5 +1,43 @@
 import Transport
 
+/// A pipeline the connection failed in the middle of: what became of each command, so that the
+/// caller retries only what is safe to retry.
+public struct RedisPipelineError: Error, Sendable, CustomStringConvertible {
+    /// One command's fate.
+    public enum Outcome: Sendable, Equatable {
+        /// The server answered (an error reply is an answer too).
+        case answered(RESPValue)
+        /// It was written (or was being written) and no reply came: it may or may not have run.
+        case unknown
+        /// It never left the client: it did not run.
+        case notSent
+    }
+
+    /// The outcome of each command, in the pipeline's order.
+    public var outcomes: [Outcome]
+    /// The connection's failure.
+    public var cause: RedisError
+
+    public init(outcomes: [Outcome], cause: RedisError) {
+        self.outcomes = outcomes
+        self.cause = cause
+    }
+
+    public var description: String {
+        var answered = 0
+        var unknown = 0
+        var notSent = 0
+        for outcome in outcomes {
+            switch outcome {
+            case .answered: answered += 1
+            case .unknown: unknown += 1
+            case .notSent: notSent += 1
+            }
+        }
+        return "pipeline of \(outcomes.count) interrupted (\(cause)): \(answered) answered, \(unknown) unknown, \(notSent) not sent"
+    }
+}
+
 /// An error reply from the server, or a failure of the client around it.
 public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Where the error comes from.

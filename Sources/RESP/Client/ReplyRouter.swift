@@ -63,9 +63,14 @@ struct ReplyRouter: Sendable {
 
     /// Every request still waiting, in order (the connection failed); the router is emptied.
     mutating func failAll() -> [UInt64] {
-        let ids = queue[head...].filter { !$0.isAbandoned }.map(\.id)
+        failAllWithReplies().map(\.id)
+    }
+
+    /// The same, with the replies each had received (only the first can have some).
+    mutating func failAllWithReplies() -> [(id: UInt64, replies: [RESPValue])] {
+        let waiting = queue[head...].filter { !$0.isAbandoned }.map { (id: $0.id, replies: $0.replies) }
         queue.removeAll()
         head = 0
-        return ids
+        return waiting
     }
 }
