@@ -10,10 +10,12 @@ import Transport
 public func respFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let limits = RESPParser.Limits(maximumBulkLength: 1 << 20, maximumAggregateCount: 1 << 16, maximumDepth: 64, maximumLineLength: 1 << 16)
-    for size in [Int.max, 1, 7] {
+    for size in [Int.max, 0] {
         var parser = RESPParser(limits: limits)
         var buffer = ByteBuffer()
-        feedInPieces(bytes, size: size) { piece in
+        // Whole, then in varying small pieces (0 stands for those).
+        let feed: ((ArraySlice<UInt8>) -> Bool) -> Void = size == 0 ? { feedInVaryingPieces(bytes, $0) } : { feedInPieces(bytes, size: size, $0) }
+        feed { piece in
             buffer.writeBytes(piece)
             do {
                 while try parser.next(&buffer) != nil {}
