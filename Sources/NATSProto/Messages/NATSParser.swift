@@ -123,8 +123,17 @@ public struct NATSParser: Sendable {
         case .ok:
             return .ok
         case .err:
-            let text = fields.count > 1 ? buffer.getSlice(at: fields.start(1), count: lineLength - fields.start(1)) : nil
-            var message = text.map { String(decoding: $0.readableBytesView, as: UTF8.self).trimmingSpaces } ?? ""
+            // The text after -ERR, spaces and tabs trimmed on the bytes, decoded once.
+            var message = ""
+            if fields.count > 1 {
+                message = buffer.withUnsafeReadableBytes { raw in
+                    var start = fields.start(1)
+                    var end = lineLength
+                    while start < end, raw[start] == UInt8(ascii: " ") || raw[start] == UInt8(ascii: "\t") { start += 1 }
+                    while end > start, raw[end - 1] == UInt8(ascii: " ") || raw[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+                    return String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<end]), as: UTF8.self)
+                }
+            }
             if message.hasPrefix("'"), message.hasSuffix("'"), message.count >= 2 { message = String(message.dropFirst().dropLast()) }
             return .error(message)
         case .info:
@@ -257,10 +266,4 @@ struct LineFields {
 
     func start(_ index: Int) -> Int { Int(starts[index]) }
     func length(_ index: Int) -> Int { Int(lengths[index]) }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-    }
 }
