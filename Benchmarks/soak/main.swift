@@ -3,7 +3,8 @@
 // the run, at least a minute), memory must stay within 10% of its level at the end of the warm-up
 // and descriptors and threads must not grow; the exit status says whether they did.
 //
-//   soak MINUTES     (servers from the INFRA_TEST_* variables of scripts/test-servers.sh)
+//   soak MINUTES [WORKLOADS]   (servers from the INFRA_TEST_* variables of scripts/test-servers.sh;
+//                              WORKLOADS: a comma-separated subset of postgres,redis,nats,jetstream,kv)
 //
 // Each second: 1,000 PostgreSQL queries through the pool (a third of them in transactions that
 // insert and delete), 2,000 Redis commands (SET with a TTL, GET, a 20-command pipeline), 2,000
@@ -78,6 +79,7 @@ func atRate(_ perSecond: Int, until end: ContinuousClock.Instant, _ name: String
 }
 
 let minutes = Double(CommandLine.arguments.dropFirst().first ?? "30") ?? 30
+let workloads = Set((CommandLine.arguments.dropFirst(2).first ?? "postgres,redis,nats,jetstream,kv").split(separator: ",").map(String.init))
 let status = await Task.detached { () -> Int32 in
     do {
         var postgres = PostgresConfiguration(
@@ -118,7 +120,7 @@ let status = await Task.detached { () -> Int32 in
             return samples
         }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
+            if workloads.contains("postgres") { group.addTask {
                 await atRate(1000, until: end, "postgres", tally) {
                     let id = counters.next.add(1, ordering: .relaxed).newValue
                     if id % 3 == 0 {
@@ -129,8 +131,8 @@ let status = await Task.detached { () -> Int32 in
                         _ = try await pool.withConnection { try await $0.query("SELECT \(id)::int8, now()").collect() }
                     }
                 }
-            }
-            group.addTask {
+            } }
+            if workloads.contains("redis") { group.addTask {
                 await atRate(2000, until: end, "redis", tally) {
                     let id = counters.next.add(1, ordering: .relaxed).newValue
                     switch id % 20 {
@@ -139,22 +141,22 @@ let status = await Task.detached { () -> Int32 in
                     default: _ = try await redis.send(["GET", .string("soak:\(id % 1000)")])
                     }
                 }
-            }
-            group.addTask {
+            } }
+            if workloads.contains("nats") { group.addTask {
                 await atRate(2000, until: end, "nats", tally) { try await nats.publish("message", to: subject) }
-            }
-            group.addTask {
+            } }
+            if workloads.contains("jetstream") { group.addTask {
                 await atRate(200, until: end, "jetstream", tally) {
                     _ = try await js.publish("event", to: "soak\(getpid()).events")
                 }
-            }
-            group.addTask {
+            } }
+            if workloads.contains("kv") { group.addTask {
                 await atRate(100, until: end, "kv", tally) {
                     let id = counters.next.add(1, ordering: .relaxed).newValue
                     _ = try await kv.put("k\(id % 100)", "value \(id)")
                     _ = try await kv.get("k\(id % 100)")
                 }
-            }
+            } }
         }
         let samples = await sampler.value
         reader.cancel()

@@ -247,6 +247,28 @@ struct NATSClientTests {
         await client.close()
     }
 
+    @Test func requestsAnsweredAtOnceLeaveNoTimerBehind() async throws {
+        // A reply can finish a request before its timer is registered; that timer must not be
+        // kept (it was, one per such request: a slow leak under a request load).
+        let client = try await LiveServer.natsClient()
+        let subject = LiveServer.natsSubject("fast")
+        let service = try await client.subscribe(to: subject)
+        let responder = Task {
+            for try await message in service { if let reply = message.replyTo { try await client.publish("ok", to: reply) } }
+        }
+        defer { responder.cancel() }
+        try await client.flush()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask { for _ in 0..<250 { _ = try await client.request("x", subject: subject) } }
+            }
+            try await group.waitForAll()
+        }
+        #expect(client.state.withLock { $0.requestTimers.count } == 0)
+        #expect(client.state.withLock { $0.machine.requests.count } == 0)
+        await client.close()
+    }
+
     @Test func unsubscribeStopsDelivery() async throws {
         let client = try await LiveServer.natsClient()
         let subject = LiveServer.natsSubject("unsub")

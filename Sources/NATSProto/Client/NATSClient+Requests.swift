@@ -33,7 +33,9 @@ extension NATSClient {
             finishRequest(token, .failure(NATSError(.timedOut, "no reply to the request on \"\(subject)\" within \(timeout)")))
         }
         state.withLock { state in
-            if state.machine.requests[token] != nil { state.requestTimers[token] = timer } else { timer.cancel() }
+            // Only for a request still without its outcome: a reply that came before this line
+            // has already finished it, and its timer would be kept for nothing.
+            if case .sent? = state.machine.requests[token] { state.requestTimers[token] = timer } else { timer.cancel() }
         }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<NATSMessage, NATSError>, Never>) in
