@@ -78,17 +78,28 @@ CONF
 }
 
 stop() {
-    local dir=$1 pid
+    local dir=$1 pid pids=()
     for file in "$dir"/run/*.pid; do
-        [[ -f $file ]] && kill "$(cat "$file")" 2>/dev/null || true
+        [[ -f $file ]] && pids+=("$(cat "$file")")
     done
     pid=$(head -1 "$dir/pg/data/postmaster.pid" 2>/dev/null || true)
-    [[ -n $pid ]] && kill -INT "$pid" 2>/dev/null || true
+    if [[ -n $pid ]]; then
+        pids+=("$pid")
+        kill -INT "$pid" 2>/dev/null || true
+    fi
+    ((${#pids[@]})) || { rm -rf "$dir"; return 0; }
+    kill "${pids[@]}" 2>/dev/null || true
+    # Every server must be gone before its data is: Redis refuses to exit when it cannot
+    # write its append-only file, and would stay behind.
     for _ in $(seq 1 500); do
-        [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1 || true; done
+        ((alive)) || break
         sleep 0.02
     done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     rm -rf "$dir"
+    return 0
 }
 
 case ${1:-} in
