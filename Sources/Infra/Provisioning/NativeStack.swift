@@ -102,8 +102,7 @@ public struct NativeStack: Sendable {
     }
 
     static func which(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        Prerequisites.onPath(name, in: .local)
     }
 
     func plan(_ binaries: ServerBinaries) -> NativePlan {
@@ -597,7 +596,6 @@ public struct NativeStack: Sendable {
         binaries: ServerBinaries, plan: NativePlan, topologyItems: [TopologyItem]?, knownVersions: [String: String] = [:],
         migrations: StackReport.Migrations? = nil
     ) async -> StackReport {
-        let configs = plan.configs
         let processes = plan.processes
         var services = await withTaskGroup(of: (Int, StackReport.Service).self) { group in
             for (index, process) in processes.enumerated() {
@@ -638,7 +636,6 @@ public struct NativeStack: Sendable {
         if profile == .full {
             services.append(StackReport.Service(name: "grafana", address: "127.0.0.1:\(settings.grafana.port)", state: "docker mode only"))
         }
-        _ = configs
 
         var report = StackReport(mode: "native", root: root, services: services)
         report.checksMigrations = profile == .full

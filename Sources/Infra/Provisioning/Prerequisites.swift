@@ -92,10 +92,13 @@ public enum Prerequisites {
     }
 
     /// Looks for every server program.
+    /// The first executable `name` in `extra` folders, then PATH's.
+    public static func onPath(_ name: String, in fileSystem: FileSystem, also extra: [String] = []) -> String? {
+        (extra + fileSystem.path).map { ($0 as NSString).appendingPathComponent(name) }.first(where: fileSystem.isExecutable)
+    }
+
     public static func find(in fileSystem: FileSystem) -> ServerBinaries {
-        func onPath(_ name: String, also extra: [String] = []) -> String? {
-            (extra + fileSystem.path).map { ($0 as NSString).appendingPathComponent(name) }.first(where: fileSystem.isExecutable)
-        }
+        func onPath(_ name: String, also extra: [String] = []) -> String? { Self.onPath(name, in: fileSystem, also: extra) }
         // /usr/lib/postgresql/<major>/bin, newest major first (15 before 9.6: compared as numbers).
         let majors = fileSystem.entries("/usr/lib/postgresql").sorted { lhs, rhs in
             let left = lhs.split(separator: ".").compactMap { Int($0) }
