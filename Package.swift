@@ -93,24 +93,28 @@ let package = Package(
 
         // Coverage-guided fuzzers (libFuzzer), built by `make fuzz` with -sanitize=fuzzer.
         .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
+        .target(
+            name: "FuzzTargets", dependencies: ["FuzzSupport", "RESP", "NATSProto", "PGWire", "JetStream", "Settings", "Transport"],
+            path: "Fuzz/FuzzTargets"
+        ),
         .executableTarget(
-            name: "resp-fuzz", dependencies: ["RESP", "FuzzSupport"], path: "Fuzz/resp-fuzz",
+            name: "resp-fuzz", dependencies: ["FuzzTargets", "FuzzSupport"], path: "Fuzz/resp-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "nats-fuzz", dependencies: ["NATSProto", "FuzzSupport"], path: "Fuzz/nats-fuzz",
+            name: "nats-fuzz", dependencies: ["FuzzTargets", "FuzzSupport"], path: "Fuzz/nats-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "pgwire-fuzz", dependencies: ["PGWire", "FuzzSupport"], path: "Fuzz/pgwire-fuzz",
+            name: "pgwire-fuzz", dependencies: ["FuzzTargets", "FuzzSupport"], path: "Fuzz/pgwire-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "jetstream-fuzz", dependencies: ["JetStream", "FuzzSupport"], path: "Fuzz/jetstream-fuzz",
+            name: "jetstream-fuzz", dependencies: ["FuzzTargets", "FuzzSupport"], path: "Fuzz/jetstream-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
-            name: "toml-fuzz", dependencies: ["Settings", "FuzzSupport"], path: "Fuzz/toml-fuzz",
+            name: "toml-fuzz", dependencies: ["FuzzTargets", "FuzzSupport"], path: "Fuzz/toml-fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
@@ -128,6 +132,7 @@ let package = Package(
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
         .testTarget(name: "JetStreamTests", dependencies: ["JetStream", "NATSProto", "Transport", "TestSupport"]),
         .testTarget(name: "SettingsTests", dependencies: ["Settings", "TestSupport"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(
             name: "InfraTests",
             dependencies: [

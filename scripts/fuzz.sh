@@ -23,7 +23,16 @@ swift run fixture-corpus "$out" >/dev/null
 status=0
 for target in resp nats pgwire toml jetstream; do
     echo "fuzz: $target for ${seconds}s" >&2
-    (cd "$out/fuzz-$target" && "$bin/$target-fuzz" "../corpus-$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
+    # The regression cases of Fixtures/fuzz/<target>/ seed the run too (read, never written).
+    (cd "$out/fuzz-$target" && "$bin/$target-fuzz" "../corpus-$target" "../../Fixtures/fuzz/$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
         -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|cov: .* ft:|ERROR|crash|Done" | tail -6 ) || status=1
+done
+# An input that crashed, hung or ran out of memory is left where libFuzzer wrote it; once fixed it
+# belongs in Fixtures/fuzz/<target>/, which the test suite replays.
+for found in "$out"/fuzz-*/crash-* "$out"/fuzz-*/timeout-* "$out"/fuzz-*/oom-*; do
+    [[ -e "$found" ]] || continue
+    folder=$(basename "$(dirname "$found")")
+    echo "fuzz: found $found (reproduce: $bin/${folder#fuzz-}-fuzz $found)" >&2
+    status=1
 done
 exit $status
