@@ -17,6 +17,9 @@ public struct JetStreamError: Error, Sendable, Equatable, CustomStringConvertibl
         case usage
         /// The NATS connection failed or was closed.
         case connection
+        /// The connection broke after the request was sent and before its answer: it may have
+        /// been carried out. A publish with a message id is retried by itself.
+        case interrupted
         /// The calling task was cancelled.
         case cancelled
     }
@@ -82,6 +85,7 @@ public struct JetStreamError: Error, Sendable, Equatable, CustomStringConvertibl
             return JetStreamError(.noResponders, code: 503, message: "\(activity): no JetStream answered (not enabled, or no leader): \(error.message)")
         case .timedOut: return JetStreamError(.timedOut, message: "\(activity): \(error.message)")
         case .cancelled: return JetStreamError(.cancelled, message: "\(activity): \(error.message)")
+        case .interrupted: return JetStreamError(.interrupted, message: "\(activity): \(error.message)")
         case .usage, .maximumPayloadExceeded: return JetStreamError(.usage, message: "\(activity): \(error.message)")
         default: return JetStreamError(.connection, message: "\(activity): \(error.message)")
         }

@@ -82,4 +82,39 @@ struct NATSFaultProxyTests {
         }
         await client.close()
     }
+
+    /// A request whose connection breaks before the reply fails at once as interrupted, not
+    /// after its timeout; the next request goes out on the new connection and is answered.
+    @Test func aRequestCutFromItsReplyFailsAtOnceAsInterrupted() async throws {
+        let proxy = try FaultProxy(upstreamPort: try upstreamPort())
+        defer { proxy.close() }
+        let client = try await NATSClient.connect(options(proxy))
+        let direct = try await NATSClient.connect(NATSConfiguration(url: try LiveServer.require(LiveServer.nats.rawValue)))
+        let subject = LiveServer.natsSubject("interrupted")
+        let service = try await direct.subscribe(to: subject)
+        let responder = Task {
+            for try await message in service {
+                if let reply = message.replyTo { try await direct.publish("echo " + message.text, to: reply) }
+            }
+        }
+        defer { responder.cancel() }
+        try await direct.flush()
+        #expect(try await client.request("before", subject: subject).text == "echo before")
+        // The reply is the next byte the proxy would carry to the client: it cuts the link there.
+        proxy.setMode(.cutDownstream(afterBytes: 0))
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let reply = try await client.request("cut", subject: subject, timeout: .seconds(10))
+            Issue.record("a reply came through a cut link: \(reply.text)")
+        } catch {
+            #expect(error.kind == .interrupted, "\(error)")
+            #expect(error.message.contains("may have been processed"))
+        }
+        #expect(clock.now - start < .seconds(2), "failed when the link broke, not at the 10 s timeout")
+        proxy.setMode(.pass)
+        #expect(try await client.request("after", subject: subject, timeout: .seconds(5)).text == "echo after")
+        await client.close()
+        await direct.close()
+    }
 }

@@ -195,6 +195,46 @@ struct NATSConnectionStateMachineTests {
         #expect(statistics == 1)
     }
 
+    @Test(arguments: [true, false])
+    func aLostConnectionInterruptsOnlyTheRequestsItWasHanded(failInterrupted: Bool) throws {
+        var machine = Machine(
+            servers: [Self.first, Self.second], maximumReconnectAttempts: 3, inboxPrefix: "_INBOX.test.",
+            limits: .init(
+                reconnectBufferSize: 1 << 20, maximumPingsOutstanding: 2, allowReconnect: true, useDiscoveredServers: true,
+                randomizeServers: false, failInterruptedRequests: failInterrupted))
+        let generation = try Self.connect(&machine)
+        func send(_ token: UInt64) throws {
+            _ = try Array("q".utf8).withUnsafeBytes { bytes throws(NATSError) in
+                try machine.request(token: token, bytes, subject: "svc", headers: nil, headerLength: 0)
+            }
+        }
+        try send(1)
+        try send(2)
+        _ = machine.requestWaits(token: 2)
+        _ = machine.writerNext(generation: generation, written: nil)  // requests 1 and 2 handed to the socket
+        try send(3)  // still queued
+        try send(4)
+        _ = machine.requestFinished(token: 4, .failure(NATSError(.cancelled, "c")))  // finished: not interrupted
+        let lost = machine.connectionLost(generation: generation)
+        let loss = try #require(lost)
+        #expect(loss.interruptedRequests.sorted() == (failInterrupted ? [1, 2] : []))
+        for token in loss.interruptedRequests { _ = machine.requestFinished(token: token, .failure(NATSError(.interrupted, "lost"))) }
+        // The queued request goes out on the next connection, after the inbox subscription.
+        let next = try Self.connect(&machine, to: Self.second, reconnecting: true)
+        guard case .write(let batch) = machine.writerNext(generation: next, written: nil) else {
+            Issue.record("nothing to write after the reconnect")
+            return
+        }
+        let text = String(decoding: batch.readableBytesView, as: UTF8.self)
+        #expect(text.hasPrefix("SUB _INBOX.test.* "))
+        #expect(text.contains("PUB svc _INBOX.test.3 1\r\nq\r\n"))
+        #expect(!text.contains("_INBOX.test.1 ") && !text.contains("_INBOX.test.2 "), "what the lost connection took is not sent twice")
+        // Lost again: now request 3 (and 4, finished) were handed over.
+        let lostAgain = machine.connectionLost(generation: next)
+        let again = try #require(lostAgain)
+        #expect(again.interruptedRequests.sorted() == (failInterrupted ? [3] : []), "a request is interrupted once")
+    }
+
     @Test func requestsKeepTheFirstOutcomeWhetherOrNotTheCallerWaitsYet() throws {
         var machine = Self.machine()
         try Self.connect(&machine)

@@ -33,8 +33,8 @@ public struct PublishOptions: Sendable {
     /// one; the stream must allow it). nats-server 2.11+: refused before anything is sent on an
     /// older server.
     public var ttl: Duration?
-    /// How often a publish that found no stream leader (503) — or timed out, with a message id —
-    /// is sent again, after `retryWait` each time.
+    /// How often a publish that found no stream leader (503) — or, with a message id, timed out
+    /// or was cut by a lost connection — is sent again, after `retryWait` each time.
     public var retryAttempts = 2
     public var retryWait: Duration = .milliseconds(250)
 
@@ -85,7 +85,10 @@ extension JetStreamContext {
                 let reply = try await client.request(payload, subject: subject, headers: headers, timeout: timeout)
                 return try Self.decodePubAck(reply, operation: "publish to \(subject)")
             } catch let error as NATSError {
-                let retryable = error.kind == .noResponders || (error.kind == .timedOut && options.messageID != nil)
+                // With a message id a repeat is deduplicated, so a publish that may have landed
+                // (timed out, or cut by a lost connection) is safe to send again.
+                let repeatable = error.kind == .timedOut || error.kind == .interrupted
+                let retryable = error.kind == .noResponders || (repeatable && options.messageID != nil)
                 guard retryable, attempt < options.retryAttempts else {
                     if error.kind == .noResponders {
                         throw JetStreamError(.noResponders, code: 503, message: "publish to \(subject): no stream stores it, or its stream has no leader")

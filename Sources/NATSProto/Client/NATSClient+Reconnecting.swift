@@ -14,6 +14,7 @@ extension NATSClient {
                 if let waiter = state.flushWaiters.removeValue(forKey: id) { work.flushes.append(waiter) }
                 if let timer = state.flushTimers.removeValue(forKey: id) { work.timers.append(timer) }
             }
+            work.interruptedRequests = loss.interruptedRequests
             work.writer = state.writer.take()
             swap(&work.capacityWaiters, &state.capacityWaiters)
             return work
@@ -25,6 +26,11 @@ extension NATSClient {
         for timer in work.timers { timer.cancel() }
         let lost = NATSError(.connection, "the connection was lost before the server answered the PING", server: link.server.redacted)
         for waiter in work.flushes { waiter.resume(returning: .failure(lost)) }
+        for token in work.interruptedRequests {
+            finishRequest(token, .failure(NATSError(
+                .interrupted, "the connection broke after the request was sent and before its reply: it may have been processed",
+                server: link.server.redacted)))
+        }
         report(.disconnected(server: link.server.redacted, reason: error))
         if work.reconnect {
             Task { await self.reconnect(after: error) }
@@ -39,6 +45,7 @@ extension NATSClient {
         var capacityWaiters: [UnsafeContinuation<Void, Never>] = []
         var flushes: [UnsafeContinuation<Result<Void, NATSError>, Never>] = []
         var timers: [ReactorTimer] = []
+        var interruptedRequests: [UInt64] = []
     }
 
     /// ADR-40, as the machine's server pool schedules it: servers in pool order, the lost one

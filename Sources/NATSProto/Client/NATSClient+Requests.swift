@@ -4,6 +4,10 @@ extension NATSClient {
     /// Sends a request and waits for the first reply, over the client's one inbox subscription
     /// (`_INBOX.<nuid>.*`, made on first use). Throws ``NATSError/Kind/noResponders`` when no
     /// one subscribes to `subject` and ``NATSError/Kind/timedOut`` when no reply comes in time.
+    /// A request written to a connection that then breaks fails at once with
+    /// ``NATSError/Kind/interrupted`` (it may have been processed; see
+    /// ``NATSConfiguration/failInterruptedRequests``); one still buffered is sent after the
+    /// reconnect.
     public func request<Payload: Collection<UInt8>>(
         _ payload: Payload, subject: String, headers: NATSHeaders? = nil, timeout: Duration = .seconds(5)
     ) async throws(NATSError) -> NATSMessage {
@@ -35,7 +39,7 @@ extension NATSClient {
         state.withLock { state in
             // Only for a request still without its outcome: a reply that came before this line
             // has already finished it, and its timer would be kept for nothing.
-            if case .sent? = state.machine.requests[token] { state.requestTimers[token] = timer } else { timer.cancel() }
+            if case .sent(_)? = state.machine.requests[token] { state.requestTimers[token] = timer } else { timer.cancel() }
         }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<NATSMessage, NATSError>, Never>) in

@@ -116,7 +116,7 @@ public final class NATSClient: Sendable {
         let limits = NATSConnectionStateMachine.Limits(
             reconnectBufferSize: options.reconnectBufferSize, maximumPingsOutstanding: options.maximumPingsOutstanding,
             allowReconnect: options.allowReconnect, useDiscoveredServers: options.useDiscoveredServers,
-            randomizeServers: options.randomizeServers)
+            randomizeServers: options.randomizeServers, failInterruptedRequests: options.failInterruptedRequests)
         state = Mutex(
             State(
                 machine: NATSConnectionStateMachine(

@@ -56,6 +56,13 @@ public struct NATSConfiguration: Sendable {
     /// Bytes of publishes kept while disconnected; past it, publishing throws
     /// ``NATSError/Kind/reconnectBufferExceeded``.
     public var reconnectBufferSize = 8 << 20
+    /// Fail a request at once with ``NATSError/Kind/interrupted`` when the connection it was
+    /// written to breaks. Its reply would have come to that connection's inbox interest, so it
+    /// is almost always lost, and waiting for the timeout only delays the caller's retry. Set it
+    /// to false for responders slower than a reconnect, whose replies can still arrive on the new
+    /// connection. Requests still buffered when the connection breaks are sent after the
+    /// reconnect either way.
+    public var failInterruptedRequests = true
 
     /// Default pending limits of a new subscription.
     public var pendingLimits = NATSPendingLimits()

@@ -24,6 +24,10 @@ public struct NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case server
         /// The deadline passed.
         case timedOut
+        /// The connection broke after the request was written and before its reply came: the
+        /// request may have been processed. Retry only what is safe to repeat (a JetStream
+        /// publish with a message id is).
+        case interrupted
         /// A request found no subscriber on its subject (status 503).
         case noResponders
         /// Publishes buffered while reconnecting reached the configured bound.

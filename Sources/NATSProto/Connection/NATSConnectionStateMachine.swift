@@ -84,6 +84,9 @@ struct NATSConnectionStateMachine: ~Copyable {
     struct LinkLoss: Sendable, Equatable {
         /// Flushes whose PING was written and will get no PONG: fail them.
         var failedFlushes: [UInt64] = []
+        /// Requests whose PUB was handed to the lost connection: fail them (their replies were
+        /// addressed to that connection's inbox interest). Empty unless the limits ask for it.
+        var interruptedRequests: [UInt64] = []
         /// Reconnect (or close the client when reconnecting is not allowed).
         var reconnect: Bool
     }
@@ -106,10 +109,10 @@ struct NATSConnectionStateMachine: ~Copyable {
 
     /// What a request is waiting for.
     enum RequestState: Sendable, Equatable {
-        /// Sent; the caller has not started waiting yet.
-        case sent
+        /// Queued as the `queued`-th request; the caller has not started waiting yet.
+        case sent(queued: UInt64)
         /// The caller waits (its continuation is the driver's).
-        case waiting
+        case waiting(queued: UInt64)
         /// Finished before the caller started waiting.
         case done(Result<NATSMessage, NATSError>)
     }
@@ -130,6 +133,9 @@ struct NATSConnectionStateMachine: ~Copyable {
         var highWaterMark = 1 << 20
         /// The largest batch a caller writes inline.
         var inlineWriteLimit = 64 << 10
+        /// Fail the requests handed to a connection that breaks, rather than let them wait for
+        /// their timeout.
+        var failInterruptedRequests = true
     }
 
     let limits: Limits
@@ -166,6 +172,10 @@ struct NATSConnectionStateMachine: ~Copyable {
     /// The sid of the request inbox subscription, once a request made it.
     private(set) var muxSID: UInt64?
     private(set) var requests: [UInt64: RequestState] = [:]
+    /// Requests queued so far, and how many of them were handed to a connection in a batch: a
+    /// request queued as the n-th went out when n ≤ `requestsHandedOver`.
+    private var requestsQueued: UInt64 = 0
+    private var requestsHandedOver: UInt64 = 0
 
     private(set) var statistics = NATSStatistics()
 
@@ -301,7 +311,8 @@ struct NATSConnectionStateMachine: ~Copyable {
                 NATSClientOperation.writeSubscribe(subject: inboxPrefix + "*", queue: nil, sid: sid, into: &outgoing.pending)
             }
         }
-        requests[token] = .sent
+        requestsQueued &+= 1
+        requests[token] = .sent(queued: requestsQueued)
         NATSClientOperation.writePublish(
             subject: subject, replyTo: inboxPrefix, replyToken: token, headers: headerLength > 0 ? headers : nil,
             headerLength: headerLength, payload: payload, into: &outgoing.pending)
@@ -316,8 +327,8 @@ struct NATSConnectionStateMachine: ~Copyable {
         case .done(let result)?:
             requests[token] = nil
             return .ready(result)
-        case .sent?:
-            requests[token] = .waiting
+        case .sent(let queued)?:
+            requests[token] = .waiting(queued: queued)
             return .wait
         case .waiting?, nil:
             return .gone
@@ -410,6 +421,7 @@ struct NATSConnectionStateMachine: ~Copyable {
     private mutating func takeBatch() -> ByteBuffer {
         writerBusy = true
         queuedPings = 0
+        requestsHandedOver = requestsQueued
         statistics.writes &+= 1
         return outgoing.takePending()
     }
@@ -512,6 +524,15 @@ struct NATSConnectionStateMachine: ~Copyable {
         let written = pendingPongCount - queuedPings
         for _ in 0..<max(0, written) {
             if case .flush(let id)? = popPong() { loss.failedFlushes.append(id) }
+        }
+        if limits.failInterruptedRequests {
+            for (token, request) in requests {
+                switch request {
+                case .sent(let queued), .waiting(let queued):
+                    if queued <= requestsHandedOver { loss.interruptedRequests.append(token) }
+                case .done: break
+                }
+            }
         }
         pingsOutstanding = 0
         writerParked = false
