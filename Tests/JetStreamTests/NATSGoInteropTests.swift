@@ -143,7 +143,7 @@ struct NATSGoInteropTests {
         let goPeak = [goRead["max_rss_kb"], goWrote["max_rss_kb"]].compactMap { $0 as? Int }.map { $0 / 1024 }
         print("200 MB object: Swift put grew RSS by \(putGrowth >> 20) MB, get by \(getGrowth >> 20) MB; nats.go peak RSS (get, put) \(goPeak) MB")
         // A 200 MB object must never be held whole: far below its size, in either direction.
-        #expect(putGrowth < 64 << 20, "putting 200 MB grew the process by \(putGrowth >> 20) MB")
-        #expect(getGrowth < 64 << 20, "reading 200 MB grew the process by \(getGrowth >> 20) MB")
+        #expect(putGrowth < 64 << 20 + sanitizerMemorySlack, "putting 200 MB grew the process by \(putGrowth >> 20) MB")
+        #expect(getGrowth < 64 << 20 + sanitizerMemorySlack, "reading 200 MB grew the process by \(getGrowth >> 20) MB")
     }
 }

@@ -54,6 +54,19 @@ public func runCommand(
     return output
 }
 
+/// Whether this process runs under AddressSanitizer (`make sanitize`), found by its runtime's entry
+/// point among the program's symbols.
+public let isAddressSanitized: Bool = {
+    guard let program = dlopen(nil, RTLD_NOW) else { return false }
+    defer { dlclose(program) }
+    return dlsym(program, "__asan_init") != nil
+}()
+
+/// What AddressSanitizer adds to resident memory (its 16 MB quarantine of freed blocks, as
+/// `make sanitize` sets it, and the redzones around every allocation); the tests that bound memory
+/// allow it on top of their bound. Zero in an ordinary build.
+public let sanitizerMemorySlack = isAddressSanitized ? 32 << 20 : 0
+
 /// The process's resident memory now, in bytes (from /proc/self/statm); 0 where it cannot be read.
 public func residentMemory() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
