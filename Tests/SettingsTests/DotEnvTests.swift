@@ -64,4 +64,17 @@ struct DotEnvTests {
         let added = file.variables(overlaying: ["A": "from-env"])
         #expect(added == ["C": "from-env"], "A is already set; C expands the real A")
     }
+
+    /// A 2 MB value (unquoted, of words joined by single spaces, then expanded) reads in linear
+    /// time: built with UnicodeScalarView's append(contentsOf:), which copies the string each
+    /// call, it took tens of seconds (found by the fuzzer, as an out-of-memory input).
+    @Test func aLongValueReadsInLinearTime() {
+        let words = String(repeating: "{b = ", count: 400_000)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let file = DotEnv(parsing: "A=" + words + "\nB=${A}\n")
+        let resolved = file.resolved(environment: [:])
+        #expect(resolved.count == 2 && resolved[1].value.unicodeScalars.count == words.unicodeScalars.count - 1)
+        #expect(clock.now - start < .seconds(5), "2 MB took \(clock.now - start)")
+    }
 }

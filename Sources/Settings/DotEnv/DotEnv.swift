@@ -92,7 +92,9 @@ public struct DotEnv: Sendable, Equatable {
                 let (name, fallback, end) = matchVariable(scalars, from: index + 2)
             {
                 let replacement = environment[name] ?? earlier[name] ?? fallback ?? ""
-                output.append(contentsOf: replacement.unicodeScalars)
+                // One scalar at a time: UnicodeScalarView's append(contentsOf:) copies the whole
+                // string each call, which makes a long value quadratic.
+                for scalar in replacement.unicodeScalars { output.append(scalar) }
                 index = end
             } else {
                 output.append(scalars[index])
@@ -280,7 +282,7 @@ private struct DotEnvReader {
         while true {
             var cursor = position
             while cursor < scalars.count, scalars[cursor] != " ", !Self.isLineBreak(scalars[cursor]) { cursor += 1 }
-            output.append(contentsOf: scalars[position..<cursor])
+            for scalar in scalars[position..<cursor] { output.append(scalar) }  // not append(contentsOf:): see expand
             advance(to: cursor)
             guard let next = peek(), let after = peek(1), !Self.isLineBreak(next),
                 after != " ", after != "#", !Self.isLineBreak(after)
