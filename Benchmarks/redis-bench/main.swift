@@ -3,7 +3,7 @@
 //   redis-bench PORT pipelined-set COUNT BATCH      (one connection, batches kept in flight)
 //   redis-bench PORT concurrent-set COUNT TASKS     (TASKS tasks share one connection)
 //   redis-bench - parse FILE REPEAT                 (parser throughput on a captured stream)
-// Prints operations (or MB) per second.
+// Prints operations (or MB) per second. REDIS_PASSWORD, when set, is sent with AUTH.
 
 import Foundation
 import RESP
@@ -26,7 +26,9 @@ func run(_ arguments: [String]) async throws -> Double {
     if mode == "parse" { return try parse(file: arguments[3], repeat: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1) }
     guard let count = Int(arguments[3]) else { throw BenchError(message: "bad count") }
     guard let port = Int(arguments[1]) else { throw BenchError(message: "bad port") }
-    let client = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: port))
+    var configuration = RedisConfiguration(host: "127.0.0.1", port: port)
+    configuration.password = ProcessInfo.processInfo.environment["REDIS_PASSWORD"]
+    let client = RedisClient(configuration: configuration)
     defer { client.close() }
     let connection = try await client.connection()
     let value = RESPArgument.bytes(ByteBuffer(bytes: Array(repeating: UInt8(ascii: "x"), count: 3)))

@@ -1,6 +1,7 @@
 """redis-py (with hiredis) on the same workloads as redis-bench; prints operations or MB per second.
     bench.py PORT sequential-set|sequential-get COUNT | PORT pipelined-set COUNT BATCH | - parse FILE REPEAT
 """
+import os
 import sys
 import time
 
@@ -21,7 +22,7 @@ if mode == "parse":
 
 import redis
 
-client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3)
+client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3, password=os.environ.get("REDIS_PASSWORD"))
 count = int(sys.argv[3])
 client.set("key:__rand_int__", "xxx")
 start = time.perf_counter()

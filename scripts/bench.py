@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""make bench: every client beside its peers on the same servers, in one table.
+
+    scripts/bench.py run [--rounds N] [--only GROUP,...] [--no-cpu]   (under scripts/test-servers.sh run)
+    scripts/bench.py compare A.json B.json
+
+`run` measures each workload for our client and each peer in interleaved rounds (every round runs
+every client once, back to back, so a round slowed by the rest of the machine slows all of them)
+and prints medians, the median of the per-round ratios against each peer, the workload's target
+and whether it is met. Beside throughput it gives each client's CPU time per operation (user +
+system of the client process, from the kernel's accounting of waited-for children): each client
+also runs a tenth of the count, and the difference of the two runs' CPU over the difference of
+their operations is the cost of one more operation, free of process start, connection set-up and
+warm-up. On two cores the client and the server share the CPUs, so that figure, which does not move
+with the loopback's speed, says more than throughput. The loopback round trip of a blocking C
+ping-pong is measured first, so that runs on two machines can be compared.
+
+The results go to .bench/bench-<UTC time>.json (and .bench/bench-latest.json); `compare` sets two
+of them side by side.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, ".bench")
+
+
+def fail(message):
+    print(f"bench: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one client
+
+
+class Measurement:
+    def __init__(self, rate, cpu_per_op):
+        self.rate = rate
+        self.cpu_per_op = cpu_per_op
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def execute(argv, env=None):
+    """Runs argv to completion; returns (stdout, CPU seconds of it and its waited-for children)."""
+    before = children_cpu()
+    completed = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    cpu = children_cpu() - before
+    if completed.returncode != 0:
+        fail(f"{' '.join(argv)} exited with {completed.returncode}: {completed.stderr.strip()[-2000:]}")
+    return completed.stdout, cpu
+
+
+def last_number(text):
+    numbers = re.findall(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text)
+    if not numbers:
+        fail(f"no figure in the output: {text.strip()[-300:]}")
+    return float(numbers[-1])
+
+
+def redis_benchmark_rate(text):
+    # --csv: "test","rps","avg_latency_ms",... on the last line
+    row = text.strip().splitlines()[-1].split(",")
+    return float(row[1].strip('"'))
+
+
+def pgbench_rate(text):
+    match = re.search(r"^tps = ([\d.]+)", text, re.MULTILINE)
+    if not match:
+        fail(f"pgbench printed no tps: {text.strip()[-300:]}")
+    return float(match.group(1))
+
+
+class Client:
+    """One program on one workload: `command(count)` gives its argv; the rate is parsed from its
+    standard output; `timed` when the count is seconds (operations = rate × seconds)."""
+
+    def __init__(self, name, command, parse=last_number, env=None, timed=False, count=None):
+        self.name = name
+        self.command = command
+        self.parse = parse
+        self.env = env
+        self.timed = timed
+        self.count = count
+
+    def measure(self, count, with_cpu):
+        count = self.count or count
+        out, cpu = execute(self.command(count), self.env)
+        rate = self.parse(out)
+        if not with_cpu:
+            return Measurement(rate, None)
+        small = max(1, count // 10) if not self.timed else count / 10
+        small_out, small_cpu = execute(self.command(small), self.env)
+        operations = rate * count if self.timed else count
+        small_operations = self.parse(small_out) * small if self.timed else small
+        extra = operations - small_operations
+        cpu_per_op = (cpu - small_cpu) / extra if extra > 0 else None
+        if cpu_per_op is not None and cpu_per_op <= 0:
+            cpu_per_op = None  # the two runs' noise exceeded the difference
+        return Measurement(rate, cpu_per_op)
+
+
+class Workload:
+    """A workload: our client first, then its peers. `target` is (peer, least ratio of ours to
+    it); `cpu_target` (peer, largest ratio of our CPU per operation to its)."""
+
+    def __init__(self, key, group, title, unit, count, clients, target=None, cpu_target=None, cpu=True):
+        self.key = key
+        self.group = group
+        self.title = title
+        self.unit = unit
+        self.count = count
+        self.clients = clients
+        self.target = target
+        self.cpu_target = cpu_target
+        self.cpu = cpu
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools: the programs of ours, and the peers (installed here when missing)
+
+
+def need(variable):
+    value = os.environ.get(variable)
+    if not value:
+        fail(f"{variable} is not set: run under scripts/test-servers.sh run (make bench does)")
+    return value
+
+
+def sh(command, **kwargs):
+    subprocess.run(command, shell=True, check=True, cwd=ROOT, **kwargs)
+
+
+def swift_products(products):
+    for product in products:
+        sh(f"swift build -c release --product {product} >/dev/null")
+    return subprocess.run(
+        ["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.strip()
+
+
+def bench_venv():
+    venv = os.path.join(OUT, "venv")
+    python = os.path.join(venv, "bin", "python")
+    wanted = ["redis[hiredis]", "asyncpg", "psycopg[binary]", "nats-py==2.16.0", "dynaconf==3.3.5"]
+    probe = "import redis, hiredis, asyncpg, psycopg, nats, dynaconf"
+    if not os.path.exists(python):
+        sh(f"python3 -m venv {venv}")
+    if subprocess.run([python, "-c", probe], stderr=subprocess.DEVNULL).returncode != 0:
+        sh(f"{python} -m pip install --quiet " + " ".join(f"'{w}'" for w in wanted))
+    return python
+
+
+def apt_install(packages):
+    if os.getuid() != 0:
+        fail("install " + " ".join(packages) + " (apt-get, as root), or run make bench as root")
+    sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends " + " ".join(packages) + " >/dev/null")
+
+
+def nats_go_bench():
+    if not shutil.which("go") or not os.path.isdir("/usr/share/gocode/src/github.com/nats-io/nats.go"):
+        apt_install(["golang-go", "golang-github-nats-io-go-nats-dev"])
+    binary = os.path.join(OUT, "nats-go-bench")
+    sh(
+        f"cd Benchmarks/nats && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE={OUT}/gocache go build -o {binary} bench.go"
+    )
+    return binary
+
+
+def postgres_nio_bench():
+    sh("cd Benchmarks/postgres-nio-bench && swift build -c release >/dev/null")
+    return os.path.join(ROOT, "Benchmarks/postgres-nio-bench/.build/release/postgres-nio-bench")
+
+
+def echo_programs():
+    server = os.path.join(OUT, "echo_server")
+    client = os.path.join(OUT, "blocking_client")
+    sh(f"cc -O2 -o {server} Benchmarks/echo/echo_server.c")
+    sh(f"cc -O2 -pthread -o {client} Benchmarks/echo/blocking_client.c")
+    return server, client
+
+
+def version_of(argv, pattern=r"(\d+\.\d+(?:\.\d+)?)"):
+    try:
+        text = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    except OSError:
+        return "?"
+    match = re.search(pattern, text)
+    return match.group(1) if match else "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# The workloads
+
+
+def workloads(tools, groups):
+    """The chosen groups' workloads. Each group is built by a function of its own, so that the
+    commands' closures capture that group's ports and paths (Python binds a closure's names late)."""
+    builders = {"transport": transport_workloads, "redis": redis_workloads, "postgres": postgres_workloads,
+                "nats": nats_workloads, "settings": settings_workloads}
+    return [w for group, build in builders.items() if group in groups for w in build(tools)]
+
+
+def transport_workloads(tools):
+    bin_path, blocking_client, echo_port = tools["bin"], tools["blocking_client"], tools["echo_port"]
+    return [Workload(
+            "transport.echo", "transport", "1-byte echo, 1 connection", "round trips/s", 2, [
+                Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True),
+                Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
+            ], target=("blocking C", 0.95))]
+
+
+def redis_workloads(tools):
+    bin_path, python = tools["bin"], tools["python"]
+    port = need("INFRA_TEST_REDIS_PORT")
+    password = need("INFRA_TEST_REDIS_PASSWORD")
+    env = dict(os.environ, REDIS_PASSWORD=password)
+    ours = f"{bin_path}/redis-bench"
+    py = [python, "Benchmarks/redis/bench.py"]
+
+    def redis_benchmark(*arguments):
+        return lambda n: ["redis-benchmark", "-p", port, "-a", password, "--csv", "-n", str(n), *arguments]
+
+    return [
+        Workload("redis.set", "redis", "sequential SET, 1 connection", "ops/s", 50_000, [
+            Client("ours", lambda n: [ours, port, "sequential-set", str(n)], env=env),
+            Client("redis-benchmark -c 1", redis_benchmark("-c", "1", "-t", "set"), parse=redis_benchmark_rate),
+            Client("redis-py", lambda n: [*py, port, "sequential-set", str(n)], env=env, count=20_000),
+        ], target=("redis-benchmark -c 1", 1.0), cpu_target=("redis-benchmark -c 1", 1.1)),
+        Workload("redis.get", "redis", "sequential GET, 1 connection", "ops/s", 50_000, [
+            Client("ours", lambda n: [ours, port, "sequential-get", str(n)], env=env),
+            Client("redis-benchmark -c 1", redis_benchmark("-c", "1", "-t", "get"), parse=redis_benchmark_rate),
+            Client("redis-py", lambda n: [*py, port, "sequential-get", str(n)], env=env, count=20_000),
+        ], target=("redis-benchmark -c 1", 1.0), cpu_target=("redis-benchmark -c 1", 1.1)),
+        Workload("redis.pipeline", "redis", "1M SET in batches of 1,000, 1 connection", "ops/s", 1_000_000, [
+            Client("ours", lambda n: [ours, port, "pipelined-set", str(n), "1000"], env=env),
+            Client("redis-benchmark -P 1000", redis_benchmark("-c", "1", "-P", "1000", "-t", "set"), parse=redis_benchmark_rate),
+            Client("redis-py", lambda n: [*py, port, "pipelined-set", str(n), "1000"], env=env, count=200_000),
+        ], target=("redis-benchmark -P 1000", 1.0), cpu_target=("redis-benchmark -P 1000", 1.2)),
+        Workload("redis.tasks", "redis", "50 tasks on 1 connection (peer: 50 connections)", "ops/s", 200_000, [
+            Client("ours", lambda n: [ours, port, "concurrent-set", str(n), "50"], env=env),
+            Client("redis-benchmark -c 50", redis_benchmark("-c", "50", "-t", "set"), parse=redis_benchmark_rate),
+        ], target=("redis-benchmark -c 50", 1.5)),
+    ]
+
+
+def postgres_workloads(tools):
+    bin_path, python, nio = tools["bin"], tools["python"], tools["nio"]
+    arguments = [need("INFRA_TEST_POSTGRES_HOST"), need("INFRA_TEST_POSTGRES_PORT"), need("INFRA_TEST_POSTGRES_USER"),
+                 need("INFRA_TEST_POSTGRES_PASSWORD"), need("INFRA_TEST_POSTGRES_DATABASE")]
+    host, port, user, password, database = arguments
+    env = dict(os.environ, PGPASSWORD=password)
+    pgbench = tools["pgbench"]
+    os.makedirs(os.path.join(OUT, "postgres"), exist_ok=True)
+    select1 = os.path.join(OUT, "postgres", "select1.sql")
+    prepared = os.path.join(OUT, "postgres", "prepared.sql")
+    with open(select1, "w") as f:
+        f.write("SELECT 1;\n")
+    with open(prepared, "w") as f:
+        f.write("\\set n random(1, 1000000)\nSELECT :n::int;\n")
+
+    def ours(mode):
+        return lambda n: [f"{bin_path}/pg-bench", *arguments, mode, str(n)]
+
+    def peer(name, mode, count=None):
+        if name == "postgres-nio":
+            return Client(name, lambda n: [nio, *arguments, mode, str(n)], count=count)
+        return Client(name, lambda n: [python, "Benchmarks/postgres/bench.py", name, *arguments, mode, str(n)], count=count)
+
+    def pgbench_client(protocol, script):
+        return Client(f"pgbench ({protocol})", lambda n: [pgbench, "-h", host, "-p", port, "-U", user, "-n", "-c", "1", "-t",
+                                                           str(n), "-M", protocol, "-f", script, database],
+                      parse=pgbench_rate, env=env)
+
+    return [
+        Workload("postgres.select1", "postgres", "SELECT 1, simple protocol, sequential", "queries/s", 20_000, [
+            Client("ours", ours("select1")), pgbench_client("simple", select1), peer("postgres-nio", "select1"),
+            peer("asyncpg", "select1"),
+        ], target=("pgbench (simple)", 1.0)),
+        Workload("postgres.prepared", "postgres", "SELECT $1::int, prepared, sequential", "queries/s", 20_000, [
+            Client("ours", ours("prepared")), pgbench_client("prepared", prepared), peer("postgres-nio", "prepared"),
+            peer("asyncpg", "prepared"),
+        ], target=("pgbench (prepared)", 1.0)),
+        Workload("postgres.fetch", "postgres", "fetch 1M rows (int8, text, timestamptz)", "rows/s", 1_000_000, [
+            Client("ours", ours("fetch")), peer("postgres-nio", "fetch"), peer("asyncpg", "fetch"),
+            peer("psycopg", "fetch"),
+        ], target=("asyncpg", 1.5)),
+        Workload("postgres.copy", "postgres", "COPY in, 50,000 rows", "rows/s", 50_000, [
+            Client("ours", ours("copy")), peer("postgres-nio", "copy"), peer("asyncpg", "copy"),
+        ], target=("postgres-nio", 1.3)),
+        Workload("postgres.insert", "postgres", "executeMany insert, 50,000 rows", "rows/s", 50_000, [
+            Client("ours", ours("insert")), peer("asyncpg", "insert"), peer("postgres-nio", "insert"),
+        ], target=("asyncpg", 1.2)),
+        Workload("postgres.connect", "postgres", "connect + SCRAM + close", "connections/s", 300, [
+            Client("ours", ours("connect")), peer("postgres-nio", "connect"), peer("asyncpg", "connect"),
+        ], target=("postgres-nio", 1.0)),
+    ]
+
+
+def nats_workloads(tools):
+    bin_path, python, go_bench = tools["bin"], tools["python"], tools["go"]
+    url = need("INFRA_TEST_NATS_URL")
+
+    def nats(workload, python_count):
+        return [
+            Client("ours", lambda n: [f"{bin_path}/nats-bench", url, workload, str(n), "16"]),
+            Client("nats.go", lambda n: [go_bench, url, workload, str(n), "16"]),
+            Client("nats-py", lambda n: [python, "Benchmarks/nats/bench.py", url, workload, str(n), "16"], count=python_count),
+        ]
+
+    return [
+        Workload("nats.publish", "nats", "publish 1M (16 B), then flush", "msgs/s", 1_000_000, nats("publish", 200_000),
+                 target=("nats.go", 1.2)),
+        Workload("nats.pubsub", "nats", "pub -> sub through the server, 1M", "msgs/s", 1_000_000, nats("pubsub", 200_000),
+                 target=("nats.go", 1.0)),
+        Workload("nats.request", "nats", "sequential request/reply", "requests/s", 20_000, nats("request", 5_000),
+                 target=("nats.go", 1.0)),
+        Workload("nats.js-publish", "nats", "JetStream publish, each acked", "msgs/s", 20_000, nats("js-publish", 5_000),
+                 target=("nats.go", 1.0)),
+        Workload("nats.kv-get", "nats", "KV get, sequential", "gets/s", 20_000, nats("kv-get", 5_000),
+                 target=("nats.go", 1.0)),
+    ]
+
+
+def settings_workloads(tools):
+    bin_path, python = tools["bin"], tools["python"]
+    document = tools["toml_document"]
+    return [
+        Workload("settings.toml", "settings", "TOML parse of a large document", "MB/s", 20, [
+            Client("ours", lambda n: [f"{bin_path}/settings-bench", "toml", document, str(n)]),
+            Client("tomllib", lambda n: [python, "Benchmarks/settings/bench.py", "toml", document, str(n)], count=5),
+        ], target=("tomllib", 3.0), cpu=False),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running and reporting
+
+
+def loopback_round_trip(blocking_client, port):
+    rates = [last_number(execute([blocking_client, str(port), "1", "1"])[0]) for _ in range(3)]
+    return 1e6 / statistics.median(rates)
+
+
+def paired_ratios(mine, theirs):
+    return [a / b for a, b in zip(mine, theirs) if a and b]
+
+
+def summarize(workload, samples):
+    """The row figures of one workload from its samples {client: [Measurement...]}."""
+    ours = samples["ours"]
+    rows = []
+    for client in workload.clients[1:]:
+        theirs = samples[client.name]
+        ratio = statistics.median(paired_ratios([m.rate for m in ours], [m.rate for m in theirs]))
+        their_cpu = [m.cpu_per_op for m in theirs if m.cpu_per_op]
+        cpu_ratios = paired_ratios([m.cpu_per_op for m in ours], [m.cpu_per_op for m in theirs])
+        cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else None
+        target = workload.target[1] if workload.target and workload.target[0] == client.name else None
+        cpu_target = workload.cpu_target[1] if workload.cpu_target and workload.cpu_target[0] == client.name else None
+        rows.append({
+            "peer": client.name,
+            "peer_rate": statistics.median(m.rate for m in theirs),
+            "ratio": ratio,
+            "target": target,
+            "met": None if target is None else ratio >= target,
+            "peer_cpu_us": statistics.median(their_cpu) * 1e6 if their_cpu else None,
+            "cpu_ratio": cpu_ratio,
+            "cpu_target": cpu_target,
+            "cpu_met": None if cpu_target is None or cpu_ratio is None else cpu_ratio <= cpu_target,
+        })
+    our_cpu = [m.cpu_per_op for m in ours if m.cpu_per_op]
+    return {
+        "rate": statistics.median(m.rate for m in ours),
+        "cpu_us": statistics.median(our_cpu) * 1e6 if our_cpu else None,
+        "peers": rows,
+    }
+
+
+def figure(value):
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def cpu_figure(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def print_table(report):
+    machine = report["machine"]
+    print()
+    print(f"make bench, {report['date']}: {machine['cpus']} CPUs, {machine['kernel']}, loopback round trip "
+          f"{machine['loopback_rtt_us']:.1f} µs (blocking C ping-pong); medians of {report['rounds']} interleaved rounds;")
+    print("ratio = median of the per-round ratios of ours to the peer (> 1: ours faster); CPU µs/op = client user + "
+          "system time per extra operation; CPU ratio < 1: ours cheaper")
+    header = f"{'workload':<58} {'ours':>12} {'peer':<24} {'peer rate':>12} {'ratio':>7} {'target':>8} {'met':>4} " \
+             f"{'CPU ours':>9} {'CPU peer':>9} {'CPU ratio':>9} {'target':>7}"
+    group = None
+    for workload in report["workloads"]:
+        if workload["group"] != group:
+            group = workload["group"]
+            print()
+            print(f"{group}:")
+            print(header)
+        first = True
+        for row in workload["summary"]["peers"]:
+            name = f"{workload['title']} ({workload['unit']})" if first else ""
+            ours = figure(workload["summary"]["rate"]) if first else ""
+            our_cpu = cpu_figure(workload["summary"]["cpu_us"]) if first else ""
+            target = "-" if row["target"] is None else f"≥{row['target']:.2f}x"
+            met = "" if row["met"] is None else ("yes" if row["met"] else "NO")
+            cpu_target = "" if row["cpu_target"] is None else f"≤{row['cpu_target']:.1f}x"
+            if row["cpu_met"] is False:
+                cpu_target += " NO"
+            print(f"{name[:58]:<58} {ours:>12} {row['peer'][:24]:<24} {figure(row['peer_rate']):>12} {row['ratio']:>6.2f}x "
+                  f"{target:>8} {met:>4} {our_cpu:>9} {cpu_figure(row['peer_cpu_us']):>9} "
+                  f"{('-' if row['cpu_ratio'] is None else format(row['cpu_ratio'], '.2f') + 'x'):>9} {cpu_target:>7}")
+            first = False
+    targets = [row for w in report["workloads"] for row in w["summary"]["peers"] if row["met"] is not None]
+    cpu_targets = [row for w in report["workloads"] for row in w["summary"]["peers"] if row["cpu_met"] is not None]
+    print()
+    print(f"targets met: {sum(r['met'] for r in targets)} of {len(targets)} throughput, "
+          f"{sum(r['cpu_met'] for r in cpu_targets)} of {len(cpu_targets)} CPU")
+
+
+def run(arguments):
+    groups = set(arguments.only.split(",")) if arguments.only else {"transport", "redis", "postgres", "nats", "settings"}
+    os.makedirs(OUT, exist_ok=True)
+    products = ["transport-bench", "redis-bench", "pg-bench", "nats-bench", "settings-bench"]
+    print("bench: building our benchmark programs (release)", file=sys.stderr)
+    tools = {"bin": swift_products(products)}
+    tools["python"] = bench_venv()
+    tools["go"] = nats_go_bench() if "nats" in groups else None
+    if "postgres" in groups:
+        print("bench: building postgres-nio's benchmark (release)", file=sys.stderr)
+        tools["nio"] = postgres_nio_bench()
+        bindir = need("INFRA_TEST_POSTGRES_BINDIR")
+        tools["pgbench"] = os.path.join(bindir, "pgbench")
+        if not os.path.exists(tools["pgbench"]):
+            fail(f"pgbench is not in {bindir}")
+    else:
+        tools["nio"] = None
+    if "redis" in groups:
+        if not shutil.which("redis-benchmark"):
+            apt_install(["redis-tools"])
+        port = need("INFRA_TEST_REDIS_PORT")
+        # The test server appends every write to its AOF; the benchmark measures the clients, so the
+        # server does as little as it can, for ours and the peers alike.
+        sh(f"redis-cli -p {port} -a \"$INFRA_TEST_REDIS_PASSWORD\" --no-auth-warning CONFIG SET appendonly no >/dev/null")
+    echo_server, blocking_client = echo_programs()
+    tools["blocking_client"] = blocking_client
+    echo_port = free_port()
+    server = subprocess.Popen([echo_server, str(echo_port)], stdout=subprocess.PIPE, text=True)
+    server.stdout.readline()  # "ready"
+    tools["echo_port"] = echo_port
+    if "settings" in groups:
+        tools["toml_document"] = os.path.join(OUT, "settings", "large.toml")
+        os.makedirs(os.path.dirname(tools["toml_document"]), exist_ok=True)
+        sh(f"python3 Benchmarks/settings/generate.py {tools['toml_document']} 4000")
+    try:
+        chosen = workloads(tools, groups)
+        rtt = loopback_round_trip(blocking_client, echo_port)
+        print(f"bench: loopback round trip {rtt:.1f} µs; {len(chosen)} workloads, {arguments.rounds} rounds", file=sys.stderr)
+        samples = {w.key: {c.name: [] for c in w.clients} for w in chosen}
+        for round_number in range(1, arguments.rounds + 1):
+            started = time.monotonic()
+            for workload in chosen:
+                for client in workload.clients:
+                    measurement = client.measure(workload.count, workload.cpu and not arguments.no_cpu)
+                    samples[workload.key][client.name].append(measurement)
+            print(f"bench: round {round_number} of {arguments.rounds} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    finally:
+        server.terminate()
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "rounds": arguments.rounds,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "loopback_rtt_us": rtt,
+        },
+        "versions": {
+            "redis-server": version_of(["redis-server", "--version"], r"v=(\S+)"),
+            "postgresql": version_of([tools["pgbench"], "--version"]) if "postgres" in groups else None,
+            "nats-server": version_of([os.environ.get("INFRA_TEST_NATS_SERVER_BINARY", "nats-server"), "--version"]),
+        },
+        "workloads": [
+            {
+                "key": w.key, "group": w.group, "title": w.title, "unit": w.unit, "count": w.count,
+                "samples": {name: [{"rate": m.rate, "cpu_per_op": m.cpu_per_op} for m in ms] for name, ms in samples[w.key].items()},
+                "summary": summarize(w, samples[w.key]),
+            }
+            for w in chosen
+        ],
+    }
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = os.path.join(OUT, f"bench-{stamp}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    latest = os.path.join(OUT, "bench-latest.json")
+    if os.path.lexists(latest):
+        os.remove(latest)
+    os.symlink(os.path.basename(path), latest)
+    print_table(report)
+    print(f"\nresults: {os.path.relpath(path, ROOT)}")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def compare(arguments):
+    with open(arguments.a) as f:
+        a = json.load(f)
+    with open(arguments.b) as f:
+        b = json.load(f)
+    print(f"A: {a['date']}, loopback {a['machine']['loopback_rtt_us']:.1f} µs    "
+          f"B: {b['date']}, loopback {b['machine']['loopback_rtt_us']:.1f} µs")
+    print(f"{'workload':<48} {'peer':<24} {'ratio A':>8} {'ratio B':>8} {'ours B/A':>9} {'CPU A':>7} {'CPU B':>7}")
+    b_workloads = {w["key"]: w for w in b["workloads"]}
+    for workload in a["workloads"]:
+        other = b_workloads.get(workload["key"])
+        if not other:
+            continue
+        other_peers = {row["peer"]: row for row in other["summary"]["peers"]}
+        for row in workload["summary"]["peers"]:
+            match = other_peers.get(row["peer"])
+            if not match:
+                continue
+            change = other["summary"]["rate"] / workload["summary"]["rate"] if workload["summary"]["rate"] else float("nan")
+            print(f"{workload['title'][:48]:<48} {row['peer'][:24]:<24} {row['ratio']:>7.2f}x {match['ratio']:>7.2f}x "
+                  f"{change:>8.2f}x {cpu_figure(workload['summary']['cpu_us']):>7} {cpu_figure(other['summary']['cpu_us']):>7}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run")
+    run_parser.add_argument("--rounds", type=int, default=3)
+    run_parser.add_argument("--only", help="comma-separated groups: transport,redis,postgres,nats,settings")
+    run_parser.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-operation runs")
+    compare_parser = commands.add_parser("compare")
+    compare_parser.add_argument("a")
+    compare_parser.add_argument("b")
+    arguments = parser.parse_args()
+    if arguments.command == "run":
+        run(arguments)
+    else:
+        compare(arguments)
+
+
+if __name__ == "__main__":
+    main()
