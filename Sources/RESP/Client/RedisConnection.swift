@@ -532,9 +532,17 @@ public final class RedisConnection: Sendable {
             return state.reader
         }) else { return RedisError(.connection, message: "no reader state") }
         var stoppedBy: RedisError?
+        // The values one read brought, routed together under one lock.
+        var batch: [RESPValue] = []
         while true {
             do {
-                while let value = try reader.parser.next(&reader.buffer) { route(value) }
+                do {
+                    while let value = try reader.parser.next(&reader.buffer) { batch.append(value) }
+                } catch {
+                    route(&batch)  // what came before the bad bytes still reaches its callers
+                    throw error
+                }
+                route(&batch)
                 reader.buffer.compact()
                 let (done, alone) = state.withLock { state in
                     (isDone(&state) || state.failure != nil, state.inlineGate.allows(inFlight: state.router.pendingCount))
@@ -568,32 +576,60 @@ public final class RedisConnection: Sendable {
         return stoppedBy
     }
 
-    private func route(_ value: RESPValue) {
-        let (action, continuation) = state.withLock { state -> (ReplyRouter.Action, UnsafeContinuation<[RESPValue], any Error>?) in
-            let action = state.router.received(value)
-            guard case .complete(let id, let replies) = action else { return (action, nil) }
-            switch state.slots[id] {
-            case .waiting(let continuation)?:
-                state.slots[id] = nil
-                state.inlineGate.callerResumed()
-                return (action, continuation)
-            case .registered?:
-                state.slots[id] = .done(replies)
-                return (action, nil)
-            default:
-                return (action, nil)
+    /// What routing a batch leaves to do after the lock, in the order the values came.
+    private enum Delivery {
+        case resume(UnsafeContinuation<[RESPValue], any Error>, [RESPValue])
+        case push(RESPValue)
+    }
+
+    /// Routes the values one read brought (and empties `values`, keeping its capacity): every
+    /// value is matched to its request under one lock; callers are resumed and pushes delivered
+    /// after it, in stream order. The first delivery is kept apart, so a lone reply costs no
+    /// array.
+    private func route(_ values: inout [RESPValue]) {
+        guard !values.isEmpty else { return }
+        var first: Delivery?
+        var rest: [Delivery] = []
+        var unsolicited: RESPValue?
+        state.withLock { state in
+            func deliver(_ delivery: Delivery) {
+                if first == nil { first = delivery } else { rest.append(delivery) }
+            }
+            routing: for value in values {
+                switch state.router.received(value) {
+                case .complete(let id, let replies):
+                    switch state.slots[id] {
+                    case .waiting(let continuation)?:
+                        state.slots[id] = nil
+                        state.inlineGate.callerResumed()
+                        deliver(.resume(continuation, replies))
+                    case .registered?:
+                        state.slots[id] = .done(replies)
+                    default:
+                        break
+                    }
+                case .push(let push):
+                    deliver(.push(push))
+                case .unsolicited(let reply):
+                    unsolicited = reply
+                    break routing
+                case .waitForMore, .dropped:
+                    break
+                }
             }
         }
-        switch action {
-        case .complete(_, let replies):
-            continuation?.resume(returning: replies)
-        case .push(let push):
-            pushContinuation.yield(push)
-        case .unsolicited(let reply):
+        values.removeAll(keepingCapacity: true)
+        func perform(_ delivery: Delivery) {
+            switch delivery {
+            case .resume(let continuation, let replies): continuation.resume(returning: replies)
+            case .push(let push): pushContinuation.yield(push)
+            }
+        }
+        if let first { perform(first) }
+        for delivery in rest { perform(delivery) }
+        if let unsolicited {
             connection.close()
-            fail(RedisError(.protocolViolation, message: "reply with no command waiting: \(reply)"))
-        case .waitForMore, .dropped:
-            break
+            fail(RedisError(.protocolViolation, message: "reply with no command waiting: \(unsolicited)"))
         }
     }
 

@@ -32,7 +32,10 @@ struct ReplyRouter: Sendable {
 
     /// Registers a request whose `replies` replies come next in the stream.
     mutating func enqueue(_ id: UInt64, replies: Int) {
-        queue.append(Pending(id: id, remaining: replies, replies: [], isAbandoned: false))
+        var pending = Pending(id: id, remaining: replies, replies: [], isAbandoned: false)
+        // A pipeline's replies fill one array of known size: no regrowth while they arrive.
+        if replies > 1 { pending.replies.reserveCapacity(replies) }
+        queue.append(pending)
     }
 
     /// The caller no longer waits; its replies will be dropped. Returns false if it is unknown.
@@ -46,13 +49,14 @@ struct ReplyRouter: Sendable {
 
     /// Routes one value read from the server.
     mutating func received(_ value: RESPValue) -> Action {
-        if case .push = value.withoutAttributes { return .push(value) }
+        if value.isPush { return .push(value) }
         guard head < queue.count else { return .unsolicited(value) }
         queue[head].remaining -= 1
         if !queue[head].isAbandoned { queue[head].replies.append(value) }
         guard queue[head].remaining == 0 else { return queue[head].isAbandoned ? .dropped : .waitForMore }
-        let done = queue[head]
-        queue[head] = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)
+        // Moved out, not copied: the replies array keeps a single owner.
+        var done = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)
+        swap(&done, &queue[head])
         head += 1
         if head > 64 && head * 2 > queue.count {
             queue.removeFirst(head)

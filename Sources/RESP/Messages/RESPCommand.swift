@@ -2,34 +2,53 @@ import Transport
 
 /// Encodes commands as RESP arrays of bulk strings; keys and values are binary-safe.
 public enum RESPCommandEncoder {
-    /// Appends `*N\r\n` and one `$len\r\n<bytes>\r\n` per argument to `buffer`.
+    /// Appends `*N\r\n` and one `$len\r\n<bytes>\r\n` per argument to `buffer`: the size is
+    /// summed first, then the command is stored into one reserved region (one capacity check, no
+    /// per-field bookkeeping: the encoder is on the hot path of every command and pipeline).
     public static func encode(_ arguments: [RESPArgument], into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        writeDecimal(arguments.count, into: &buffer)
+        var size = 3 + decimalLength(Int64(arguments.count))
         for argument in arguments {
-            buffer.writeInteger(UInt8(ascii: "$"))
-            switch argument {
-            case .string(let string):
-                var copy = string
-                copy.withUTF8 { utf8 in
-                    writeDecimal(utf8.count, into: &buffer)
-                    buffer.writeBytes(utf8)
-                }
-            case .bytes(let bytes):
-                writeDecimal(bytes.readableBytes, into: &buffer)
-                buffer.writeBuffer(bytes)
-            case .integer(let integer):
-                writeDecimal(decimalLength(integer), into: &buffer)
-                buffer.writeDecimal(integer)
-            }
-            buffer.writeInteger(UInt16(0x0D0A))
+            let length = argument.encodedLength
+            size += 5 + decimalLength(Int64(length)) + length
         }
-    }
-
-    /// Writes a non-negative count followed by CRLF.
-    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        buffer.writeDecimal(Int64(value))
-        buffer.writeInteger(UInt16(0x0D0A))
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { region -> Int in
+            guard let base = region.baseAddress else { return 0 }
+            var offset = 0
+            func put(_ byte: UInt8) {
+                base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
+                offset += 1
+            }
+            func putCount(_ value: Int) {
+                offset += ASCIIDecimal.write(UInt64(value), to: base + offset)
+                put(0x0D)
+                put(0x0A)
+            }
+            func putBytes(_ bytes: UnsafeRawBufferPointer) {
+                putCount(bytes.count)
+                if let source = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
+                offset += bytes.count
+            }
+            put(UInt8(ascii: "*"))
+            putCount(arguments.count)
+            for argument in arguments {
+                put(UInt8(ascii: "$"))
+                switch argument {
+                case .string(let string):
+                    // A native string lends its UTF-8 without a copy; only a bridged one is copied.
+                    let lent: Void? = string.utf8.withContiguousStorageIfAvailable { putBytes(UnsafeRawBufferPointer($0)) }
+                    if lent == nil { Array(string.utf8).withUnsafeBytes { putBytes($0) } }
+                case .bytes(let bytes):
+                    bytes.withUnsafeReadableBytes { putBytes($0) }
+                case .integer(let integer):
+                    putCount(decimalLength(integer))
+                    if integer < 0 { put(UInt8(ascii: "-")) }
+                    offset += ASCIIDecimal.write(integer.magnitude, to: base + offset)
+                }
+                put(0x0D)
+                put(0x0A)
+            }
+            return offset
+        }
     }
 
     /// How many characters `value` takes in decimal, sign included.
@@ -57,4 +76,15 @@ public enum RESPArgument: Sendable, Equatable, ExpressibleByStringLiteral, Expre
     public init(stringLiteral value: String) { self = .string(value) }
     /// An integer literal argument.
     public init(integerLiteral value: Int64) { self = .integer(value) }
+}
+
+extension RESPArgument {
+    /// The bytes the argument takes on the wire, without its `$len` header.
+    var encodedLength: Int {
+        switch self {
+        case .string(let string): string.utf8.count
+        case .bytes(let bytes): bytes.readableBytes
+        case .integer(let integer): RESPCommandEncoder.decimalLength(integer)
+        }
+    }
 }

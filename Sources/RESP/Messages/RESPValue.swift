@@ -34,6 +34,15 @@ public enum RESPValue: Sendable, Equatable {
     indirect case attributed(RESPValue, attributes: [RESPPair])
 
     /// The value without any attribute attached to it.
+    /// Whether this is a push (attributes aside), found without copying the value.
+    public var isPush: Bool {
+        switch self {
+        case .push: true
+        case .attributed(let value, _): value.isPush
+        default: false
+        }
+    }
+
     public var withoutAttributes: RESPValue {
         if case .attributed(let value, _) = self { return value.withoutAttributes }
         return self
