@@ -1,6 +1,7 @@
 // The transport's loopback echo benchmark: 1-byte ping-pong round trips per second over N
 // connections, each driven by its own task on the shared reactor.
 // usage: transport-bench PORT CONNECTIONS SECONDS  -> prints round trips per second
+// TRANSPORT_BENCH_INLINE=1 reads with mayWaitInline, as the clients read for a lone request.
 
 import Transport
 
@@ -15,6 +16,8 @@ else {
     print("usage: transport-bench PORT CONNECTIONS SECONDS")
     exit(2)
 }
+
+let inline = getenv("TRANSPORT_BENCH_INLINE") != nil
 
 func pingPong(port: Int, connections: Int, seconds: Double) async throws -> Double {
     let endpoint = Endpoint.tcp(host: "127.0.0.1", port: port)
@@ -31,7 +34,7 @@ func pingPong(port: Int, connections: Int, seconds: Double) async throws -> Doub
                 while count & 63 != 0 || ContinuousClock.now < end {
                     try await connection.write(ping)
                     reply.clear()
-                    try await connection.read(into: &reply)
+                    try await connection.read(into: &reply, mayWaitInline: inline)
                     count += 1
                 }
                 return count
