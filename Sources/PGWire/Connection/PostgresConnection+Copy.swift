@@ -107,13 +107,14 @@ extension PostgresConnection {
 }
 
 /// Writes COPY FROM STDIN data. The protocol lets CopyData boundaries fall anywhere, so writes
-/// are gathered into one CopyData message of about 64 KiB and sent as the socket takes it.
+/// are gathered into one CopyData message of about 64 KiB and sent as the socket takes it. The
+/// writes are inlinable: a row that only joins the chunk costs no asynchronous call.
 public struct PostgresCopyWriter: ~Copyable {
     let connection: PostgresConnection
     /// A CopyData message under construction: type byte, length (filled in on send), data.
-    private var chunk = ByteBuffer(capacity: 65536 + 4096)
+    @usableFromInline var chunk = ByteBuffer(capacity: 65536 + 4096)
     private var isFinished = false
-    static let chunkSize = 65536
+    @usableFromInline static let chunkSize = 65536
 
     init(connection: PostgresConnection) {
         self.connection = connection
@@ -127,24 +128,28 @@ public struct PostgresCopyWriter: ~Copyable {
     }
 
     /// Adds data: rows in the COPY's format (text lines, CSV, or binary tuples).
+    @inlinable
     public mutating func write<Bytes: Collection<UInt8>>(_ bytes: Bytes) async throws(PostgresError) {
         chunk.writeBytes(bytes)
         if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
     /// Adds data from a buffer.
+    @inlinable
     public mutating func write(_ buffer: ByteBuffer) async throws(PostgresError) {
         chunk.writeBuffer(buffer)
         if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
     /// Adds a string's UTF-8 bytes (a text or CSV line, with its newline).
+    @inlinable
     public mutating func write(_ text: String) async throws(PostgresError) {
         _ = chunk.writeString(text)
         if chunk.readableBytes >= Self.chunkSize { try await sendChunk() }
     }
 
-    private mutating func sendChunk() async throws(PostgresError) {
+    @usableFromInline
+    mutating func sendChunk() async throws(PostgresError) {
         let length = chunk.readableBytes - 1
         guard length > 4 else { return }
         chunk.setInteger(Int32(length), at: chunk.readerIndex + 1)
