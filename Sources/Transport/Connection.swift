@@ -321,6 +321,7 @@ public final class Connection: Sendable {
         // Counted as a call in flight, so a concurrent close() cannot free the descriptor's
         // number for reuse while the poll holds it; such a close interrupts the wait.
         _ = try registration.begin(.read)
+        registration.disarmRead()
         result = ctransport_wait_readable(registration.descriptor, reactor.inlineWakeDescriptor, budget)
         registration.end()
         return result > 0

@@ -86,6 +86,7 @@ final class IORegistration: Sendable {
                     if deadline != .never {
                         reactor.armTimer(deadline, registration: self, token: token, direction: direction)
                     }
+                    if direction == .read { armRead() }
                 }
             }
         } onCancel: {
@@ -95,6 +96,40 @@ final class IORegistration: Sendable {
                 )
             }
         }
+    }
+
+    /// Stops the reactor watching for input, for a reader about to wait for it inline on its own
+    /// thread: an edge the reactor saw would only wake the reactor's thread for data the inline
+    /// wait takes, a second context switch per round trip. Input stays unwatched until a reader
+    /// suspends on the reactor again (``armRead()``), so a client that keeps waiting inline pays
+    /// the one `epoll_ctl` once. Call within ``begin(_:)`` and ``end()``.
+    func disarmRead() {
+        let change = state.withLock { state -> Bool in
+            guard state.readArmed, !state.isClosed, state.readWaiter == nil else { return false }
+            state.readArmed = false
+            return true
+        }
+        if change && !reactor.modify(self, events: Reactor.readDisarmedEvents) {
+            state.withLock { $0.readArmed = true }  // the kernel kept watching
+        }
+    }
+
+    /// Watches for input again, after a reader stored itself as the read waiter. Re-arming makes
+    /// epoll report input that is already there as a new edge, so none that came while input
+    /// was unwatched is missed: the waiter is resumed by it.
+    private func armRead() {
+        let change = state.withLock { state -> Bool in
+            guard !state.readArmed, !state.isClosed else { return false }
+            state.readArmed = true
+            state.callsInFlight += 1  // holds the descriptor's number for the epoll_ctl
+            return true
+        }
+        guard change else { return }
+        if !reactor.modify(self, events: Reactor.armedEvents) {
+            // Not watched after all: wake the waiter so that its read finds out what is wrong.
+            ready(mask: EPOLLIN.rawValue)
+        }
+        end()
     }
 
     /// Called by the reactor with the epoll event mask; true when it resumed a waiter.
@@ -214,6 +249,8 @@ struct IOState {
     /// The peer shut its side (EPOLLRDHUP). Sticky: no edge follows it, and a read never blocks
     /// again — it returns what is left, then end of stream or the error.
     var readClosed = false
+    /// Whether the reactor watches for input (see ``IORegistration/disarmRead()``).
+    var readArmed = true
     var readWaiter: Waiter?
     var writeWaiter: Waiter?
     var isClosed = false

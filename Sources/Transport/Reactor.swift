@@ -30,6 +30,7 @@ public final class Reactor: Sendable {
     private let inlineWaitSlotCount: Int
     private let inlineWaits = Atomic<Int>(0)
     private let inlineHits = Atomic<Int>(0)
+    private let socketEvents = Atomic<Int>(0)
 
     /// Starts a reactor with its own thread. Most code uses ``shared``; a separate reactor is
     /// useful where its counters must not be disturbed by other work.
@@ -83,13 +84,23 @@ public final class Reactor: Sendable {
         let id = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         let registration = IORegistration(id: id, descriptor: descriptor, endpoint: endpoint, reactor: self)
         state.withLock { $0.registrations[id] = registration }
-        let events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        if ctransport_epoll_ctl(epollDescriptor, EPOLL_CTL_ADD, descriptor, events, id) != 0 {
+        if ctransport_epoll_ctl(epollDescriptor, EPOLL_CTL_ADD, descriptor, Self.armedEvents, id) != 0 {
             let code = errno
             _ = state.withLock { $0.registrations.removeValue(forKey: id) }
             throw TransportError(.system, endpoint: endpoint, errno: code, message: "epoll registration failed")
         }
         return registration
+    }
+
+    /// A socket's events: input, output and the peer's hang-up, edge-triggered.
+    static let armedEvents = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+    /// The same without input, while a reader waits for it inline (see ``IORegistration/disarmRead()``).
+    static let readDisarmedEvents = EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+
+    /// Changes the events the reactor watches on `registration`'s socket (its descriptor must be
+    /// held open by a call in flight). False when the kernel refused.
+    func modify(_ registration: IORegistration, events: UInt32) -> Bool {
+        ctransport_epoll_ctl(epollDescriptor, EPOLL_CTL_MOD, registration.descriptor, events, registration.id) == 0
     }
 
     func deregister(_ registration: IORegistration) {
@@ -113,6 +124,8 @@ public final class Reactor: Sendable {
     public var inlineWaitCount: Int { inlineWaits.load(ordering: .relaxed) }
     /// How many of those ended with data on their socket (the others ran out or gave way).
     public var inlineWaitHitCount: Int { inlineHits.load(ordering: .relaxed) }
+    /// Socket readiness events epoll delivered to this reactor's thread: each one a wake-up of it.
+    public var socketEventCount: Int { socketEvents.load(ordering: .relaxed) }
 
     /// Claims the right to block the calling thread briefly on one socket: granted while a slot is
     /// free. Whenever the reactor resumes a task while such a wait is on, it signals
@@ -232,6 +245,7 @@ public final class Reactor: Sendable {
                     if let registration = state.registrations[data] {
                         ready.append((registration, ctransport_epoll_event_events(event)))
                     }
+                    socketEvents.wrappingAdd(1, ordering: .relaxed)
                 }
             }
             for index in 0..<Int(count) {

@@ -51,6 +51,59 @@ struct InlineReadWaitTests {
         }
     }
 
+    /// While a reader waits inline, the reactor does not watch its socket for input: the reply
+    /// wakes only the waiting thread, not the reactor's as well (a second context switch per
+    /// round trip). A read that suspends afterwards watches again and misses nothing, data that
+    /// came while nobody watched included.
+    @Test(.enabled(if: granted, "inline waits need a second processor"))
+    func inlineRoundTripsDoNotWakeTheReactorAndLaterReadsStillDo() async throws {
+        let reactor = Reactor(name: "test-inline-quiet")
+        defer { reactor.shutdown() }
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        async let accepted = listener.accept()
+        let connection = try await Connection.connect(to: listener.endpoint, options: ConnectOptions(inlineReadWait: .seconds(1)), reactor: reactor)
+        let peer = try await accepted
+        defer { connection.close(); peer.close() }
+        let before = reactor.socketEventCount
+        var reply = ByteBuffer()
+        var request = ByteBuffer()
+        for index in 0..<200 {
+            try await connection.write(ByteBuffer(string: "\(index % 10)"))
+            request.clear()
+            try await peer.read(into: &request, deadline: .after(.seconds(5)))
+            try await peer.write(request)
+            reply.clear()
+            try await connection.read(into: &reply, deadline: .after(.seconds(5)), mayWaitInline: true)
+            #expect(reply.readableBytes == 1)
+        }
+        let events = reactor.socketEventCount - before
+        #expect(events < 20, "the reactor woke \(events) times for 200 inline round trips")
+        #expect(reactor.inlineWaitHitCount > 150)
+        // Data that arrives while input is unwatched, read by a reader that suspends.
+        try await peer.write(ByteBuffer(string: "unwatched"))
+        try await Task.sleep(for: .milliseconds(20))
+        reply.clear()
+        try await readExactly(9, from: connection, into: &reply)
+        #expect(String(decoding: reply.readableBytesView, as: UTF8.self) == "unwatched")
+        // And data that arrives after the suspended reader re-armed the socket.
+        let pending = Task {
+            var buffer = ByteBuffer()
+            try await readExactly(5, from: connection, into: &buffer)
+            return String(decoding: buffer.readableBytesView, as: UTF8.self)
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        try await peer.write(ByteBuffer(string: "later"))
+        #expect(try await pending.value == "later")
+        // The peer's close is seen while input is unwatched too.
+        try await connection.write(ByteBuffer(string: "x"))
+        request.clear()
+        try await peer.read(into: &request, deadline: .after(.seconds(5)))
+        peer.close()
+        reply.clear()
+        await #expect(throws: TransportError.self) { try await connection.read(into: &reply, deadline: .after(.seconds(5)), mayWaitInline: true) }
+    }
+
     @Test(.enabled(if: granted, "inline waits need a second processor"))
     func aWaitGivesItsThreadBackWhenTheReactorResumesAnotherTask() async throws {
         let reactor = Reactor(name: "test-inline-give")
