@@ -33,7 +33,6 @@ public enum RESPValue: Sendable, Equatable {
     /// A value preceded by an attribute (`|1\r\n…`): the value and the attribute's pairs.
     indirect case attributed(RESPValue, attributes: [RESPPair])
 
-    /// The value without any attribute attached to it.
     /// Whether this is a push (attributes aside), found without copying the value.
     public var isPush: Bool {
         switch self {
@@ -43,6 +42,7 @@ public enum RESPValue: Sendable, Equatable {
         }
     }
 
+    /// The value without any attribute attached to it.
     public var withoutAttributes: RESPValue {
         if case .attributed(let value, _) = self { return value.withoutAttributes }
         return self
