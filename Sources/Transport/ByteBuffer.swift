@@ -24,7 +24,7 @@ public struct ByteBuffer: Sendable {
 
     /// Creates an empty buffer with room for `capacity` bytes (none allocated for 0).
     public init(capacity: Int = 0) {
-        storage = capacity > 0 ? ByteStorage(capacity: capacity) : ByteStorage.empty
+        storage = capacity > 0 ? ByteStorage.make(capacity: capacity) : ByteStorage.empty
         _readerIndex = 0
         _writerIndex = 0
     }
@@ -53,10 +53,10 @@ public struct ByteBuffer: Sendable {
     public var readableBytes: Int { writerIndex - readerIndex }
     /// Number of bytes that can be written without growing the storage.
     @inlinable
-    public var writableBytes: Int { storage.capacity - writerIndex }
+    public var writableBytes: Int { storage.size - writerIndex }
     /// Total bytes allocated.
     @inlinable
-    public var capacity: Int { storage.capacity }
+    public var capacity: Int { storage.size }
     /// Whether there is nothing left to read.
     @inlinable
     public var isEmpty: Bool { writerIndex == readerIndex }
@@ -74,14 +74,14 @@ public struct ByteBuffer: Sendable {
     public mutating func reserveWritableBytes(_ count: Int) {
         precondition(count >= 0, "negative reservation")  // safe: sizes are computed by callers, not read
         if !isKnownUniquelyReferenced(&storage) {
-            reallocate(capacity: Swift.max(storage.capacity, readableBytes + count))
+            reallocate(capacity: Swift.max(storage.size, readableBytes + count))
             return
         }
         if writableBytes >= count { return }
         compact()
         if writableBytes >= count { return }
         let needed = readableBytes + count
-        var newCapacity = Swift.max(64, storage.capacity)
+        var newCapacity = Swift.max(64, storage.size)
         while newCapacity < needed { newCapacity = newCapacity &* 2 }
         reallocate(capacity: newCapacity)
     }
@@ -90,7 +90,7 @@ public struct ByteBuffer: Sendable {
     @usableFromInline
     mutating func reallocate(capacity newCapacity: Int) {
         let unread = readableBytes
-        let fresh = ByteStorage(capacity: Swift.max(newCapacity, unread))
+        let fresh = ByteStorage.make(capacity: Swift.max(newCapacity, unread))
         if unread > 0 { fresh.bytes.copyMemory(from: storage.bytes + readerIndex, byteCount: unread) }
         storage = fresh
         _readerIndex = 0
@@ -101,7 +101,7 @@ public struct ByteBuffer: Sendable {
     /// bytes when a slice still shares it.
     @inlinable
     mutating func makeStorageUnique() {
-        if !isKnownUniquelyReferenced(&storage) { reallocate(capacity: storage.capacity) }
+        if !isKnownUniquelyReferenced(&storage) { reallocate(capacity: storage.size) }
     }
 
     /// Reclaims consumed bytes. Moves the unread bytes to the front only when at least half of
@@ -113,9 +113,9 @@ public struct ByteBuffer: Sendable {
             _writerIndex = 0
             return
         }
-        guard readerIndex >= storage.capacity / 2 else { return }
+        guard readerIndex >= storage.size / 2 else { return }
         if !isKnownUniquelyReferenced(&storage) {
-            reallocate(capacity: storage.capacity)
+            reallocate(capacity: storage.size)
             return
         }
         let count = readableBytes
@@ -156,9 +156,9 @@ public struct ByteBuffer: Sendable {
     ) throws(E) -> Int {
         reserveWritableBytes(minimumCount)
         let start = writerIndex
-        let region = UnsafeMutableRawBufferPointer(start: storage.bytes + start, count: storage.capacity - start)
+        let region = UnsafeMutableRawBufferPointer(start: storage.bytes + start, count: storage.size - start)
         let written = try withExtendedLifetime(storage) { () throws(E) -> Int in try body(region) }
-        precondition(written >= 0 && written <= storage.capacity - start, "wrote outside the writable region")  // safe: `body` reports what it wrote in its region
+        precondition(written >= 0 && written <= storage.size - start, "wrote outside the writable region")  // safe: `body` reports what it wrote in its region
         _writerIndex += written
         return written
     }
@@ -195,7 +195,7 @@ public struct ByteBuffer: Sendable {
 
     /// Moves the writer index back to `index` (dropping written but unread bytes after it).
     public mutating func moveWriterIndex(to index: Int) {
-        precondition(index >= readerIndex && index <= storage.capacity, "writer index outside the buffer")  // safe: an index saved from this buffer
+        precondition(index >= readerIndex && index <= storage.size, "writer index outside the buffer")  // safe: an index saved from this buffer
         _writerIndex = index
     }
 
@@ -491,29 +491,36 @@ extension ByteBuffer: CustomStringConvertible {
     }
 }
 
-/// The heap bytes of a buffer and its slices.
+/// The heap bytes of a buffer and its slices: one allocation, the object with its size and its
+/// bytes after it (laid out by `ManagedBufferPointer`; the class itself declares no storage).
 ///
-/// `@unchecked Sendable` is sound because the class itself never changes (its pointer and capacity
-/// are constants) and its bytes are written only by a ``ByteBuffer`` that has just checked, with
-/// `isKnownUniquelyReferenced`, that it holds the only reference; any other holder makes the
-/// writer move to new storage first. So bytes another thread can see are never written again.
+/// Sendable without reservation, as the class has no stored properties: its size and the place of
+/// its bytes are fixed at creation, and its bytes are written only by a ``ByteBuffer`` that has
+/// just checked, with `isKnownUniquelyReferenced`, that it holds the only reference; any other
+/// holder makes the writer move to new storage first. So bytes another thread can see are never
+/// written again.
 @usableFromInline
-final class ByteStorage: @unchecked Sendable {
-    @usableFromInline let bytes: UnsafeMutableRawPointer
-    @usableFromInline let capacity: Int
+final class ByteStorage: Sendable {
+    @usableFromInline typealias Layout = ManagedBufferPointer<Int, UInt8>
 
     /// Shared by every empty buffer: creating one allocates nothing.
-    @usableFromInline static let empty = ByteStorage(capacity: 0)
+    @usableFromInline static let empty = ByteStorage.make(capacity: 0)
 
-    @usableFromInline init(capacity: Int) {
-        self.capacity = Swift.max(0, capacity)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(1, capacity), alignment: 16)
-        // Bound to UInt8 once, so typed views of the bytes (collections, C strings) are valid.
-        raw.bindMemory(to: UInt8.self, capacity: Swift.max(1, capacity))
-        bytes = raw
+    /// Storage for `capacity` bytes. The elements are UInt8, so the memory is bound to UInt8 and
+    /// typed views of the bytes (collections, C strings) are valid.
+    @inlinable static func make(capacity: Int) -> ByteStorage {
+        let size = Swift.max(0, capacity)
+        let layout = Layout(bufferClass: ByteStorage.self, minimumCapacity: Swift.max(1, size)) { _, _ in size }
+        return unsafeDowncast(layout.buffer, to: ByteStorage.self)
     }
 
-    deinit { bytes.deallocate() }
+    /// The usable size in bytes.
+    @inlinable var size: Int { Layout(unsafeBufferObject: self).header }
+
+    /// The first byte; valid as long as the object lives.
+    @inlinable var bytes: UnsafeMutableRawPointer {
+        Layout(unsafeBufferObject: self).withUnsafeMutablePointerToElements { UnsafeMutableRawPointer($0) }
+    }
 }
 
 /// The readable bytes of a ``ByteBuffer`` as a random-access collection sharing its storage.
