@@ -195,4 +195,52 @@ struct LiveQueryTests {
         #expect(outcomes.map { (try? $0.get()) != nil } == [true, true, false, true])
         #expect(try await connection.execute("SELECT count(*) FROM batch").rows[0].decode(Int.self, column: 0) == 1003)
     }
+
+    /// Executions whose parameter types change within a batch are parsed again for the new types
+    /// (a NULL of unknown type, a float where an int was), with the statement cache on or off.
+    @Test func executeManyWithChangingParameterTypesBindsEachToAStatementOfItsTypes() async throws {
+        for capacity in [256, 1, 0] {
+            var configuration = try LiveServer.postgresConfiguration()
+            configuration.statementCacheCapacity = capacity
+            let connection = try await LiveServer.connectPostgres(configuration)
+            defer { connection.close() }
+            _ = try await connection.simpleQuery("CREATE TEMP TABLE mixed (n float8, label text)")
+            var rows: [PostgresBindings] = []
+            for index in 0..<30 {
+                var row = PostgresBindings()
+                // Runs of four rows of one type, so most executions reuse the one before's statement.
+                switch (index / 4) % 3 {
+                case 0: row.append(Int32(index))
+                case 1: row.append(Double(index) + 0.5)
+                default: row.appendNull()
+                }
+                if index % 7 == 0 { row.appendNull(.text) } else { row.append("row \(index)") }
+                rows.append(row)
+            }
+            let tags = try await connection.executeMany("INSERT INTO mixed VALUES ($1, $2)", rows)
+            #expect(tags.count == 30)
+            let stored = try await connection.execute("SELECT n, label FROM mixed ORDER BY label NULLS FIRST, n").rows
+            #expect(stored.count == 30)
+            let sum = try await connection.execute("SELECT sum(n)::float8, count(label)::int8 FROM mixed").rows[0]
+            var expected = 0.0
+            for index in 0..<30 where (index / 4) % 3 != 2 { expected += Double(index) + ((index / 4) % 3 == 1 ? 0.5 : 0) }
+            #expect(try sum.decode(Double.self, column: 0) == expected)
+            #expect(try sum.decode(Int.self, column: 1) == 25)
+        }
+    }
+
+    /// A batch whose requests and replies each outgrow both socket buffers: the server stops
+    /// reading until its replies are read, so they must be read while the batch is still going out.
+    @Test(.timeLimit(.minutes(1))) func executeManyReadsRepliesWhileItsRequestsAreStillGoingOut() async throws {
+        let connection = try await LiveServer.connectPostgres()
+        defer { connection.close() }
+        let payload = String(repeating: "x", count: 64 * 1024)
+        for atomic in [true, false] {
+            let rows: [PostgresBindings] = (0..<400).map { [payload + "\($0)"] }
+            let outcomes = try await connection.executeMany("SELECT $1::text", rows, atomic: atomic)
+            #expect(outcomes.count == 400)
+            #expect(try outcomes.allSatisfy { try $0.get() == "SELECT 1" })
+        }
+        #expect(try await connection.execute("SELECT 1").rows[0].decode(Int.self, column: 0) == 1)
+    }
 }

@@ -127,6 +127,26 @@ struct MessageTests {
         #expect(Array(cancel.readableBytesView) == [0, 0, 0, 16, 0x04, 0xD2, 0x16, 0x2E, 0, 0, 0, 7, 1, 2, 3, 4])
     }
 
+    @Test func aBindFromAReusedHeadIsTheSameMessageAsOneBuiltWhole() throws {
+        var parameters = PostgresBindings()
+        parameters.append(Int32(42))
+        parameters.append("name-42")
+        parameters.appendNull(.text)
+        for (statement, binaryResults) in [("", true), ("s17", true), ("s17", false)] {
+            var whole = ByteBuffer()
+            try FrontendMessage.bind(
+                portal: "", statement: statement, parameterCount: parameters.count, parameterFormats: [true],
+                parameters: parameters.bytes, binaryResults: binaryResults, into: &whole)
+            let head = try FrontendMessage.bindHead(statement: statement)
+            var reused = ByteBuffer()
+            reused.writeString("x")  // appended after what the buffer holds
+            try FrontendMessage.bind(
+                head: head, parameterCount: parameters.count, parameters: parameters.bytes, binaryResults: binaryResults, into: &reused)
+            #expect(Array(reused.readableBytesView.dropFirst()) == Array(whole.readableBytesView))
+        }
+        #expect(throws: FrontendEncodingError.self) { try FrontendMessage.bindHead(statement: "a\u{0}b") }
+    }
+
     @Test func statementsThatMayStartACopyAreRecognisedInAnyCase() {
         #expect(PostgresConnection.mayStartCopy("COPY t FROM STDIN"))
         #expect(PostgresConnection.mayStartCopy("select 1; cOpY t from stdin"))

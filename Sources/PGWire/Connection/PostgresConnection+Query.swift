@@ -154,7 +154,8 @@ extension PostgresConnection {
     }
 
     /// Runs `sql` once for each set of `bindings`, all written together: the fast way to insert
-    /// or update many rows one statement at a time. Returns each execution's command tag.
+    /// or update many rows one statement at a time. Returns each execution's command tag. Replies
+    /// are read while the batch is still being written, so no size of batch can stall the session.
     ///
     /// `atomic` (the default) sends one Sync after the last execution, so the batch is one
     /// implicit transaction: the first error rolls all of it back and is thrown, with the failing
@@ -171,12 +172,8 @@ extension PostgresConnection {
         }
         var firstPlan: Plan?
         let requests = atomic ? 1 : bindings.count
-        let first = try await submit(count: requests) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
-            for (index, item) in bindings.enumerated() {
-                let last = index == bindings.count - 1
-                let plan = try Self.encodeExtended(sql, item, describe: false, sync: !atomic || last, &out, &cache)
-                if firstPlan == nil { firstPlan = plan }
-            }
+        let first = try await submit(count: requests, flushInBackground: true) { (out: inout ByteBuffer, cache: inout StatementCache) throws(PostgresError) in
+            try Self.encodeMany(sql, bindings, atomic: atomic, firstPlan: &firstPlan, &out, &cache)
         }
         var outcomes: [Result<String, PostgresError>] = []
         outcomes.reserveCapacity(bindings.count)
@@ -207,6 +204,49 @@ extension PostgresConnection {
         // A statement whose Parse failed must not stay in the cache.
         if let plan = firstPlan, plan.isNew, let key = plan.key, case .failure? = outcomes.first { forgetStatement(key) }
         return outcomes
+    }
+
+    /// Encodes every execution of a batch. An execution whose parameter types are those of the
+    /// one before binds the statement already parsed: its Bind is the previous one's fixed part
+    /// and its own parameters, with no cache lookup or Parse (within the batch nothing else can
+    /// replace the unnamed statement between them).
+    private static func encodeMany(
+        _ sql: String, _ bindings: [PostgresBindings], atomic: Bool, firstPlan: inout Plan?, _ out: inout ByteBuffer,
+        _ cache: inout StatementCache
+    ) throws(PostgresError) {
+        var tail = ByteBuffer(capacity: 16)
+        var lastTail = ByteBuffer(capacity: 16)
+        do throws(FrontendEncodingError) {
+            try FrontendMessage.execute(portal: "", into: &tail)
+            if !atomic { FrontendMessage.sync(into: &tail) }
+            lastTail = tail
+            if atomic { FrontendMessage.sync(into: &lastTail) }
+        } catch {
+            throw PostgresError(.usage, message: error.message)
+        }
+        var types: [PostgresDataType]?
+        var head = ByteBuffer()
+        let lastIndex = bindings.count - 1
+        for index in bindings.indices {
+            let item = bindings[index]
+            if let types, item.dataTypes == types {
+                do throws(FrontendEncodingError) {
+                    try FrontendMessage.bind(head: head, parameterCount: item.count, parameters: item.bytes, binaryResults: true, into: &out)
+                } catch {
+                    throw PostgresError(.usage, message: error.message)
+                }
+                out.writeBuffer(index == lastIndex ? lastTail : tail)
+                continue
+            }
+            let plan = try encodeExtended(sql, item, describe: false, sync: !atomic || index == lastIndex, &out, &cache)
+            if firstPlan == nil { firstPlan = plan }
+            do throws(FrontendEncodingError) {
+                head = try FrontendMessage.bindHead(statement: plan.statement)
+            } catch {
+                throw PostgresError(.usage, message: error.message)
+            }
+            types = item.dataTypes
+        }
     }
 
     private func forgetStatement(_ key: StatementCache.Key) {

@@ -54,6 +54,20 @@ public final class PostgresConnection: Sendable {
         var outcome: PostgresError?
         /// The caller has seen `outcome`; the entry stays only to route the server's late answer.
         var isOutcomeDelivered = false
+
+        /// The queued events, leaving none (the array moves out; the next ones start a new one).
+        mutating func takeEvents() -> [Event] {
+            var taken: [Event] = []
+            swap(&taken, &events)
+            return taken
+        }
+
+        /// Queues `event` for the caller, unless the caller went away; whether it was queued.
+        mutating func deliver(_ event: Event) -> Bool {
+            guard !isAbandoned else { return false }
+            events.append(event)
+            return true
+        }
     }
 
     /// The bytes of requests registered but not yet handed to the socket (offsets into the
@@ -199,8 +213,13 @@ public final class PostgresConnection: Sendable {
 
     /// Registers `count` requests at once (ids `first ..< first + count`), whose messages `encode`
     /// appends in order; returns the first id. A task that is already cancelled sends nothing.
+    ///
+    /// `flushInBackground` writes the bytes from another task and returns at once, so that the
+    /// caller can read replies while they go out: a batch whose replies fill the socket buffers
+    /// before its requests are all written (the server stops reading until its replies are
+    /// read) would otherwise leave the caller waiting forever in its own write.
     func submit(
-        count: Int, timeout: Duration? = nil, exclusive: Bool = false,
+        count: Int, timeout: Duration? = nil, exclusive: Bool = false, flushInBackground: Bool = false,
         _ encode: (inout ByteBuffer, inout StatementCache) throws(PostgresError) -> Void
     ) async throws(PostgresError) -> UInt64 {
         var registered: (id: UInt64, mustFlush: Bool)?
@@ -261,7 +280,9 @@ public final class PostgresConnection: Sendable {
             }
             if !keep { timer.cancel() }
         }
-        if mustFlush { await flush() }
+        if mustFlush {
+            if flushInBackground { Task { await self.flush() } } else { await flush() }
+        }
         return id
     }
 
@@ -354,17 +375,16 @@ public final class PostgresConnection: Sendable {
                     }
                     return .failed(outcome)
                 }
-                if var request = state.requests[id], !request.events.isEmpty || request.isComplete {
-                    let events = request.events
-                    if request.isComplete {
-                        request.timer?.cancel()
-                        request.graceTimer?.cancel()
-                        state.requests[id] = nil
-                    } else {
-                        request.events = []
-                        state.requests[id] = request
-                    }
-                    return .events(events, complete: request.isComplete)
+                // One lookup; the entry is changed in place, its events moved out without a copy.
+                if let index = state.requests.index(forKey: id),
+                    !state.requests.values[index].events.isEmpty || state.requests.values[index].isComplete
+                {
+                    let events = state.requests.values[index].takeEvents()
+                    guard state.requests.values[index].isComplete else { return .events(events, complete: false) }
+                    state.requests.values[index].timer?.cancel()
+                    state.requests.values[index].graceTimer?.cancel()
+                    state.requests.remove(at: index)
+                    return .events(events, complete: true)
                 }
                 if let failure = state.failure { return .failed(failure) }
                 guard state.requests[id] != nil else {
@@ -760,9 +780,9 @@ public final class PostgresConnection: Sendable {
         case .none, .ready, .write:
             break
         case .deliver(let id, let event):
-            // Mutated in place through the dictionary's accessor: no copy of the events.
-            guard state.requests[id]?.isAbandoned == false else { return }
-            state.requests[id]?.events.append(event)
+            // Mutated in place through the values' accessor: no copy of the request's state (and
+            // no coroutine frame, which the keyed accessor's optional allocates on the heap).
+            guard let index = state.requests.index(forKey: id), state.requests.values[index].deliver(event) else { return }
             if !state.waiters.isEmpty, let waiter = state.waiters.removeValue(forKey: id) { wakeups.append(waiter) }
         case .complete(let id):
             // A request that might have started a COPY held the stream; it is over now.

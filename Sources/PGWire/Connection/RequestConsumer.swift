@@ -67,7 +67,8 @@ final class RequestConsumer: Sendable {
             }
             let (events, complete) = try await connection.nextEvents(id)
             progress.withLock { progress in
-                progress.pending += events
+                // Usually nothing is left over: take the array as it is rather than copy it.
+                if progress.pending.isEmpty { progress.pending = events } else { progress.pending += events }
                 progress.isComplete = complete
             }
         }

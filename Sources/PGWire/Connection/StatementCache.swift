@@ -27,11 +27,10 @@ struct StatementCache: Sendable {
 
     /// The entry for `key`, marked as just used.
     mutating func lookup(_ key: Key) -> Entry? {
-        guard var entry = entries[key] else { return nil }
+        guard let index = entries.index(forKey: key) else { return nil }
         clock &+= 1
-        entry.lastUse = clock
-        entries[key] = entry
-        return entry
+        entries.values[index].lastUse = clock
+        return entries.values[index]
     }
 
     /// Adds an entry with a fresh name; returns it and the name of an evicted statement, if any.

@@ -132,6 +132,38 @@ public enum FrontendMessage {
         }
     }
 
+    /// The part of a Bind body that stays the same from one execution of `statement` to the next:
+    /// the unnamed portal, the statement's name and one format code (every parameter binary).
+    /// ``bind(head:parameterCount:parameters:binaryResults:into:)`` appends the rest.
+    public static func bindHead(statement: String) throws(FrontendEncodingError) -> ByteBuffer {
+        var head = ByteBuffer(capacity: statement.utf8.count + 6)
+        try writeCString("", "portal name", &head)
+        try writeCString(statement, "statement name", &head)
+        head.writeInteger(UInt16(1))
+        head.writeInteger(Int16(1))
+        return head
+    }
+
+    /// Bind from a ``bindHead(statement:)``: the same bytes as ``bind(portal:statement:parameterCount:parameterFormats:parameters:binaryResults:into:)``
+    /// with the unnamed portal and binary parameters, in one reservation and a few copies.
+    public static func bind(
+        head: ByteBuffer, parameterCount: Int, parameters: ByteBuffer, binaryResults: Bool, into buffer: inout ByteBuffer
+    ) throws(FrontendEncodingError) {
+        guard parameterCount <= Int(UInt16.max) else {
+            throw FrontendEncodingError("\(parameterCount) parameters; the protocol allows \(UInt16.max)")
+        }
+        let length = 4 + head.readableBytes + 2 + parameters.readableBytes + 4
+        guard length <= Int(Int32.max) else { throw FrontendEncodingError("message over 2 GiB") }
+        buffer.reserveWritableBytes(1 + length)
+        buffer.writeInteger(ID.bind.rawValue)
+        buffer.writeInteger(Int32(length))
+        buffer.writeBuffer(head)
+        buffer.writeInteger(UInt16(parameterCount))
+        buffer.writeBuffer(parameters)
+        buffer.writeInteger(Int16(1))
+        buffer.writeInteger(Int16(binaryResults ? 1 : 0))
+    }
+
     /// Describe: asks for a statement's parameter and row descriptions, or a portal's row description.
     public static func describe(_ target: Target, name: String, into buffer: inout ByteBuffer) throws(FrontendEncodingError) {
         try framed(.describe, &buffer) { (out: inout ByteBuffer) throws(FrontendEncodingError) in
