@@ -46,9 +46,10 @@ def fail(message):
 
 
 class Measurement:
-    def __init__(self, rate, cpu_per_op):
+    def __init__(self, rate, cpu_per_op, server_cpu_per_op=None):
         self.rate = rate
         self.cpu_per_op = cpu_per_op
+        self.server_cpu_per_op = server_cpu_per_op
 
 
 def children_cpu():
@@ -56,14 +57,65 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def execute(argv, env=None):
-    """Runs argv to completion; returns (stdout, CPU seconds of it and its waited-for children)."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def listening_pid(port):
+    """The process that listens on TCP `port` on this machine, or None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == int(port):
+                inodes.add(fields[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def process_tree_cpu(root):
+    """CPU seconds of `root` and every process under it, with the children they have reaped (a
+    PostgreSQL backend's time reaches the postmaster's when it exits)."""
+    parents, times = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(pid)] = int(fields[1])
+        times[int(pid)] = sum(int(value) for value in fields[11:15])
+    total, stack = 0, [root]
+    children = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    while stack:
+        pid = stack.pop()
+        total += times.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total / CLOCK_TICKS
+
+
+def execute(argv, env=None, server=None):
+    """Runs argv to completion; returns (stdout, CPU seconds of it and its waited-for children,
+    CPU seconds the server process tree `server` spent meanwhile, or None)."""
     before = children_cpu()
+    server_before = process_tree_cpu(server) if server else None
     completed = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     cpu = children_cpu() - before
+    server_cpu = process_tree_cpu(server) - server_before if server else None
     if completed.returncode != 0:
         fail(f"{' '.join(argv)} exited with {completed.returncode}: {completed.stderr.strip()[-2000:]}")
-    return completed.stdout, cpu
+    return completed.stdout, cpu, server_cpu
 
 
 def last_number(text):
@@ -98,21 +150,25 @@ class Client:
         self.timed = timed
         self.count = count
 
-    def measure(self, count, with_cpu):
+    def measure(self, count, with_cpu, server=None):
         count = self.count or count
-        out, cpu = execute(self.command(count), self.env)
+        out, cpu, server_cpu = execute(self.command(count), self.env, server)
         rate = self.parse(out)
         if not with_cpu:
             return Measurement(rate, None)
         small = max(1, count // 10) if not self.timed else count / 10
-        small_out, small_cpu = execute(self.command(small), self.env)
+        small_out, small_cpu, small_server_cpu = execute(self.command(small), self.env, server)
         operations = rate * count if self.timed else count
         small_operations = self.parse(small_out) * small if self.timed else small
         extra = operations - small_operations
-        cpu_per_op = (cpu - small_cpu) / extra if extra > 0 else None
-        if cpu_per_op is not None and cpu_per_op <= 0:
-            cpu_per_op = None  # the two runs' noise exceeded the difference
-        return Measurement(rate, cpu_per_op)
+
+        def per_operation(full, tenth):
+            if full is None or extra <= 0:
+                return None
+            value = (full - tenth) / extra
+            return value if value > 0 else None  # the two runs' noise exceeded the difference
+
+        return Measurement(rate, per_operation(cpu, small_cpu), per_operation(server_cpu, small_server_cpu))
 
 
 class Workload:
@@ -309,8 +365,10 @@ def postgres_workloads(tools):
         Workload("postgres.copy", "postgres", "COPY in, 50,000 rows", "rows/s", 50_000, [
             Client("ours", ours("copy")), peer("postgres-nio", "copy"), peer("asyncpg", "copy"),
         ], target=("postgres-nio", 1.3)),
-        Workload("postgres.insert", "postgres", "executeMany insert, 50,000 rows", "rows/s", 50_000, [
-            Client("ours", ours("insert")), peer("asyncpg", "insert"), peer("postgres-nio", "insert"),
+        # 200,000 rows, so that the marginal CPU per row (against a run of 20,000) stands above
+        # the noise; postgres-nio, which waits for each row's reply, inserts 20,000.
+        Workload("postgres.insert", "postgres", "executeMany insert, 200,000 rows", "rows/s", 200_000, [
+            Client("ours", ours("insert")), peer("asyncpg", "insert"), peer("postgres-nio", "insert", count=20_000),
         ], target=("asyncpg", 1.2)),
         Workload("postgres.connect", "postgres", "connect + SCRAM + close", "connections/s", 300, [
             Client("ours", ours("connect")), peer("postgres-nio", "connect"), peer("asyncpg", "connect"),
@@ -363,6 +421,25 @@ def loopback_round_trip(blocking_client, port):
     return 1e6 / statistics.median(rates)
 
 
+def server_processes(tools, groups):
+    """The process (tree) of each group's server, found by the port it listens on."""
+    ports = {"transport": tools["echo_port"]}
+    if "redis" in groups:
+        ports["redis"] = need("INFRA_TEST_REDIS_PORT")
+    if "postgres" in groups:
+        ports["postgres"] = need("INFRA_TEST_POSTGRES_PORT")
+    if "nats" in groups:
+        ports["nats"] = need("INFRA_TEST_NATS_URL").rsplit(":", 1)[1].strip("/")
+    servers = {}
+    for group, port in ports.items():
+        pid = listening_pid(port)
+        if pid is None:
+            print(f"bench: no process found listening on port {port}; {group}'s server CPU is not shown", file=sys.stderr)
+        else:
+            servers[group] = pid
+    return servers
+
+
 def paired_ratios(mine, theirs):
     return [a / b for a, b in zip(mine, theirs) if a and b]
 
@@ -375,6 +452,7 @@ def summarize(workload, samples):
         theirs = samples[client.name]
         ratio = statistics.median(paired_ratios([m.rate for m in ours], [m.rate for m in theirs]))
         their_cpu = [m.cpu_per_op for m in theirs if m.cpu_per_op]
+        their_server_cpu = [m.server_cpu_per_op for m in theirs if m.server_cpu_per_op]
         cpu_ratios = paired_ratios([m.cpu_per_op for m in ours], [m.cpu_per_op for m in theirs])
         cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else None
         target = workload.target[1] if workload.target and workload.target[0] == client.name else None
@@ -389,11 +467,14 @@ def summarize(workload, samples):
             "cpu_ratio": cpu_ratio,
             "cpu_target": cpu_target,
             "cpu_met": None if cpu_target is None or cpu_ratio is None else cpu_ratio <= cpu_target,
+            "peer_server_cpu_us": statistics.median(their_server_cpu) * 1e6 if their_server_cpu else None,
         })
     our_cpu = [m.cpu_per_op for m in ours if m.cpu_per_op]
+    our_server_cpu = [m.server_cpu_per_op for m in ours if m.server_cpu_per_op]
     return {
         "rate": statistics.median(m.rate for m in ours),
         "cpu_us": statistics.median(our_cpu) * 1e6 if our_cpu else None,
+        "server_cpu_us": statistics.median(our_server_cpu) * 1e6 if our_server_cpu else None,
         "peers": rows,
     }
 
@@ -416,9 +497,11 @@ def print_table(report):
     print(f"make bench, {report['date']}: {machine['cpus']} CPUs, {machine['kernel']}, loopback round trip "
           f"{machine['loopback_rtt_us']:.1f} µs (blocking C ping-pong); medians of {report['rounds']} interleaved rounds;")
     print("ratio = median of the per-round ratios of ours to the peer (> 1: ours faster); CPU µs/op = client user + "
-          "system time per extra operation; CPU ratio < 1: ours cheaper")
+          "system time per extra operation; CPU ratio < 1: ours cheaper;")
+    print("server µs/op = the server's own CPU per extra operation while serving ours / the peer: where it is near "
+          "the wall time per operation, the server is the limit")
     header = f"{'workload':<58} {'ours':>12} {'peer':<24} {'peer rate':>12} {'ratio':>7} {'target':>8} {'met':>4} " \
-             f"{'CPU ours':>9} {'CPU peer':>9} {'CPU ratio':>9} {'target':>7}"
+             f"{'CPU ours':>9} {'CPU peer':>9} {'CPU ratio':>9} {'target':>7} {'server ours':>11} {'server peer':>11}"
     group = None
     for workload in report["workloads"]:
         if workload["group"] != group:
@@ -431,6 +514,7 @@ def print_table(report):
             name = f"{workload['title']} ({workload['unit']})" if first else ""
             ours = figure(workload["summary"]["rate"]) if first else ""
             our_cpu = cpu_figure(workload["summary"]["cpu_us"]) if first else ""
+            our_server = cpu_figure(workload["summary"].get("server_cpu_us")) if first else ""
             target = "-" if row["target"] is None else f"≥{row['target']:.2f}x"
             met = "" if row["met"] is None else ("yes" if row["met"] else "NO")
             cpu_target = "" if row["cpu_target"] is None else f"≤{row['cpu_target']:.1f}x"
@@ -438,7 +522,8 @@ def print_table(report):
                 cpu_target += " NO"
             print(f"{name[:58]:<58} {ours:>12} {row['peer'][:24]:<24} {figure(row['peer_rate']):>12} {row['ratio']:>6.2f}x "
                   f"{target:>8} {met:>4} {our_cpu:>9} {cpu_figure(row['peer_cpu_us']):>9} "
-                  f"{('-' if row['cpu_ratio'] is None else format(row['cpu_ratio'], '.2f') + 'x'):>9} {cpu_target:>7}")
+                  f"{('-' if row['cpu_ratio'] is None else format(row['cpu_ratio'], '.2f') + 'x'):>9} {cpu_target:>7} "
+                  f"{our_server:>11} {cpu_figure(row.get('peer_server_cpu_us')):>11}")
             first = False
     targets = [row for w in report["workloads"] for row in w["summary"]["peers"] if row["met"] is not None]
     cpu_targets = [row for w in report["workloads"] for row in w["summary"]["peers"] if row["cpu_met"] is not None]
@@ -485,12 +570,13 @@ def run(arguments):
         chosen = workloads(tools, groups)
         rtt = loopback_round_trip(blocking_client, echo_port)
         print(f"bench: loopback round trip {rtt:.1f} µs; {len(chosen)} workloads, {arguments.rounds} rounds", file=sys.stderr)
+        servers = server_processes(tools, groups)
         samples = {w.key: {c.name: [] for c in w.clients} for w in chosen}
         for round_number in range(1, arguments.rounds + 1):
             started = time.monotonic()
             for workload in chosen:
                 for client in workload.clients:
-                    measurement = client.measure(workload.count, workload.cpu and not arguments.no_cpu)
+                    measurement = client.measure(workload.count, workload.cpu and not arguments.no_cpu, servers.get(workload.group))
                     samples[workload.key][client.name].append(measurement)
             print(f"bench: round {round_number} of {arguments.rounds} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
@@ -511,7 +597,8 @@ def run(arguments):
         "workloads": [
             {
                 "key": w.key, "group": w.group, "title": w.title, "unit": w.unit, "count": w.count,
-                "samples": {name: [{"rate": m.rate, "cpu_per_op": m.cpu_per_op} for m in ms] for name, ms in samples[w.key].items()},
+                "samples": {name: [{"rate": m.rate, "cpu_per_op": m.cpu_per_op, "server_cpu_per_op": m.server_cpu_per_op} for m in ms]
+                            for name, ms in samples[w.key].items()},
                 "summary": summarize(w, samples[w.key]),
             }
             for w in chosen
