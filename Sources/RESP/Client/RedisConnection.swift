@@ -595,26 +595,34 @@ public final class RedisConnection: Sendable {
             func deliver(_ delivery: Delivery) {
                 if first == nil { first = delivery } else { rest.append(delivery) }
             }
-            routing: for value in values {
-                switch state.router.received(value) {
-                case .complete(let id, let replies):
-                    switch state.slots[id] {
-                    case .waiting(let continuation)?:
-                        state.slots[id] = nil
-                        state.inlineGate.callerResumed()
-                        deliver(.resume(continuation, replies))
-                    case .registered?:
-                        state.slots[id] = .done(replies)
-                    default:
+            // Each value is moved out of the batch (a trivial `.null` takes its place), so routing
+            // it costs no reference counting: a copy of a value holding slices of the read buffer
+            // would retain and later release that buffer's storage once per reply.
+            values.withUnsafeMutableBufferPointer { slots in
+                guard let base = slots.baseAddress else { return }
+                routing: for index in 0..<slots.count {
+                    let value = (base + index).move()
+                    (base + index).initialize(to: .null)
+                    switch state.router.received(value) {
+                    case .complete(let id, let replies):
+                        switch state.slots[id] {
+                        case .waiting(let continuation)?:
+                            state.slots[id] = nil
+                            state.inlineGate.callerResumed()
+                            deliver(.resume(continuation, replies))
+                        case .registered?:
+                            state.slots[id] = .done(replies)
+                        default:
+                            break
+                        }
+                    case .push(let push):
+                        deliver(.push(push))
+                    case .unsolicited(let reply):
+                        unsolicited = reply
+                        break routing
+                    case .waitForMore, .dropped:
                         break
                     }
-                case .push(let push):
-                    deliver(.push(push))
-                case .unsolicited(let reply):
-                    unsolicited = reply
-                    break routing
-                case .waitForMore, .dropped:
-                    break
                 }
             }
         }

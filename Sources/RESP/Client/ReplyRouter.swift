@@ -48,11 +48,11 @@ struct ReplyRouter: Sendable {
     }
 
     /// Routes one value read from the server.
-    mutating func received(_ value: RESPValue) -> Action {
+    mutating func received(_ value: consuming RESPValue) -> Action {
         if value.isPush { return .push(value) }
         guard head < queue.count else { return .unsolicited(value) }
         queue[head].remaining -= 1
-        if !queue[head].isAbandoned { queue[head].replies.append(value) }
+        if !queue[head].isAbandoned { queue[head].replies.append(value) }  // moved in: the last use
         guard queue[head].remaining == 0 else { return queue[head].isAbandoned ? .dropped : .waitForMore }
         // Moved out, not copied: the replies array keeps a single owner.
         var done = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)

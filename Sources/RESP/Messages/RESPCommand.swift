@@ -6,9 +6,15 @@ public enum RESPCommandEncoder {
     /// summed first, then the command is stored into one reserved region (one capacity check, no
     /// per-field bookkeeping: the encoder is on the hot path of every command and pipeline).
     public static func encode(_ arguments: [RESPArgument], into buffer: inout ByteBuffer) {
+        arguments.withUnsafeBufferPointer { encode($0, into: &buffer) }
+    }
+
+    /// The same over borrowed arguments: reading them in place costs no reference counting per
+    /// argument (iterating the array would copy each, retaining its string or buffer).
+    static func encode(_ arguments: UnsafeBufferPointer<RESPArgument>, into buffer: inout ByteBuffer) {
         var size = 3 + decimalLength(Int64(arguments.count))
-        for argument in arguments {
-            let length = argument.encodedLength
+        for index in arguments.indices {
+            let length = arguments[index].encodedLength
             size += 5 + decimalLength(Int64(length)) + length
         }
         _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { region -> Int in
@@ -30,9 +36,9 @@ public enum RESPCommandEncoder {
             }
             put(UInt8(ascii: "*"))
             putCount(arguments.count)
-            for argument in arguments {
+            for index in arguments.indices {
                 put(UInt8(ascii: "$"))
-                switch argument {
+                switch arguments[index] {
                 case .string(let string):
                     // A native string lends its UTF-8 without a copy; only a bridged one is copied.
                     let lent: Void? = string.utf8.withContiguousStorageIfAvailable { putBytes(UnsafeRawBufferPointer($0)) }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Transport
 
 /// A resumable RESP3/RESP2 reply parser.
@@ -282,11 +287,18 @@ public struct RESPParser: Sendable {
         let from = Swift.max(0, lineScanned)
         let searchLimit = Swift.min(available, limits.maximumLineLength + 3)
         var newline: Int?
-        if searchLimit > from, let slice = buffer.getSlice(at: from, count: searchLimit - from), let found = slice.firstIndex(of: 10) {
-            newline = from + found
-            bytesExamined += found + 1
-        } else {
-            bytesExamined += Swift.max(0, searchLimit - from)
+        if searchLimit > from {
+            // Scanned in place (memchr), without a slice of the buffer to search.
+            let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+                guard let base = bytes.baseAddress, let hit = memchr(base + from, 10, searchLimit - from) else { return nil }
+                return UnsafeRawPointer(hit) - base
+            }
+            if let found {
+                newline = found
+                bytesExamined += found - from + 1
+            } else {
+                bytesExamined += searchLimit - from
+            }
         }
         guard let end = newline else {
             if available > limits.maximumLineLength + 2 {
