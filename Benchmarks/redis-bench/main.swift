@@ -1,6 +1,7 @@
 // The Redis client benchmark, beside redis-benchmark and redis-py on the same server.
 //   redis-bench PORT sequential-set|sequential-get COUNT
 //   redis-bench PORT pipelined-set COUNT BATCH      (one connection, batches kept in flight)
+//   redis-bench PORT pipelined-set-discarding COUNT BATCH   (the same, replies discarded but errors)
 //   redis-bench PORT concurrent-set COUNT TASKS     (TASKS tasks share one connection)
 //   redis-bench - parse FILE REPEAT                 (parser throughput on a captured stream)
 // Prints operations (or MB) per second. REDIS_PASSWORD, when set, is sent with AUTH.
@@ -42,7 +43,8 @@ func run(_ arguments: [String]) async throws -> Double {
         let start = ContinuousClock.now
         for _ in 0..<count { try await connection.send(["GET", "key:__rand_int__"]) }
         return Double(count) / seconds(since: start)
-    case "pipelined-set":
+    case "pipelined-set", "pipelined-set-discarding":
+        let discarding = mode == "pipelined-set-discarding"
         let batchSize = Int(arguments[4]) ?? 1000
         let batch = [[RESPArgument]](repeating: ["SET", "key:__rand_int__", value], count: batchSize)
         let batches = count / batchSize
@@ -50,13 +52,21 @@ func run(_ arguments: [String]) async throws -> Double {
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             var issued = 0
+            @Sendable func send() async throws {
+                if discarding {
+                    let errors = try await connection.pipelineDiscardingReplies(batch)
+                    if !errors.isEmpty { throw BenchError(message: "\(errors.count) errors in a batch") }
+                } else {
+                    _ = try await connection.pipeline(batch)
+                }
+            }
             for _ in 0..<Swift.min(inFlight, batches) {
-                group.addTask { _ = try await connection.pipeline(batch) }
+                group.addTask { try await send() }
                 issued += 1
             }
             while try await group.next() != nil {
                 if issued < batches {
-                    group.addTask { _ = try await connection.pipeline(batch) }
+                    group.addTask { try await send() }
                     issued += 1
                 }
             }

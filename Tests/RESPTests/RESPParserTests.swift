@@ -10,6 +10,45 @@ func simple(_ text: String) -> RESPValue { .simpleString(ByteBuffer(string: text
 
 @Suite("RESP parser")
 struct RESPParserTests {
+    @Test func simpleRepliesAreSkippedUnbuiltAndEverythingElseIsLeftForNext() throws {
+        var parser = RESPParser()
+        var buffer = ByteBuffer(string: "+OK\r\n:42\r\n:-7\r\n+\r\n-ERR no\r\n+OK\r\n")
+        for _ in 0..<4 {
+            let skipped = parser.skipSimpleReply(&buffer)
+            #expect(skipped)
+        }
+        // An error is never skipped: next() reads it.
+        let errorSkipped = parser.skipSimpleReply(&buffer)
+        #expect(!errorSkipped)
+        let error = try parser.next(&buffer)
+        #expect(error == .simpleError(ByteBuffer(string: "ERR no")))
+        let lastSkipped = parser.skipSimpleReply(&buffer)
+        #expect(lastSkipped)
+        #expect(buffer.readableBytes == 0)
+        #expect(parser.bytesExamined == 32)
+
+        // Refused, consuming nothing: partial lines, aggregates, bulk strings, pushes, a bad or
+        // too long integer, a line without CR.
+        for text in ["+OK\r", "+OK", "*1\r\n:1\r\n", "$2\r\nok\r\n", ">1\r\n+x\r\n", ":12a\r\n", ":1234567890123456789\r\n", "+OK\n", ":\r\n", ":-\r\n"] {
+            var fresh = RESPParser()
+            var bytes = ByteBuffer(string: text)
+            let skipped = fresh.skipSimpleReply(&bytes)
+            #expect(!skipped, "\(text.debugDescription)")
+            #expect(bytes.readableBytes == text.utf8.count)
+        }
+
+        // Inside an aggregate under construction nothing is skipped: the elements belong to it.
+        var nested = RESPParser()
+        var stream = ByteBuffer(string: "*2\r\n:1\r\n")
+        let partial = try nested.next(&stream)
+        #expect(partial == nil)
+        stream.writeString(":2\r\n")
+        let skippedInside = nested.skipSimpleReply(&stream)
+        #expect(!skippedInside)
+        let whole = try nested.next(&stream)
+        #expect(whole == .array([.integer(1), .integer(2)]))
+    }
+
     @Test func everyScalarType() throws {
         let stream = "+OK\r\n-ERR bad\r\n:-42\r\n$5\r\nhel\0o\r\n$0\r\n\r\n_\r\n$-1\r\n*-1\r\n#t\r\n#f\r\n"
             + ",3.25\r\n,inf\r\n,-inf\r\n,nan\r\n,1.5e10\r\n,10\r\n,-0.5E-3\r\n(-3492890328409238509324850943850943825024385\r\n"

@@ -196,6 +196,40 @@ struct RedisClientTests {
         try await client.delete(key)
     }
 
+    /// The errors of a pipeline that discards its replies keep their commands' indices, across
+    /// reads that split the replies anywhere (20,000 commands), and every command ran.
+    @Test func aPipelineDiscardingRepliesReportsOnlyItsErrorsWithTheirIndices() async throws {
+        let client = try LiveServer.redisClient()
+        defer { client.close() }
+        let key = LiveServer.redisKey("discard")
+        let list = LiveServer.redisKey("discard-list")
+        var commands: [[RESPArgument]] = []
+        var expectedErrors: [Int] = []
+        for index in 0..<20_000 {
+            switch index % 1000 {
+            case 999:
+                expectedErrors.append(commands.count)
+                commands.append(["INCR", .string(list)])  // a list: WRONGTYPE
+            case 500:
+                commands.append(["GET", .string(key)])  // a bulk string: built, not kept
+            default:
+                commands.append(index % 2 == 0 ? ["INCR", .string(key)] : ["RPUSH", .string(list), .integer(Int64(index))])
+            }
+        }
+        let errors = try await client.pipelineDiscardingReplies(commands)
+        #expect(errors.map(\.index) == expectedErrors)
+        #expect(errors.allSatisfy { $0.error.code == "WRONGTYPE" })
+        let increments = commands.filter { $0.first == "INCR" && $0.count == 2 && $0[1] == .string(key) }.count
+        #expect(try await client.send(["GET", .string(key)]) == bulk(String(increments)))
+        #expect(try await client.send(["LLEN", .string(list)]) == .integer(Int64(commands.count - increments - 20 - 20)))
+        // The connection is in step: an ordinary pipeline and command follow.
+        let replies = try await client.pipeline([["INCR", .string(key)], ["GET", .string(key)]])
+        #expect(replies == [.integer(Int64(increments + 1)), bulk(String(increments + 1))])
+        #expect(try await client.pipelineDiscardingReplies([]).isEmpty)
+        try await client.delete(key)
+        try await client.delete(list)
+    }
+
     @Test func transactionsAndAbortedWatch() async throws {
         let client = try LiveServer.redisClient()
         defer { client.close() }

@@ -117,6 +117,15 @@ struct RedisFakeServerTests {
         #expect(error?.cause.kind == .connection)
         try await task.value
 
+        // The same with a pipeline that discards its replies: answered, but without a value.
+        let (discardPort, discardTask) = try Self.cuttingServer(answers: 3, readAtLeast: 0)
+        let discarding = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: discardPort))
+        defer { discarding.close() }
+        let cut = await #expect(throws: RedisPipelineError.self) { try await discarding.pipelineDiscardingReplies(commands) }
+        let discarded = [RedisPipelineError.Outcome](repeating: .answeredAndDiscarded, count: 3) + [RedisPipelineError.Outcome](repeating: .unknown, count: 7)
+        #expect(cut?.outcomes == discarded, "\(String(describing: cut))")
+        try await discardTask.value
+
         // A 32 MB pipeline blocks in its write (the server stops reading after 1 MiB); a second
         // one queued behind it never leaves the client when the server then closes.
         let signals = CutSignals()

@@ -16,6 +16,36 @@ struct ReplyRouterTests {
         #expect(router.received(simple("extra")) == .unsolicited(simple("extra")))
     }
 
+    @Test func aRequestKeepingOnlyErrorsCountsSkippedRepliesAndKeepsErrorsWithTheirIndex() {
+        var router = ReplyRouter()
+        router.enqueue(1, replies: 5, keepingOnlyErrors: true)
+        router.enqueue(2, replies: 1)
+        #expect(router.skippableReplies == 5)
+        #expect(router.skipped(2) == .waitForMore)
+        #expect(router.skippableReplies == 3)
+        #expect(router.received(.push([])) == .push(.push([])))
+        #expect(router.received(.simpleError(ByteBuffer(string: "ERR third"))) == .waitForMore)
+        #expect(router.received(.integer(7)) == .waitForMore)  // built anyway: counted, not kept
+        #expect(router.skippableReplies == 1)
+        #expect(router.skipped(2) == .waitForMore)  // more than the request expects: refused
+        let errorEntry = RESPValue.array([.integer(2), .simpleError(ByteBuffer(string: "ERR third"))])
+        #expect(router.skipped(1) == .complete(1, [errorEntry]))
+        #expect(router.skippableReplies == 0)  // the next request keeps its values
+        #expect(router.received(simple("OK")) == .complete(2, [simple("OK")]))
+
+        // An abandoned request's replies may be skipped too; what it had is not reported.
+        router.enqueue(3, replies: 3)
+        router.enqueue(4, replies: 2, keepingOnlyErrors: true)
+        router.abandon(3)
+        #expect(router.skippableReplies == 3)
+        #expect(router.skipped(3) == .dropped)
+        #expect(router.received(.integer(1)) == .waitForMore)
+        let failed = router.failAllWithReplies()
+        #expect(failed.map(\.id) == [4])
+        #expect(failed.first?.answered == 1)
+        #expect(failed.first?.replies == [])
+    }
+
     @Test func abandonedRequestsKeepTheirSlot() {
         var router = ReplyRouter()
         router.enqueue(1, replies: 1)

@@ -67,6 +67,12 @@ public final class RedisClient: Sendable {
         try await connection().pipeline(commands)
     }
 
+    /// Sends a batch in one write, keeping only the error replies with their commands' indices:
+    /// for bulk writes (see ``RedisConnection/pipelineDiscardingReplies(_:timeout:)``).
+    public func pipelineDiscardingReplies(_ commands: [[RESPArgument]]) async throws -> [(index: Int, error: RedisError)] {
+        try await connection().pipelineDiscardingReplies(commands)
+    }
+
     /// Sends a blocking command on the dedicated connection, with a deadline past its own timeout.
     func sendBlocking(_ arguments: [RESPArgument], serverTimeout: Duration) async throws -> RESPValue {
         let connection = try await connection(in: blocking)

@@ -277,6 +277,36 @@ public final class RedisConnection: Sendable {
         }
     }
 
+    /// Sends several commands in one write, as ``pipeline(_:timeout:)`` does, for callers that
+    /// need no reply but the errors (bulk writes): the replies are checked and counted as they
+    /// are read, and a simple string or integer reply is never built. Returns each error reply
+    /// with the index of its command (empty when every command succeeded). When the connection
+    /// fails midway, throws ``RedisPipelineError``, where a command answered with something
+    /// other than an error is ``RedisPipelineError/Outcome/answeredAndDiscarded``.
+    public func pipelineDiscardingReplies(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [(index: Int, error: RedisError)] {
+        guard !commands.isEmpty else { return [] }
+        var id: UInt64 = 0
+        let kept: [RESPValue]
+        do {
+            kept = try await submit(replies: commands.count, keepingOnlyErrors: true, timeout: timeout ?? commandTimeout, registered: { id = $0 }) {
+                outbound, changes, ends in
+                for command in commands {
+                    changes.record(command)
+                    RESPCommandEncoder.encode(command, into: &outbound)
+                    ends.append(outbound.readableBytes)
+                }
+            }
+        } catch let error as RedisError {
+            if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
+            throw error
+        }
+        var errors: [(index: Int, error: RedisError)] = []
+        for case .array(let pair) in kept where pair.count == 2 {
+            if case .integer(let index) = pair[0] { errors.append((Int(index), RedisError.server(pair[1].string ?? ""))) }
+        }
+        return errors
+    }
+
     /// Sends a command whose answer comes as pushes (SUBSCRIBE and its family on RESP3): nothing
     /// waits for a reply in order.
     func sendForPushes(_ arguments: [RESPArgument]) async throws {
@@ -389,7 +419,7 @@ public final class RedisConnection: Sendable {
     /// `registered` learns the request's id; `encode` may note where each command ends in the
     /// outbound buffer (pipelines do), which tells what was sent if the connection fails.
     private func submit(
-        replies: Int, timeout: Duration?, registered: ((UInt64) -> Void)?,
+        replies: Int, keepingOnlyErrors: Bool = false, timeout: Duration?, registered: ((UInt64) -> Void)?,
         encode: (inout ByteBuffer, inout RedisSessionChanges, inout [Int]) -> Void
     ) async throws -> [RESPValue] {
         // Register first, so that a reply can never arrive before its slot exists.
@@ -397,7 +427,7 @@ public final class RedisConnection: Sendable {
             if let failure = state.failure { throw failure }
             let id = state.nextID
             state.nextID &+= 1
-            state.router.enqueue(id, replies: replies)
+            state.router.enqueue(id, replies: replies, keepingOnlyErrors: keepingOnlyErrors)
             state.slots[id] = .registered
             state.lastRequestAt = Deadline.now.uptimeNanoseconds
             let before = state.writes.pending.readableBytes
@@ -527,26 +557,55 @@ public final class RedisConnection: Sendable {
     /// the parser and buffer and, if someone still needs replies, starts the background reader.
     /// Returns the error that stopped it early, if any.
     private func read(deadline: Deadline, asCaller: Bool, until isDone: (inout State) -> Bool) async -> RedisError? {
-        guard var reader = state.withLock({ state -> ReaderState? in
-            defer { state.reader = nil }
-            return state.reader
-        }) else { return RedisError(.connection, message: "no reader state") }
+        guard
+            var (reader, skippable) = state.withLock({ state -> (ReaderState, Int)? in
+                defer { state.reader = nil }
+                return state.reader.map { ($0, state.router.skippableReplies) }
+            })
+        else { return RedisError(.connection, message: "no reader state") }
         var stoppedBy: RedisError?
         // The values one read brought, routed together under one lock.
         var batch: [RESPValue] = []
+        // Replies of a request that keeps only errors, skipped unbuilt since the last routing.
+        var skipped = 0
         while true {
             do {
                 do {
-                    while let value = try reader.parser.next(&reader.buffer) { batch.append(value) }
+                    while true {
+                        if skippable > 0, reader.parser.skipSimpleReply(&reader.buffer) {
+                            if !batch.isEmpty { route(&batch) }  // stream order: earlier values first
+                            skipped += 1
+                            skippable -= 1
+                            if skippable == 0 {
+                                // The request is complete: the next one may be skippable too.
+                                skippable = route(&batch, thenSkipped: skipped)
+                                skipped = 0
+                            }
+                            continue
+                        }
+                        guard let value = try reader.parser.next(&reader.buffer) else { break }
+                        if skipped > 0 {
+                            route(&batch, thenSkipped: skipped)
+                            skipped = 0
+                        }
+                        if skippable > 0, !value.isPush { skippable -= 1 }
+                        batch.append(value)
+                    }
                 } catch {
-                    route(&batch)  // what came before the bad bytes still reaches its callers
+                    route(&batch, thenSkipped: skipped)  // what came before the bad bytes still reaches its callers
+                    skipped = 0
                     throw error
                 }
-                route(&batch)
+                route(&batch, thenSkipped: skipped)
+                skipped = 0
                 reader.buffer.compact()
-                let (done, alone) = state.withLock { state in
-                    (isDone(&state) || state.failure != nil, state.inlineGate.allows(inFlight: state.router.pendingCount))
+                let (done, alone, next) = state.withLock { state in
+                    (
+                        isDone(&state) || state.failure != nil, state.inlineGate.allows(inFlight: state.router.pendingCount),
+                        state.router.skippableReplies
+                    )
                 }
+                skippable = next
                 if done { break }
                 // A caller reading for its own lone request would only wait: its thread may wait
                 // for the reply (see `InlineWaitGate`).
@@ -586,14 +645,32 @@ public final class RedisConnection: Sendable {
     /// value is matched to its request under one lock; callers are resumed and pushes delivered
     /// after it, in stream order. The first delivery is kept apart, so a lone reply costs no
     /// array.
-    private func route(_ values: inout [RESPValue]) {
-        guard !values.isEmpty else { return }
+    ///
+    /// `thenSkipped`: after the values, that many replies were skipped unbuilt (they belong to a
+    /// request that keeps only errors).
+    /// Returns how many of the next replies may be skipped (see `ReplyRouter.skippableReplies`).
+    @discardableResult
+    private func route(_ values: inout [RESPValue], thenSkipped skipped: Int = 0) -> Int {
+        guard !values.isEmpty || skipped > 0 else { return 0 }
+        var skippable = 0
         var first: Delivery?
         var rest: [Delivery] = []
         var unsolicited: RESPValue?
         state.withLock { state in
             func deliver(_ delivery: Delivery) {
                 if first == nil { first = delivery } else { rest.append(delivery) }
+            }
+            func complete(_ id: UInt64, _ replies: [RESPValue]) {
+                switch state.slots[id] {
+                case .waiting(let continuation)?:
+                    state.slots[id] = nil
+                    state.inlineGate.callerResumed()
+                    deliver(.resume(continuation, replies))
+                case .registered?:
+                    state.slots[id] = .done(replies)
+                default:
+                    break
+                }
             }
             // Each value is moved out of the batch (a trivial `.null` takes its place), so routing
             // it costs no reference counting: a copy of a value holding slices of the read buffer
@@ -605,16 +682,7 @@ public final class RedisConnection: Sendable {
                     (base + index).initialize(to: .null)
                     switch state.router.received(value) {
                     case .complete(let id, let replies):
-                        switch state.slots[id] {
-                        case .waiting(let continuation)?:
-                            state.slots[id] = nil
-                            state.inlineGate.callerResumed()
-                            deliver(.resume(continuation, replies))
-                        case .registered?:
-                            state.slots[id] = .done(replies)
-                        default:
-                            break
-                        }
+                        complete(id, replies)
                     case .push(let push):
                         deliver(.push(push))
                     case .unsolicited(let reply):
@@ -625,6 +693,8 @@ public final class RedisConnection: Sendable {
                     }
                 }
             }
+            if unsolicited == nil, case .complete(let id, let replies) = state.router.skipped(skipped) { complete(id, replies) }
+            skippable = state.router.skippableReplies
         }
         values.removeAll(keepingCapacity: true)
         func perform(_ delivery: Delivery) {
@@ -638,7 +708,9 @@ public final class RedisConnection: Sendable {
         if let unsolicited {
             connection.close()
             fail(RedisError(.protocolViolation, message: "reply with no command waiting: \(unsolicited)"))
+            return 0
         }
+        return skippable
     }
 
     private func fail(_ error: RedisError) {
@@ -648,13 +720,22 @@ public final class RedisConnection: Sendable {
             // A pipeline cut midway learns, command by command, what was answered, what may
             // have run and what was never sent.
             let sentEnd = state.writtenBytes + state.writingBytes
-            for (id, replies) in state.router.failAllWithReplies() {
-                guard let offsets = state.pipelineOffsets.removeValue(forKey: id) else { continue }
+            for received in state.router.failAllWithReplies() {
+                guard let offsets = state.pipelineOffsets.removeValue(forKey: received.id) else { continue }
+                let replies = received.replies
+                var errors: [Int: RESPValue] = [:]
+                if received.keepsOnlyErrors {
+                    for case .array(let pair) in replies where pair.count == 2 {
+                        if case .integer(let index) = pair[0] { errors[Int(index)] = pair[1] }
+                    }
+                }
                 var outcomes: [RedisPipelineError.Outcome] = []
                 outcomes.reserveCapacity(offsets.ends.count)
                 for index in offsets.ends.indices {
                     let start = index == 0 ? offsets.start : offsets.ends[index - 1]
-                    if index < replies.count {
+                    if received.keepsOnlyErrors, index < received.answered {
+                        outcomes.append(errors[index].map { .answered($0) } ?? .answeredAndDiscarded)
+                    } else if !received.keepsOnlyErrors, index < replies.count {
                         outcomes.append(.answered(replies[index]))
                     } else if start >= sentEnd {
                         outcomes.append(.notSent)
@@ -662,7 +743,7 @@ public final class RedisConnection: Sendable {
                         outcomes.append(.unknown)
                     }
                 }
-                state.interruptedPipelines[id] = RedisPipelineError(outcomes: outcomes, cause: error)
+                state.interruptedPipelines[received.id] = RedisPipelineError(outcomes: outcomes, cause: error)
             }
             var waiting: [UnsafeContinuation<[RESPValue], any Error>] = []
             for (id, slot) in state.slots {

@@ -7,6 +7,9 @@ public struct RedisPipelineError: Error, Sendable, CustomStringConvertible {
     public enum Outcome: Sendable, Equatable {
         /// The server answered (an error reply is an answer too).
         case answered(RESPValue)
+        /// The server answered with something other than an error, which the pipeline did not
+        /// keep (``RedisConnection/pipelineDiscardingReplies(_:timeout:)``).
+        case answeredAndDiscarded
         /// It was written (or was being written) and no reply came: it may or may not have run.
         case unknown
         /// It never left the client: it did not run.
@@ -29,7 +32,7 @@ public struct RedisPipelineError: Error, Sendable, CustomStringConvertible {
         var notSent = 0
         for outcome in outcomes {
             switch outcome {
-            case .answered: answered += 1
+            case .answered, .answeredAndDiscarded: answered += 1
             case .unknown: unknown += 1
             case .notSent: notSent += 1
             }

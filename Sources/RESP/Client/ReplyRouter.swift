@@ -22,6 +22,11 @@ struct ReplyRouter: Sendable {
         var remaining: Int
         var replies: [RESPValue]
         var isAbandoned: Bool
+        /// Only error replies are kept, each as `[index, error]` (an array of the command's
+        /// index as an integer and the error value); the others are counted.
+        var keepsOnlyErrors = false
+        /// Replies received so far.
+        var answered = 0
     }
 
     private var queue: [Pending] = []
@@ -31,11 +36,40 @@ struct ReplyRouter: Sendable {
     var pendingCount: Int { queue.count - head }
 
     /// Registers a request whose `replies` replies come next in the stream.
-    mutating func enqueue(_ id: UInt64, replies: Int) {
-        var pending = Pending(id: id, remaining: replies, replies: [], isAbandoned: false)
+    /// `keepingOnlyErrors`: the request wants only its error replies, with their indices (see
+    /// `Pending`); its other replies may be skipped unparsed (``skipped(_:)``).
+    mutating func enqueue(_ id: UInt64, replies: Int, keepingOnlyErrors: Bool = false) {
+        var pending = Pending(id: id, remaining: replies, replies: [], isAbandoned: false, keepsOnlyErrors: keepingOnlyErrors)
         // A pipeline's replies fill one array of known size: no regrowth while they arrive.
-        if replies > 1 { pending.replies.reserveCapacity(replies) }
+        if replies > 1 && !keepingOnlyErrors { pending.replies.reserveCapacity(replies) }
         queue.append(pending)
+    }
+
+    /// How many of the next replies in the stream (pushes aside) belong to a request that keeps
+    /// no value of a reply that is not an error (or to none that waits): the reader may skip
+    /// such replies without building them and report them with ``skipped(_:)``.
+    var skippableReplies: Int {
+        guard head < queue.count, queue[head].keepsOnlyErrors || queue[head].isAbandoned else { return 0 }
+        return queue[head].remaining
+    }
+
+    /// `count` replies that are neither errors nor pushes were read and not built; at most
+    /// ``skippableReplies``.
+    mutating func skipped(_ count: Int) -> Action {
+        guard count > 0, head < queue.count, count <= queue[head].remaining else { return .waitForMore }
+        queue[head].remaining -= count
+        queue[head].answered += count
+        guard queue[head].remaining == 0 else { return queue[head].isAbandoned ? .dropped : .waitForMore }
+        return finishHead()
+    }
+
+    /// What the replies of the request that failed midway were: the replies kept, and how many
+    /// came in all.
+    struct Received {
+        var id: UInt64
+        var replies: [RESPValue]
+        var answered: Int
+        var keepsOnlyErrors: Bool
     }
 
     /// The caller no longer waits; its replies will be dropped. Returns false if it is unknown.
@@ -52,8 +86,20 @@ struct ReplyRouter: Sendable {
         if value.isPush { return .push(value) }
         guard head < queue.count else { return .unsolicited(value) }
         queue[head].remaining -= 1
-        if !queue[head].isAbandoned { queue[head].replies.append(value) }  // moved in: the last use
+        if !queue[head].isAbandoned {
+            if !queue[head].keepsOnlyErrors {
+                queue[head].replies.append(value)  // moved in: the last use
+            } else if value.isError {
+                queue[head].replies.append(.array([.integer(Int64(queue[head].answered)), value]))
+            }
+        }
+        queue[head].answered += 1
         guard queue[head].remaining == 0 else { return queue[head].isAbandoned ? .dropped : .waitForMore }
+        return finishHead()
+    }
+
+    /// The head request has all its replies: it leaves the queue.
+    private mutating func finishHead() -> Action {
         // Moved out, not copied: the replies array keeps a single owner.
         var done = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)
         swap(&done, &queue[head])
@@ -70,9 +116,11 @@ struct ReplyRouter: Sendable {
         failAllWithReplies().map(\.id)
     }
 
-    /// The same, with the replies each had received (only the first can have some).
-    mutating func failAllWithReplies() -> [(id: UInt64, replies: [RESPValue])] {
-        let waiting = queue[head...].filter { !$0.isAbandoned }.map { (id: $0.id, replies: $0.replies) }
+    /// The same, with what each had received (only the first can have replies).
+    mutating func failAllWithReplies() -> [Received] {
+        let waiting = queue[head...].filter { !$0.isAbandoned }.map {
+            Received(id: $0.id, replies: $0.replies, answered: $0.answered, keepsOnlyErrors: $0.keepsOnlyErrors)
+        }
         queue.removeAll()
         head = 0
         return waiting

@@ -19,42 +19,49 @@ public enum RESPCommandEncoder {
         }
         _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { region -> Int in
             guard let base = region.baseAddress else { return 0 }
-            var offset = 0
-            func put(_ byte: UInt8) {
-                base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
-                offset += 1
-            }
-            func putCount(_ value: Int) {
-                offset += ASCIIDecimal.write(UInt64(value), to: base + offset)
-                put(0x0D)
-                put(0x0A)
-            }
-            func putBytes(_ bytes: UnsafeRawBufferPointer) {
-                putCount(bytes.count)
-                if let source = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
-                offset += bytes.count
-            }
-            put(UInt8(ascii: "*"))
-            putCount(arguments.count)
+            // A raw cursor and inlined helpers: nothing captured, so no exclusivity checks.
+            var cursor = base
+            cursor.storeBytes(of: UInt8(ascii: "*"), as: UInt8.self)
+            cursor += 1
+            putCount(arguments.count, &cursor)
             for index in arguments.indices {
-                put(UInt8(ascii: "$"))
+                cursor.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
+                cursor += 1
                 switch arguments[index] {
-                case .string(let string):
+                case .string(var string):
                     // A native string lends its UTF-8 without a copy; only a bridged one is copied.
-                    let lent: Void? = string.utf8.withContiguousStorageIfAvailable { putBytes(UnsafeRawBufferPointer($0)) }
-                    if lent == nil { Array(string.utf8).withUnsafeBytes { putBytes($0) } }
+                    string.withUTF8 { putBytes(UnsafeRawBufferPointer($0), &cursor) }
                 case .bytes(let bytes):
-                    bytes.withUnsafeReadableBytes { putBytes($0) }
+                    bytes.withUnsafeReadableBytes { putBytes($0, &cursor) }
                 case .integer(let integer):
-                    putCount(decimalLength(integer))
-                    if integer < 0 { put(UInt8(ascii: "-")) }
-                    offset += ASCIIDecimal.write(integer.magnitude, to: base + offset)
+                    putCount(decimalLength(integer), &cursor)
+                    if integer < 0 {
+                        cursor.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+                        cursor += 1
+                    }
+                    cursor += ASCIIDecimal.write(integer.magnitude, to: cursor)
                 }
-                put(0x0D)
-                put(0x0A)
+                cursor.storeBytes(of: UInt16(bigEndian: 0x0D0A), as: UInt16.self)
+                cursor += 2
             }
-            return offset
+            return cursor - base
         }
+    }
+
+    /// A decimal count and CRLF.
+    @inline(__always)
+    private static func putCount(_ value: Int, _ cursor: inout UnsafeMutableRawPointer) {
+        cursor += ASCIIDecimal.write(UInt64(value), to: cursor)
+        cursor.storeBytes(of: UInt16(bigEndian: 0x0D0A), as: UInt16.self)
+        cursor += 2
+    }
+
+    /// A bulk string's length line and bytes (its closing CRLF is the caller's).
+    @inline(__always)
+    private static func putBytes(_ bytes: UnsafeRawBufferPointer, _ cursor: inout UnsafeMutableRawPointer) {
+        putCount(bytes.count, &cursor)
+        if let source = bytes.baseAddress, bytes.count > 0 { cursor.copyMemory(from: source, byteCount: bytes.count) }
+        cursor += bytes.count
     }
 
     /// How many characters `value` takes in decimal, sign included.

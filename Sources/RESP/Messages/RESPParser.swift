@@ -71,6 +71,44 @@ public struct RESPParser: Sendable {
         self.limits = limits
     }
 
+    /// Consumes the next reply without building it when it is a whole simple string or integer
+    /// line at the top level (`+OK`, `:1`), as checked as ``next(_:)`` would; returns false, and
+    /// consumes nothing, for anything else (an error, a push, an aggregate, a partial line …),
+    /// which ``next(_:)`` then reads. For callers that only count such replies.
+    public mutating func skipSimpleReply(_ buffer: inout ByteBuffer) -> Bool {
+        guard stack.isEmpty, awaitedPayload == nil, streamedString == nil, topLevelAttributes == nil, lineScanned == 0 else {
+            return false
+        }
+        let searchLimit = Swift.min(buffer.readableBytes, limits.maximumLineLength + 3)
+        let end = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard searchLimit >= 3, let base = bytes.baseAddress else { return nil }
+            let type = base.load(as: UInt8.self)
+            guard type == UInt8(ascii: "+") || type == UInt8(ascii: ":"),
+                let hit = memchr(base + 1, 10, searchLimit - 1)
+            else { return nil }
+            let end = UnsafeRawPointer(hit) - base
+            guard end >= 2, base.load(fromByteOffset: end - 1, as: UInt8.self) == 13 else { return nil }
+            if type == UInt8(ascii: ":") {
+                // Up to 18 digits with an optional sign: within 64 bits, as next(_:) requires.
+                let sign = base.load(fromByteOffset: 1, as: UInt8.self)
+                var index = sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") ? 2 : 1
+                let digits = end - 1 - index
+                guard digits > 0, digits <= 18 else { return nil }
+                while index < end - 1 {
+                    let byte = base.load(fromByteOffset: index, as: UInt8.self)
+                    guard byte >= 48, byte <= 57 else { return nil }
+                    index += 1
+                }
+            }
+            return end
+        }
+        guard let end else { return false }
+        buffer.moveReaderIndex(forwardBy: end + 1)
+        bytesExamined += end + 1
+        consumed += end + 1
+        return true
+    }
+
     /// Returns the next complete top-level value, or nil when more bytes are needed. Consumed
     /// bytes are removed from `buffer`'s readable region; partial input stays for the next call.
     public mutating func next(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {

@@ -48,10 +48,11 @@ public enum RESPValue: Sendable, Equatable {
         return self
     }
 
-    /// Whether this is an error reply (simple or bulk).
+    /// Whether this is an error reply (simple or bulk), found without copying the value.
     public var isError: Bool {
-        switch withoutAttributes {
+        switch self {
         case .simpleError, .bulkError: true
+        case .attributed(let value, _): value.isError
         default: false
         }
     }
