@@ -56,4 +56,43 @@ struct NATSConfigurationTests {
         // Wildcard characters inside a token are literal.
         #expect(NATSSubject.problem("a*.b>", wildcards: false) == nil)
     }
+
+    /// The word-at-a-time check for plain subjects agrees with a byte-by-byte one on random
+    /// subjects of every length around the word size, and never accepts an invalid subject.
+    @Test func thePlainSubjectCheckAgreesWithAByteByByteOne() {
+        func reference(_ bytes: [UInt8]) -> Bool {
+            guard !bytes.isEmpty, bytes.count <= 4096 else { return false }
+            var afterDot = true
+            for byte in bytes {
+                if byte == UInt8(ascii: ".") {
+                    if afterDot { return false }
+                    afterDot = true
+                    continue
+                }
+                afterDot = false
+                if byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">") { return false }
+            }
+            return !afterDot
+        }
+        let alphabet: [UInt8] = Array("ab.c9-_".utf8) + [0x2E, 0x2E, 0x20, 0x09, 0x00, 0x7F, 0x2A, 0x3E, 0x21, 0x80, 0xC3, 0xA9, 0xFF, 0x1F]
+        var generator = SystemRandomNumberGenerator()
+        var accepted = 0
+        for round in 0..<50_000 {
+            let length = round % 40
+            // Mostly plain bytes, so that accepted subjects are common too.
+            let bytes = (0..<length).map { _ in
+                Int.random(in: 0..<10, using: &generator) < 8 ? UInt8(ascii: "a") + UInt8.random(in: 0..<26, using: &generator) : alphabet.randomElement(using: &generator)!
+            }
+            let fast = bytes.withUnsafeBufferPointer { NATSSubject.isPlain($0) }
+            if fast != reference(bytes) {
+                Issue.record("\(bytes): word-at-a-time \(fast), byte by byte \(!fast)")
+                return
+            }
+            if fast {
+                accepted += 1
+                #expect(NATSSubject.problem(String(decoding: bytes, as: UTF8.self), wildcards: false) == nil)
+            }
+        }
+        #expect(accepted > 2_500)
+    }
 }

@@ -184,21 +184,7 @@ public enum NATSSubject {
     static func problem(_ subject: String, wildcards: Bool) -> String? {
         var subject = subject
         // The common case first: no empty token, no wildcard character, no space or control byte.
-        let plain = subject.withUTF8 { bytes -> Bool in
-            guard bytes.count <= 4096 else { return false }
-            var afterDot = true
-            for byte in bytes {
-                if byte == UInt8(ascii: ".") {
-                    if afterDot { return false }
-                    afterDot = true
-                    continue
-                }
-                afterDot = false
-                if byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">") { return false }
-            }
-            return !afterDot
-        }
-        if plain { return nil }
+        if subject.withUTF8({ isPlain($0) }) { return nil }
         return subject.withUTF8 { bytes -> String? in
             func shown() -> String { String(decoding: bytes.prefix(80), as: UTF8.self) }
             if bytes.isEmpty { return "empty subject" }
@@ -219,6 +205,50 @@ public enum NATSSubject {
             }
             return nil
         }
+    }
+
+    /// Whether `bytes` is a subject with no empty token and no space, control, `*` or `>` byte:
+    /// valid for publishing as it is. False says only that the full check must decide. Eight
+    /// bytes at a time (SWAR): a publish validates its subject, so this is on its hot path.
+    static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let count = bytes.count
+        guard count > 0, count <= 4096, let base = bytes.baseAddress else { return false }
+        let dot = UInt8(ascii: ".")
+        guard base[0] != dot, base[count - 1] != dot else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let lows: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        /// 0x80 in exactly the bytes of `word` equal to `byte`.
+        @inline(__always) func equal(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+            let x = word ^ (ones &* UInt64(byte))
+            return ~(((x & lows) &+ lows) | x | lows)
+        }
+        var index = 0
+        var previousWasDot = false
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= count {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            // Some byte below 0x21 (space and controls): exact as an existence test.
+            if (word &- ones &* 0x21) & ~word & highs != 0 { return false }
+            if equal(word, 0x7F) | equal(word, UInt8(ascii: "*")) | equal(word, UInt8(ascii: ">")) != 0 { return false }
+            let dots = equal(word, dot)
+            // Two dots side by side: within the word, or across the boundary with the last one.
+            if dots & (dots << 8) != 0 || (previousWasDot && dots & 0x80 != 0) { return false }
+            previousWasDot = dots >> 63 != 0
+            index += 8
+        }
+        while index < count {
+            let byte = base[index]
+            if byte == dot {
+                if previousWasDot { return false }
+                previousWasDot = true
+            } else {
+                if byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">") { return false }
+                previousWasDot = false
+            }
+            index += 1
+        }
+        return true
     }
 
     /// Throws when `queue` cannot be a queue group name.
