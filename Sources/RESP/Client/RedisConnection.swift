@@ -40,9 +40,9 @@ public final class RedisConnection: Sendable {
         /// Sent or queued; the caller has not suspended yet.
         case registered
         /// The caller is suspended on this continuation.
-        case waiting(UnsafeContinuation<[RESPValue], any Error>)
+        case waiting(UnsafeContinuation<Replies, any Error>)
         /// The replies arrived before the caller suspended.
-        case done([RESPValue])
+        case done(Replies)
         /// The request failed before the caller suspended.
         case failed(RedisError)
     }
@@ -78,7 +78,7 @@ public final class RedisConnection: Sendable {
         var interruptedPipelines: [UInt64: RedisPipelineError] = [:]
 
         /// The outcome of request `id` if it has one (removing it), or nil while it is pending.
-        mutating func takeOutcome(_ id: UInt64) -> Result<[RESPValue], RedisError>? {
+        mutating func takeOutcome(_ id: UInt64) -> Result<Replies, RedisError>? {
             switch slots[id] {
             case .done(let replies)?:
                 slots[id] = nil
@@ -250,7 +250,7 @@ public final class RedisConnection: Sendable {
             changes.record(arguments)
             RESPCommandEncoder.encode(arguments, into: &outbound)
         }
-        let reply = replies[0]
+        let reply = replies.first
         if reply.isError { throw RedisError.server(reply.string ?? "") }
         return reply
     }
@@ -269,7 +269,7 @@ public final class RedisConnection: Sendable {
                     RESPCommandEncoder.encode(command, into: &outbound)
                     ends.append(outbound.readableBytes)
                 }
-            }
+            }.array
         } catch let error as RedisError {
             // The connection failed midway: say what became of each command.
             if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
@@ -295,7 +295,7 @@ public final class RedisConnection: Sendable {
                     RESPCommandEncoder.encode(command, into: &outbound)
                     ends.append(outbound.readableBytes)
                 }
-            }
+            }.array
         } catch let error as RedisError {
             if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
             throw error
@@ -412,7 +412,7 @@ public final class RedisConnection: Sendable {
     /// (no intermediate copy), sends, and waits for its replies.
     private func submit(
         replies: Int, timeout: Duration?, encode: (inout ByteBuffer, inout RedisSessionChanges) -> Void
-    ) async throws -> [RESPValue] {
+    ) async throws -> Replies {
         try await submit(replies: replies, timeout: timeout, registered: nil) { outbound, changes, _ in encode(&outbound, &changes) }
     }
 
@@ -421,7 +421,7 @@ public final class RedisConnection: Sendable {
     private func submit(
         replies: Int, keepingOnlyErrors: Bool = false, timeout: Duration?, registered: ((UInt64) -> Void)?,
         encode: (inout ByteBuffer, inout RedisSessionChanges, inout [Int]) -> Void
-    ) async throws -> [RESPValue] {
+    ) async throws -> Replies {
         // Register first, so that a reply can never arrive before its slot exists.
         let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
             if let failure = state.failure { throw failure }
@@ -467,8 +467,8 @@ public final class RedisConnection: Sendable {
         }
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[RESPValue], any Error>) in
-                let ready = state.withLock { state -> Result<[RESPValue], RedisError>? in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Replies, any Error>) in
+                let ready = state.withLock { state -> Result<Replies, RedisError>? in
                     if let outcome = state.takeOutcome(id) { return outcome }
                     if Task.isCancelled {
                         state.slots[id] = nil
@@ -487,7 +487,7 @@ public final class RedisConnection: Sendable {
 
     /// Ends a request early with `error`; its replies are dropped when they come.
     private func giveUp(_ id: UInt64, _ error: RedisError) {
-        let continuation = state.withLock { state -> UnsafeContinuation<[RESPValue], any Error>? in
+        let continuation = state.withLock { state -> UnsafeContinuation<Replies, any Error>? in
             guard let slot = state.slots[id] else { return nil }
             switch slot {
             case .waiting(let continuation):
@@ -531,12 +531,12 @@ public final class RedisConnection: Sendable {
     /// Reads as the leader until request `id` is answered (or fails). Returns its outcome, or nil
     /// when the caller should wait as a follower instead (its read was cancelled). Always hands
     /// reading on before returning.
-    private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<[RESPValue], any Error>? {
+    private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<Replies, any Error>? {
         let stopped = await read(deadline: deadline, asCaller: true) { state in
             if case .registered? = state.slots[id] { return false }
             return true
         }
-        return state.withLock { state -> Result<[RESPValue], any Error>? in
+        return state.withLock { state -> Result<Replies, any Error>? in
             if let outcome = state.takeOutcome(id) { return outcome.mapError { $0 as any Error } }
             // Our read stopped early: a deadline, a cancellation or a failure.
             state.slots[id] = nil
@@ -637,7 +637,7 @@ public final class RedisConnection: Sendable {
 
     /// What routing a batch leaves to do after the lock, in the order the values came.
     private enum Delivery {
-        case resume(UnsafeContinuation<[RESPValue], any Error>, [RESPValue])
+        case resume(UnsafeContinuation<Replies, any Error>, Replies)
         case push(RESPValue)
     }
 
@@ -660,7 +660,7 @@ public final class RedisConnection: Sendable {
             func deliver(_ delivery: Delivery) {
                 if first == nil { first = delivery } else { rest.append(delivery) }
             }
-            func complete(_ id: UInt64, _ replies: [RESPValue]) {
+            func complete(_ id: UInt64, _ replies: Replies) {
                 switch state.slots[id] {
                 case .waiting(let continuation)?:
                     state.slots[id] = nil
@@ -714,7 +714,7 @@ public final class RedisConnection: Sendable {
     }
 
     private func fail(_ error: RedisError) {
-        let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<[RESPValue], any Error>], Bool) in
+        let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<Replies, any Error>], Bool) in
             let first = state.failure == nil
             if first { state.failure = error }
             // A pipeline cut midway learns, command by command, what was answered, what may
@@ -745,7 +745,7 @@ public final class RedisConnection: Sendable {
                 }
                 state.interruptedPipelines[received.id] = RedisPipelineError(outcomes: outcomes, cause: error)
             }
-            var waiting: [UnsafeContinuation<[RESPValue], any Error>] = []
+            var waiting: [UnsafeContinuation<Replies, any Error>] = []
             for (id, slot) in state.slots {
                 switch slot {
                 case .waiting(let continuation):

@@ -1,3 +1,32 @@
+/// A request's replies: a lone reply is held as it is, so that a single command's answer costs
+/// no array (an allocation per command on the sequential path).
+enum Replies: Sendable, Equatable, ExpressibleByArrayLiteral {
+    case one(RESPValue)
+    case many([RESPValue])
+
+    init(arrayLiteral elements: RESPValue...) {
+        self = elements.count == 1 ? .one(elements[0]) : .many(elements)
+    }
+
+    /// The replies in order.
+    var array: [RESPValue] {
+        switch self {
+        case .one(let value): [value]
+        case .many(let values): values
+        }
+    }
+
+    /// The first reply (a lone command's), or null if there is none.
+    var first: RESPValue {
+        switch self {
+        case .one(let value): value
+        case .many(let values): values.first ?? .null
+        }
+    }
+
+    static func == (lhs: Replies, rhs: Replies) -> Bool { lhs.array == rhs.array }
+}
+
 /// The pure state machine that matches replies to pipelined requests, in order.
 ///
 /// Requests are identified by ids; each expects a number of replies (one for a command, N for a
@@ -8,7 +37,7 @@ struct ReplyRouter: Sendable {
         /// A push: deliver to the push handler.
         case push(RESPValue)
         /// The request is complete with these replies.
-        case complete(UInt64, [RESPValue])
+        case complete(UInt64, Replies)
         /// A reply was stored; the request expects more.
         case waitForMore
         /// The reply belonged to an abandoned request and was dropped.
@@ -21,6 +50,8 @@ struct ReplyRouter: Sendable {
         let id: UInt64
         var remaining: Int
         var replies: [RESPValue]
+        /// The reply of a request that expects one (kept out of `replies`: no array).
+        var single: RESPValue?
         var isAbandoned: Bool
         /// Only error replies are kept, each as `[index, error]` (an array of the command's
         /// index as an integer and the error value); the others are counted.
@@ -39,7 +70,7 @@ struct ReplyRouter: Sendable {
     /// `keepingOnlyErrors`: the request wants only its error replies, with their indices (see
     /// `Pending`); its other replies may be skipped unparsed (``skipped(_:)``).
     mutating func enqueue(_ id: UInt64, replies: Int, keepingOnlyErrors: Bool = false) {
-        var pending = Pending(id: id, remaining: replies, replies: [], isAbandoned: false, keepsOnlyErrors: keepingOnlyErrors)
+        var pending = Pending(id: id, remaining: replies, replies: [], single: nil, isAbandoned: false, keepsOnlyErrors: keepingOnlyErrors)
         // A pipeline's replies fill one array of known size: no regrowth while they arrive.
         if replies > 1 && !keepingOnlyErrors { pending.replies.reserveCapacity(replies) }
         queue.append(pending)
@@ -88,7 +119,12 @@ struct ReplyRouter: Sendable {
         queue[head].remaining -= 1
         if !queue[head].isAbandoned {
             if !queue[head].keepsOnlyErrors {
-                queue[head].replies.append(value)  // moved in: the last use
+                // Moved in: the last use.
+                if queue[head].answered == 0 && queue[head].remaining == 0 {
+                    queue[head].single = value
+                } else {
+                    queue[head].replies.append(value)
+                }
             } else if value.isError {
                 queue[head].replies.append(.array([.integer(Int64(queue[head].answered)), value]))
             }
@@ -101,14 +137,16 @@ struct ReplyRouter: Sendable {
     /// The head request has all its replies: it leaves the queue.
     private mutating func finishHead() -> Action {
         // Moved out, not copied: the replies array keeps a single owner.
-        var done = Pending(id: 0, remaining: 0, replies: [], isAbandoned: true)
+        var done = Pending(id: 0, remaining: 0, replies: [], single: nil, isAbandoned: true)
         swap(&done, &queue[head])
         head += 1
         if head > 64 && head * 2 > queue.count {
             queue.removeFirst(head)
             head = 0
         }
-        return done.isAbandoned ? .dropped : .complete(done.id, done.replies)
+        if done.isAbandoned { return .dropped }
+        if let single = done.single { return .complete(done.id, .one(single)) }
+        return .complete(done.id, .many(done.replies))
     }
 
     /// Every request still waiting, in order (the connection failed); the router is emptied.
@@ -119,7 +157,7 @@ struct ReplyRouter: Sendable {
     /// The same, with what each had received (only the first can have replies).
     mutating func failAllWithReplies() -> [Received] {
         let waiting = queue[head...].filter { !$0.isAbandoned }.map {
-            Received(id: $0.id, replies: $0.replies, answered: $0.answered, keepsOnlyErrors: $0.keepsOnlyErrors)
+            Received(id: $0.id, replies: $0.single.map { [$0] } ?? $0.replies, answered: $0.answered, keepsOnlyErrors: $0.keepsOnlyErrors)
         }
         queue.removeAll()
         head = 0
