@@ -38,12 +38,17 @@ final class PostgresRowStream: Sendable {
         return plan.columns ?? []
     }
 
-    /// The next row, or nil at the end. Throws the server's error if the statement failed midway.
-    func next(columns: [RowDescription.Column]) async throws(PostgresError) -> PostgresRow? {
-        while let event = try await consumer.nextEvent() {
-            if case .row(let data) = event { return PostgresRow(columns: columns, data: data) }
+    /// The next row, or nil at the end, taken from `batch` and refilled with every event that has
+    /// arrived when it runs out (one lock per batch, not per row). Throws the server's error if
+    /// the statement failed midway.
+    func next(columns: [RowDescription.Column], batch: inout ArraySlice<PostgresConnection.Event>) async throws(PostgresError) -> PostgresRow? {
+        while true {
+            while let event = batch.popFirst() {
+                if case .row(let data) = event { return PostgresRow(columns: columns, data: data) }
+            }
+            guard let more = try await consumer.nextEvents() else { return nil }
+            batch = more
         }
-        return nil
     }
 }
 
@@ -59,14 +64,21 @@ public struct PostgresRowSequence: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         let stream: PostgresRowStream
         let columns: [RowDescription.Column]
+        /// Events taken from the connection and not yet gone through.
+        var batch: ArraySlice<PostgresConnection.Event> = []
+
+        init(stream: PostgresRowStream, columns: [RowDescription.Column]) {
+            self.stream = stream
+            self.columns = columns
+        }
 
         /// The next row, or nil after the last.
         public mutating func next() async throws(PostgresError) -> PostgresRow? {
-            try await stream.next(columns: columns)
+            try await stream.next(columns: columns, batch: &batch)
         }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(PostgresError) -> PostgresRow? {
-            try await stream.next(columns: columns)
+            try await stream.next(columns: columns, batch: &batch)
         }
     }
 

@@ -180,8 +180,10 @@ extension PostgresConnection {
         if atomic {
             let consumer = RequestConsumer(connection: self, id: first, isExtendedQuery: true)
             do throws(PostgresError) {
-                while let event = try await consumer.nextEvent() {
-                    if case .commandComplete(let tag) = event { outcomes.append(.success(tag)) }
+                while let events = try await consumer.nextEvents() {
+                    for event in events {
+                        if case .commandComplete(let tag) = event { outcomes.append(.success(tag)) }
+                    }
                 }
             } catch {
                 if let plan = firstPlan, plan.isNew, let key = plan.key, outcomes.isEmpty { forgetStatement(key) }

@@ -52,7 +52,7 @@ final class RequestConsumer: Sendable {
                     }
                     return .success(event)
                 }
-                progress.pending.removeAll(keepingCapacity: true)
+                progress.pending = []  // the next events come as an array of their own
                 progress.index = 0
                 guard progress.isComplete else { return nil }
                 if let error = progress.error { return .failure(error) }
@@ -68,6 +68,46 @@ final class RequestConsumer: Sendable {
             let (events, complete) = try await connection.nextEvents(id)
             progress.withLock { progress in
                 // Usually nothing is left over: take the array as it is rather than copy it.
+                if progress.pending.isEmpty { progress.pending = events } else { progress.pending += events }
+                progress.isComplete = complete
+            }
+        }
+    }
+
+    /// Every event that has arrived and was not taken yet (at least one), or nil once the request
+    /// is complete and all were taken: one lock per batch instead of one per event, for callers
+    /// that go through many (rows). The command tag and an error are noted as by ``nextEvent()``;
+    /// the error is thrown at the end.
+    func nextEvents() async throws(PostgresError) -> ArraySlice<PostgresConnection.Event>? {
+        while true {
+            let step = progress.withLock { progress -> Result<ArraySlice<PostgresConnection.Event>?, PostgresError>? in
+                if progress.index < progress.pending.count {
+                    let taken = progress.pending[progress.index...]
+                    progress.index = progress.pending.count
+                    for event in taken {
+                        switch event {
+                        case .commandComplete(let tag): progress.commandTag = tag
+                        case .error(let diagnostics): progress.error = .server(diagnostics)
+                        default: continue
+                        }
+                    }
+                    return .success(taken)
+                }
+                progress.pending = []  // the next events come as an array of their own
+                progress.index = 0
+                guard progress.isComplete else { return nil }
+                if let error = progress.error { return .failure(error) }
+                return .success(nil)
+            }
+            if let step {
+                let events = try step.get()
+                if !acceptsCopyIn, events?.contains(where: { if case .copyIn = $0 { true } else { false } }) == true {
+                    connection.refuseCopyIn("this request cannot send COPY data; use copyIn", extendedProtocol: isExtendedQuery)
+                }
+                return events
+            }
+            let (events, complete) = try await connection.nextEvents(id)
+            progress.withLock { progress in
                 if progress.pending.isEmpty { progress.pending = events } else { progress.pending += events }
                 progress.isComplete = complete
             }
