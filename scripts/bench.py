@@ -3,6 +3,7 @@
 
     scripts/bench.py run [--rounds N] [--only GROUP,...] [--no-cpu]   (under scripts/test-servers.sh run)
     scripts/bench.py compare A.json B.json
+    scripts/bench.py markdown RUN.json                                (the table as the README shows it)
 
 `run` measures each workload for our client and each peer in interleaved rounds (every round runs
 every client once, back to back, so a round slowed by the rest of the machine slows all of them)
@@ -12,8 +13,11 @@ system of the client process, from the kernel's accounting of waited-for childre
 also runs a tenth of the count, and the difference of the two runs' CPU over the difference of
 their operations is the cost of one more operation, free of process start, connection set-up and
 warm-up. On two cores the client and the server share the CPUs, so that figure, which does not move
-with the loopback's speed, says more than throughput. The loopback round trip of a blocking C
-ping-pong is measured first, so that runs on two machines can be compared.
+with the loopback's speed, says more than throughput. The server's CPU per operation is measured
+the same way (its process tree, found by the port it listens on): where it is near the wall time
+per operation, the server is the limit and the client's CPU is the figure to compare. The loopback
+round trip of a blocking C ping-pong is measured first, so that runs on two machines can be
+compared.
 
 The results go to .bench/bench-<UTC time>.json (and .bench/bench-latest.json); `compare` sets two
 of them side by side.
@@ -652,6 +656,33 @@ def compare(arguments):
                   f"{change:>8.2f}x {cpu_figure(workload['summary']['cpu_us']):>7} {cpu_figure(other['summary']['cpu_us']):>7}")
 
 
+def markdown(arguments):
+    """The table of a run as Markdown, as the README shows it."""
+    with open(arguments.file) as f:
+        report = json.load(f)
+
+    def cpu_pair(ours, theirs):
+        return f"{cpu_figure(ours)} / {cpu_figure(theirs)}"
+
+    print("| workload | ours | peer | peer | ours ÷ peer | target | client CPU µs/op, ours / peer | server CPU µs/op, ours / peer |")
+    print("|---|---:|---|---:|---:|---|---|---|")
+    for workload in report["workloads"]:
+        summary = workload["summary"]
+        for position, row in enumerate(summary["peers"]):
+            first = position == 0
+            name = f"{workload['title']} ({workload['unit']})" if first else ""
+            ours = figure(summary["rate"]) if first else ""
+            target = ""
+            if row["target"] is not None:
+                target = f"≥ {row['target']:.2f}× " + ("met" if row["met"] else "**not met**")
+            client = cpu_pair(summary["cpu_us"], row["peer_cpu_us"]) if summary["cpu_us"] or row["peer_cpu_us"] else ""
+            if row["cpu_target"] is not None and row["cpu_ratio"] is not None:
+                client += f" = {row['cpu_ratio']:.2f}× (≤ {row['cpu_target']:.1f}×: " + ("met" if row["cpu_met"] else "**not met**") + ")"
+            server_ours, server_peer = summary.get("server_cpu_us"), row.get("peer_server_cpu_us")
+            server = cpu_pair(server_ours, server_peer) if server_ours or server_peer else ""
+            print(f"| {name} | {ours} | {row['peer']} | {figure(row['peer_rate'])} | {row['ratio']:.2f}× | {target} | {client} | {server} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -662,9 +693,13 @@ def main():
     compare_parser = commands.add_parser("compare")
     compare_parser.add_argument("a")
     compare_parser.add_argument("b")
+    markdown_parser = commands.add_parser("markdown", help="print a run's table as Markdown")
+    markdown_parser.add_argument("file")
     arguments = parser.parse_args()
     if arguments.command == "run":
         run(arguments)
+    elif arguments.command == "markdown":
+        markdown(arguments)
     else:
         compare(arguments)
 
