@@ -40,38 +40,7 @@ final class RequestConsumer: Sendable {
     /// The next event, or nil once the request is complete and every event was taken. An
     /// ErrorResponse is remembered and thrown at the end, when the session is in step again.
     func nextEvent() async throws(PostgresError) -> PostgresConnection.Event? {
-        while true {
-            let step = progress.withLock { progress -> Result<PostgresConnection.Event?, PostgresError>? in
-                if progress.index < progress.pending.count {
-                    let event = progress.pending[progress.index]
-                    progress.index += 1
-                    switch event {
-                    case .commandComplete(let tag): progress.commandTag = tag
-                    case .error(let diagnostics): progress.error = .server(diagnostics)
-                    default: break
-                    }
-                    return .success(event)
-                }
-                progress.pending = []  // the next events come as an array of their own
-                progress.index = 0
-                guard progress.isComplete else { return nil }
-                if let error = progress.error { return .failure(error) }
-                return .success(nil)
-            }
-            if let step {
-                let event = try step.get()
-                if case .copyIn? = event, !acceptsCopyIn {
-                    connection.refuseCopyIn("this request cannot send COPY data; use copyIn", extendedProtocol: isExtendedQuery)
-                }
-                return event
-            }
-            let (events, complete) = try await connection.nextEvents(id)
-            progress.withLock { progress in
-                // Usually nothing is left over: take the array as it is rather than copy it.
-                if progress.pending.isEmpty { progress.pending = events } else { progress.pending += events }
-                progress.isComplete = complete
-            }
-        }
+        try await take(atMost: 1)?.first
     }
 
     /// Every event that has arrived and was not taken yet (at least one), or nil once the request
@@ -79,11 +48,18 @@ final class RequestConsumer: Sendable {
     /// that go through many (rows). The command tag and an error are noted as by ``nextEvent()``;
     /// the error is thrown at the end.
     func nextEvents() async throws(PostgresError) -> ArraySlice<PostgresConnection.Event>? {
+        try await take(atMost: .max)
+    }
+
+    /// Up to `limit` events not taken yet (at least one, fetching more when none is left), or
+    /// nil at the end; notes the command tag and an error as they go by.
+    private func take(atMost limit: Int) async throws(PostgresError) -> ArraySlice<PostgresConnection.Event>? {
         while true {
             let step = progress.withLock { progress -> Result<ArraySlice<PostgresConnection.Event>?, PostgresError>? in
                 if progress.index < progress.pending.count {
-                    let taken = progress.pending[progress.index...]
-                    progress.index = progress.pending.count
+                    let end = limit >= progress.pending.count - progress.index ? progress.pending.count : progress.index + limit
+                    let taken = progress.pending[progress.index..<end]
+                    progress.index = end
                     for event in taken {
                         switch event {
                         case .commandComplete(let tag): progress.commandTag = tag
@@ -108,6 +84,7 @@ final class RequestConsumer: Sendable {
             }
             let (events, complete) = try await connection.nextEvents(id)
             progress.withLock { progress in
+                // Usually nothing is left over: take the array as it is rather than copy it.
                 if progress.pending.isEmpty { progress.pending = events } else { progress.pending += events }
                 progress.isComplete = complete
             }

@@ -261,17 +261,24 @@ public final class RedisConnection: Sendable {
     /// unknown (sent, no reply: it may have run) or not sent.
     public func pipeline(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
+        return try await submitPipeline(commands, keepingOnlyErrors: false, timeout: timeout).array
+    }
+
+    /// Sends a pipeline's commands in one write, noting where each ends, and waits for its
+    /// replies. When the connection fails midway, throws what became of each command.
+    nonisolated(nonsending) private func submitPipeline(_ commands: [[RESPArgument]], keepingOnlyErrors: Bool, timeout: Duration?) async throws -> Replies {
         var id: UInt64 = 0
         do {
-            return try await submit(replies: commands.count, timeout: timeout ?? commandTimeout, registered: { id = $0 }) { outbound, changes, ends in
+            return try await submit(
+                replies: commands.count, keepingOnlyErrors: keepingOnlyErrors, timeout: timeout ?? commandTimeout, registered: { id = $0 }
+            ) { outbound, changes, ends in
                 for command in commands {
                     changes.record(command)
                     RESPCommandEncoder.encode(command, into: &outbound)
                     ends.append(outbound.readableBytes)
                 }
-            }.array
+            }
         } catch let error as RedisError {
-            // The connection failed midway: say what became of each command.
             if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
             throw error
         }
@@ -285,21 +292,7 @@ public final class RedisConnection: Sendable {
     /// other than an error is ``RedisPipelineError/Outcome/answeredAndDiscarded``.
     public func pipelineDiscardingReplies(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [(index: Int, error: RedisError)] {
         guard !commands.isEmpty else { return [] }
-        var id: UInt64 = 0
-        let kept: [RESPValue]
-        do {
-            kept = try await submit(replies: commands.count, keepingOnlyErrors: true, timeout: timeout ?? commandTimeout, registered: { id = $0 }) {
-                outbound, changes, ends in
-                for command in commands {
-                    changes.record(command)
-                    RESPCommandEncoder.encode(command, into: &outbound)
-                    ends.append(outbound.readableBytes)
-                }
-            }.array
-        } catch let error as RedisError {
-            if let interrupted = state.withLock({ $0.interruptedPipelines.removeValue(forKey: id) }) { throw interrupted }
-            throw error
-        }
+        let kept = try await submitPipeline(commands, keepingOnlyErrors: true, timeout: timeout).array
         var errors: [(index: Int, error: RedisError)] = []
         for case .array(let pair) in kept where pair.count == 2 {
             if case .integer(let index) = pair[0] { errors.append((Int(index), RedisError.server(pair[1].string ?? ""))) }
