@@ -18,7 +18,7 @@ public final class RedisConnection: Sendable {
         let start = state.withLock { state -> Bool in
             state.readsContinuously = true
             state.sessionChanges.insert(.unrecoverable)
-            guard !state.readerActive, state.failure == nil else { return false }
+            guard !state.readerActive, !state.hasFailed else { return false }
             state.readerActive = true
             return true
         }
@@ -53,6 +53,11 @@ public final class RedisConnection: Sendable {
         var writes = WriteQueue()
         var nextID: UInt64 = 1
         var failure: RedisError?
+        /// Whether `failure` is set, read without copying the error.
+        var hasFailed: Bool {
+            if case .none = failure { return false }
+            return true
+        }
         /// Whether some task is reading (a caller leading, or the background reader).
         var readerActive = false
         /// The parser and read buffer, parked here while no one reads.
@@ -97,6 +102,9 @@ public final class RedisConnection: Sendable {
     private struct ReaderState: Sendable {
         var parser: RESPParser
         var buffer: ByteBuffer
+        /// The values one read brought, routed together under one lock; kept with the reader so
+        /// that its capacity outlives a call (a lone command's read would allocate it afresh).
+        var batch: [RESPValue] = []
     }
 
     private init(
@@ -237,7 +245,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Whether the connection has failed or was closed.
-    public var isClosed: Bool { state.withLock { $0.failure != nil } }
+    public var isClosed: Bool { state.withLock { $0.hasFailed } }
 
     /// Sends one command and returns its reply. An error reply throws ``RedisError`` with the
     /// server's code. Pub/sub commands belong to ``RedisSubscriber``, not here.
@@ -331,7 +339,7 @@ public final class RedisConnection: Sendable {
     /// something unasked. One `poll`, no waiting (a pool asks before handing the connection out).
     /// A connection that reads continuously for pushes is not idle in this sense.
     public var isBrokenWhileIdle: Bool {
-        let (failed, reading) = state.withLock { ($0.failure != nil, $0.readsContinuously) }
+        let (failed, reading) = state.withLock { ($0.hasFailed, $0.readsContinuously) }
         return failed || (!reading && connection.hasUnexpectedInput)
     }
 
@@ -343,7 +351,7 @@ public final class RedisConnection: Sendable {
     public func closeIfDeadAfterIdle(_ idle: Duration = .milliseconds(50)) -> Bool {
         let threshold = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
         let check = state.withLock { state -> Bool? in
-            if state.failure != nil { return nil }
+            if state.hasFailed { return nil }
             guard state.slots.isEmpty, !state.readerActive, !state.readsContinuously else { return false }
             return Deadline.now.uptimeNanoseconds &- state.lastRequestAt >= threshold
         }
@@ -366,7 +374,7 @@ public final class RedisConnection: Sendable {
     /// trip and only when needed. False when it cannot be proven clean (pushes were asked for,
     /// a mode was changed that has no undo, the reset failed, or the connection is closed).
     public func prepareForReuse() async -> Bool {
-        let changes = state.withLock { $0.failure == nil ? $0.sessionChanges : [.unrecoverable] }
+        let changes = state.withLock { !$0.hasFailed ? $0.sessionChanges : [.unrecoverable] }
         if changes.contains(.unrecoverable) { return false }
         guard !changes.isEmpty else { return true }
         var commands: [[RESPArgument]] = []
@@ -443,7 +451,7 @@ public final class RedisConnection: Sendable {
         // hop through a separate reader task on the common, sequential path.
         let deadline = timeout.map { Deadline.after($0) } ?? .never
         let leads = state.withLock { state -> Bool in
-            guard !state.readerActive, state.failure == nil, case .registered? = state.slots[id] else { return false }
+            guard !state.readerActive, !state.hasFailed, case .registered? = state.slots[id] else { return false }
             state.readerActive = true
             return true
         }
@@ -504,7 +512,7 @@ public final class RedisConnection: Sendable {
             try await connection.writeQueued(
                 take: {
                     state.withLock { state in
-                        let batch = state.writes.nextBatch(stop: state.failure != nil)
+                        let batch = state.writes.nextBatch(stop: state.hasFailed)
                         state.writingBytes = batch?.readableBytes ?? 0
                         return batch
                     }
@@ -557,8 +565,10 @@ public final class RedisConnection: Sendable {
             })
         else { return RedisError(.connection, message: "no reader state") }
         var stoppedBy: RedisError?
-        // The values one read brought, routed together under one lock.
+        // The values one read brought, routed together under one lock (the reader's array, so its
+        // capacity is reused: `route` empties it keeping capacity).
         var batch: [RESPValue] = []
+        swap(&batch, &reader.batch)
         // Replies of a request that keeps only errors, skipped unbuilt since the last routing.
         var skipped = 0
         while true {
@@ -594,7 +604,7 @@ public final class RedisConnection: Sendable {
                 reader.buffer.compact()
                 let (done, alone, next) = state.withLock { state in
                     (
-                        isDone(&state) || state.failure != nil, state.inlineGate.allows(inFlight: state.router.pendingCount),
+                        isDone(&state) || state.hasFailed, state.inlineGate.allows(inFlight: state.router.pendingCount),
                         state.router.skippableReplies
                     )
                 }
@@ -615,10 +625,12 @@ public final class RedisConnection: Sendable {
                 break
             }
         }
+        batch.removeAll(keepingCapacity: true)
+        swap(&batch, &reader.batch)
         let parked = reader
         let restart = state.withLock { state -> Bool in
             state.reader = parked
-            guard state.failure == nil, state.router.pendingCount > 0 || state.readsContinuously else {
+            guard !state.hasFailed, state.router.pendingCount > 0 || state.readsContinuously else {
                 state.readerActive = false
                 return false
             }
@@ -708,7 +720,7 @@ public final class RedisConnection: Sendable {
 
     private func fail(_ error: RedisError) {
         let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<Replies, any Error>], Bool) in
-            let first = state.failure == nil
+            let first = !state.hasFailed
             if first { state.failure = error }
             // A pipeline cut midway learns, command by command, what was answered, what may
             // have run and what was never sent.
