@@ -602,11 +602,10 @@ public final class RedisConnection: Sendable {
                 route(&batch, thenSkipped: skipped)
                 skipped = 0
                 reader.buffer.compact()
-                let (done, alone, next) = state.withLock { state in
-                    (
-                        isDone(&state) || state.hasFailed, state.inlineGate.allows(inFlight: state.router.pendingCount),
-                        state.router.skippableReplies
-                    )
+                let (done, alone, next) = state.withLock { state -> (Bool, Bool, Int) in
+                    // Whether to wait inline (it reads the clock) only matters when reading on.
+                    if isDone(&state) || state.hasFailed { return (true, false, 0) }
+                    return (false, asCaller && state.inlineGate.allows(inFlight: state.router.pendingCount), state.router.skippableReplies)
                 }
                 skippable = next
                 if done { break }
