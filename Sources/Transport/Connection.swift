@@ -260,7 +260,7 @@ public final class Connection: Sendable {
         return try await readPlain(into: &buffer, maximumBytes: maximumBytes, deadline: deadline, mayWaitInline: mayWaitInline)
     }
 
-    nonisolated(nonsending) private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
+    private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
         let inline = mayWaitInline && inlineReadWait > 0
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
@@ -351,7 +351,7 @@ public final class Connection: Sendable {
         }
     }
 
-    nonisolated(nonsending) func sendPlain<Buffers: Collection<ByteBuffer>>(_ buffers: Buffers, deadline: Deadline) async throws {
+    func sendPlain<Buffers: Collection<ByteBuffer>>(_ buffers: Buffers, deadline: Deadline) async throws {
         if buffers.count == 1, let only = buffers.first {
             try await sendSingle(only, deadline: deadline)
             return
@@ -389,7 +389,7 @@ public final class Connection: Sendable {
         }
     }
 
-    nonisolated(nonsending) private func sendSingle(_ buffer: ByteBuffer, deadline: Deadline) async throws {
+    private func sendSingle(_ buffer: ByteBuffer, deadline: Deadline) async throws {
         var remaining = buffer
         let total = remaining.readableBytes
         var sent = 0
@@ -510,7 +510,7 @@ public final class Connection: Sendable {
         tls.withLock { $0?.negotiatedApplicationProtocol }
     }
 
-    nonisolated(nonsending) private func readTLS(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
+    private func readTLS(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
         let limit = Swift.max(1, maximumBytes)
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         while true {

@@ -274,7 +274,7 @@ public final class RedisConnection: Sendable {
 
     /// Sends a pipeline's commands in one write, noting where each ends, and waits for its
     /// replies. When the connection fails midway, throws what became of each command.
-    nonisolated(nonsending) private func submitPipeline(_ commands: [[RESPArgument]], keepingOnlyErrors: Bool, timeout: Duration?) async throws -> Replies {
+    private func submitPipeline(_ commands: [[RESPArgument]], keepingOnlyErrors: Bool, timeout: Duration?) async throws -> Replies {
         var id: UInt64 = 0
         do {
             return try await submit(
@@ -411,7 +411,7 @@ public final class RedisConnection: Sendable {
 
     /// Registers a request, has `encode` write its commands straight into the outbound buffer
     /// (no intermediate copy), sends, and waits for its replies.
-    nonisolated(nonsending) private func submit(
+    private func submit(
         replies: Int, timeout: Duration?, encode: (inout ByteBuffer, inout RedisSessionChanges) -> Void
     ) async throws -> Replies {
         try await submit(replies: replies, timeout: timeout, registered: nil) { outbound, changes, _ in encode(&outbound, &changes) }
@@ -419,7 +419,7 @@ public final class RedisConnection: Sendable {
 
     /// `registered` learns the request's id; `encode` may note where each command ends in the
     /// outbound buffer (pipelines do), which tells what was sent if the connection fails.
-    nonisolated(nonsending) private func submit(
+    private func submit(
         replies: Int, keepingOnlyErrors: Bool = false, timeout: Duration?, registered: ((UInt64) -> Void)?,
         encode: (inout ByteBuffer, inout RedisSessionChanges, inout [Int]) -> Void
     ) async throws -> Replies {
@@ -507,7 +507,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Writes everything queued, again and again, until the queue stays empty.
-    nonisolated(nonsending) private func flush() async {
+    private func flush() async {
         do {
             try await connection.writeQueued(
                 take: {
@@ -532,7 +532,7 @@ public final class RedisConnection: Sendable {
     /// Reads as the leader until request `id` is answered (or fails). Returns its outcome, or nil
     /// when the caller should wait as a follower instead (its read was cancelled). Always hands
     /// reading on before returning.
-    nonisolated(nonsending) private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<Replies, any Error>? {
+    private func readAsLeader(until id: UInt64, deadline: Deadline) async -> Result<Replies, any Error>? {
         let stopped = await read(deadline: deadline, asCaller: true) { state in
             if case .registered? = state.slots[id] { return false }
             return true
@@ -557,7 +557,7 @@ public final class RedisConnection: Sendable {
     /// request): routes every value read until `isDone` holds (checked between reads), then parks
     /// the parser and buffer and, if someone still needs replies, starts the background reader.
     /// Returns the error that stopped it early, if any.
-    nonisolated(nonsending) private func read(deadline: Deadline, asCaller: Bool, until isDone: (inout State) -> Bool) async -> RedisError? {
+    private func read(deadline: Deadline, asCaller: Bool, until isDone: (inout State) -> Bool) async -> RedisError? {
         guard
             var (reader, skippable) = state.withLock({ state -> (ReaderState, Int)? in
                 defer { state.reader = nil }
