@@ -67,11 +67,6 @@ public struct PostgresRowSequence: AsyncSequence, Sendable {
         /// Events taken from the connection and not yet gone through.
         var batch: ArraySlice<PostgresConnection.Event> = []
 
-        init(stream: PostgresRowStream, columns: [RowDescription.Column]) {
-            self.stream = stream
-            self.columns = columns
-        }
-
         /// The next row, or nil after the last.
         public mutating func next() async throws(PostgresError) -> PostgresRow? {
             try await stream.next(columns: columns, batch: &batch)

@@ -301,11 +301,7 @@ public final class RedisConnection: Sendable {
     public func pipelineDiscardingReplies(_ commands: [[RESPArgument]], timeout: Duration? = nil) async throws -> [(index: Int, error: RedisError)] {
         guard !commands.isEmpty else { return [] }
         let kept = try await submitPipeline(commands, keepingOnlyErrors: true, timeout: timeout).array
-        var errors: [(index: Int, error: RedisError)] = []
-        for case .array(let pair) in kept where pair.count == 2 {
-            if case .integer(let index) = pair[0] { errors.append((Int(index), RedisError.server(pair[1].string ?? ""))) }
-        }
-        return errors
+        return ReplyRouter.indexedErrors(kept).map { ($0.index, RedisError.server($0.error.string ?? "")) }
     }
 
     /// Sends a command whose answer comes as pushes (SUBSCRIBE and its family on RESP3): nothing
@@ -729,9 +725,7 @@ public final class RedisConnection: Sendable {
                 let replies = received.replies
                 var errors: [Int: RESPValue] = [:]
                 if received.keepsOnlyErrors {
-                    for case .array(let pair) in replies where pair.count == 2 {
-                        if case .integer(let index) = pair[0] { errors[Int(index)] = pair[1] }
-                    }
+                    for (index, error) in ReplyRouter.indexedErrors(replies) { errors[index] = error }
                 }
                 var outcomes: [RedisPipelineError.Outcome] = []
                 outcomes.reserveCapacity(offsets.ends.count)

@@ -94,6 +94,16 @@ struct ReplyRouter: Sendable {
         return finishHead()
     }
 
+    /// The errors a request keeping only errors collected, as `Pending` stores them: each with
+    /// the index of its command.
+    static func indexedErrors(_ kept: [RESPValue]) -> [(index: Int, error: RESPValue)] {
+        var errors: [(index: Int, error: RESPValue)] = []
+        for case .array(let pair) in kept where pair.count == 2 {
+            if case .integer(let index) = pair[0] { errors.append((Int(index), pair[1])) }
+        }
+        return errors
+    }
+
     /// What the replies of the request that failed midway were: the replies kept, and how many
     /// came in all.
     struct Received {

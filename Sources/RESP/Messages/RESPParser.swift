@@ -83,10 +83,9 @@ public struct RESPParser: Sendable {
         let end = buffer.withUnsafeReadableBytes { bytes -> Int? in
             guard searchLimit >= 3, let base = bytes.baseAddress else { return nil }
             let type = base.load(as: UInt8.self)
-            guard type == UInt8(ascii: "+") || type == UInt8(ascii: ":"),
-                let hit = memchr(base + 1, 10, searchLimit - 1)
-            else { return nil }
-            let end = UnsafeRawPointer(hit) - base
+            guard type == UInt8(ascii: "+") || type == UInt8(ascii: ":"), let end = Self.newline(in: bytes, from: 1, to: searchLimit) else {
+                return nil
+            }
             guard end >= 2, base.load(fromByteOffset: end - 1, as: UInt8.self) == 13 else { return nil }
             if type == UInt8(ascii: ":") {
                 // Up to 18 digits with an optional sign: within 64 bits, as next(_:) requires.
@@ -107,6 +106,12 @@ public struct RESPParser: Sendable {
         bytesExamined += end + 1
         consumed += end + 1
         return true
+    }
+
+    /// The offset of the first LF in `bytes[from..<limit]` (memchr, in place), or nil.
+    private static func newline(in bytes: UnsafeRawBufferPointer, from: Int, to limit: Int) -> Int? {
+        guard let base = bytes.baseAddress, limit > from, let hit = memchr(base + from, 10, limit - from) else { return nil }
+        return UnsafeRawPointer(hit) - base
     }
 
     /// Returns the next complete top-level value, or nil when more bytes are needed. Consumed
@@ -327,10 +332,7 @@ public struct RESPParser: Sendable {
         var newline: Int?
         if searchLimit > from {
             // Scanned in place (memchr), without a slice of the buffer to search.
-            let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
-                guard let base = bytes.baseAddress, let hit = memchr(base + from, 10, searchLimit - from) else { return nil }
-                return UnsafeRawPointer(hit) - base
-            }
+            let found = buffer.withUnsafeReadableBytes { Self.newline(in: $0, from: from, to: searchLimit) }
             if let found {
                 newline = found
                 bytesExamined += found - from + 1
