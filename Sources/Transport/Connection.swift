@@ -56,6 +56,7 @@ public final class Connection: Sendable {
     private let inboundCiphertext = Mutex(ByteBuffer())
     private let writeCalls = Atomic<Int>(0)
     private let readCalls = Atomic<Int>(0)
+    private let inlineWaits = Atomic<Int>(0)
     /// One more than the read readiness count seen by the last read that came back short (0:
     /// none). A short read emptied the socket, so the next read waits for a newer edge first
     /// instead of spending a system call on EAGAIN; reads are one at a time, so relaxed is enough.
@@ -94,6 +95,8 @@ public final class Connection: Sendable {
     public var writeSystemCallCount: Int { writeCalls.load(ordering: .relaxed) }
     /// Number of receive system calls made so far.
     public var readSystemCallCount: Int { readCalls.load(ordering: .relaxed) }
+    /// Number of reads that waited for input on their own thread (see ``ConnectOptions/inlineReadWait``).
+    public var inlineWaitCount: Int { inlineWaits.load(ordering: .relaxed) }
 
     // MARK: - Connecting
 
@@ -316,6 +319,7 @@ public final class Connection: Sendable {
         }
         let reactor = registration.reactor
         guard reactor.claimInlineWait() else { return false }
+        inlineWaits.wrappingAdd(1, ordering: .relaxed)
         var result: Int32 = 0
         defer { reactor.releaseInlineWait(hit: result > 0) }
         // Counted as a call in flight, so a concurrent close() cannot free the descriptor's
@@ -325,6 +329,86 @@ public final class Connection: Sendable {
         result = ctransport_wait_readable(registration.descriptor, reactor.inlineWakeDescriptor, budget)
         registration.end()
         return result > 0
+    }
+
+    // MARK: - Synchronous attempts
+
+    /// Reads what has arrived into `buffer` on the calling thread, never suspending: for a
+    /// client's fast path, which falls back to ``read(into:maximumBytes:deadline:mayWaitInline:)``
+    /// when this returns 0. With `waitingInline`, first waits for input on this thread as
+    /// `mayWaitInline` lets a read do (up to ``ConnectOptions/inlineReadWait``, when the reactor
+    /// grants it). Returns 0 when nothing came, the wait was not granted, or TLS is active.
+    /// Throws `.endOfStream` when the peer has closed, `.closed` after ``close()``.
+    public func readNow(into buffer: inout ByteBuffer, maximumBytes: Int = 65536, deadline: Deadline, waitingInline: Bool) throws(TransportError) -> Int {
+        guard !tlsActive.load(ordering: .acquiring), inlineReadWait > 0 || !waitingInline else { return 0 }
+        if waitingInline {
+            guard try waitInline(deadline: deadline) else { return 0 }
+        } else if drainedAtEpoch.load(ordering: .relaxed) != 0 {
+            return 0  // the last read emptied the socket and no wait says more came
+        }
+        drainedAtEpoch.store(0, ordering: .relaxed)
+        let limit = Swift.max(1, maximumBytes)
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        let descriptor = registration.descriptor
+        while true {
+            let epoch = try registration.begin(.read)
+            var code: Int32 = 0
+            var received = 0
+            var requested = 0
+            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
+                requested = Swift.min(region.count, limit)
+                received = recv(descriptor, region.baseAddress, requested, 0)
+                if received < 0 { code = errno }
+                return Swift.max(received, 0)
+            }
+            registration.end()
+            readCalls.wrappingAdd(1, ordering: .relaxed)
+            if received > 0 {
+                if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+                return received
+            }
+            if received == 0 {
+                throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
+            }
+            switch code {
+            case EAGAIN, EWOULDBLOCK:
+                // Empty: the next read waits for a newer edge instead of asking again.
+                drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed)
+                return 0
+            case EINTR:
+                continue
+            default:
+                throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
+            }
+        }
+    }
+
+    /// Sends what the socket takes of `buffer` right now, on the calling thread, never
+    /// suspending: for a client's fast path, which writes the rest with ``write(_:deadline:)``.
+    /// Returns the bytes sent: 0 when the socket is full, another write is in progress, or TLS is
+    /// active. The caller must keep its writes in order itself (as a ``WriteQueue``'s flush claim
+    /// does): another task's write may come between this one and the rest.
+    public func sendNow(_ buffer: ByteBuffer) throws(TransportError) -> Int {
+        guard !buffer.isEmpty, !tlsActive.load(ordering: .acquiring), sendLock.tryLock() else { return 0 }
+        defer { sendLock.unlock() }
+        let descriptor = registration.descriptor
+        while true {
+            _ = try registration.begin(.write)
+            var code: Int32 = 0
+            let count = buffer.withUnsafeReadableBytes { raw -> Int in
+                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                if result < 0 { code = errno }
+                return result
+            }
+            registration.end()
+            writeCalls.wrappingAdd(1, ordering: .relaxed)
+            if count >= 0 { return count }
+            switch code {
+            case EAGAIN, EWOULDBLOCK: return 0
+            case EINTR: continue
+            default: throw TransportError.fromErrno(code, operation: "write", endpoint: endpoint)
+            }
+        }
     }
 
     // MARK: - Writing

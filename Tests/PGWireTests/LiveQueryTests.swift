@@ -117,18 +117,19 @@ struct LiveQueryTests {
     func inlineReadWaits() async throws {
         let connection = try await LiveServer.connectPostgres()
         defer { connection.close() }
-        var before = Reactor.shared.inlineWaitCount
+        // Counted on this connection: tests running beside this one wait inline on theirs.
+        var before = connection.transport.inlineWaitCount
         for index in 0..<100 { _ = try await connection.execute("SELECT \(index)::int8") }
-        let sequential = Reactor.shared.inlineWaitCount - before
+        let sequential = connection.transport.inlineWaitCount - before
         #expect(sequential >= 50, "only \(sequential) of 100 sequential queries waited inline")
-        before = Reactor.shared.inlineWaitCount
+        before = connection.transport.inlineWaitCount
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<20 {
                 group.addTask { for index in 0..<200 { _ = try await connection.execute("SELECT \(index)::int8") } }
             }
             try await group.waitForAll()
         }
-        let concurrent = Reactor.shared.inlineWaitCount - before
+        let concurrent = connection.transport.inlineWaitCount - before
         #expect(concurrent <= 150, "\(concurrent) of 4,000 concurrent queries held a thread waiting inline")
     }
 

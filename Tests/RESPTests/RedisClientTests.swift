@@ -167,18 +167,20 @@ struct RedisClientTests {
         defer { client.close() }
         let key = LiveServer.redisKey("inline")
         try await client.set(key, .integer(1))
-        var before = Reactor.shared.inlineWaitCount
+        // Counted on this connection: tests running beside this one wait inline on theirs.
+        let transport = try await client.connection().connection
+        var before = transport.inlineWaitCount
         for _ in 0..<100 { _ = try await client.get(key) }
-        let sequential = Reactor.shared.inlineWaitCount - before
+        let sequential = transport.inlineWaitCount - before
         #expect(sequential >= 50, "only \(sequential) of 100 sequential commands waited inline")
-        before = Reactor.shared.inlineWaitCount
+        before = transport.inlineWaitCount
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<20 {
                 group.addTask { for _ in 0..<200 { _ = try await client.get(key) } }
             }
             try await group.waitForAll()
         }
-        let concurrent = Reactor.shared.inlineWaitCount - before
+        let concurrent = transport.inlineWaitCount - before
         #expect(concurrent <= 150, "\(concurrent) of 4,000 concurrent commands held a thread waiting inline")
         _ = try await client.delete(key)
     }

@@ -26,7 +26,7 @@ public final class RedisConnection: Sendable {
         return pushStream
     }
 
-    private let connection: Connection
+    let connection: Connection
     private let state: Mutex<State>
     private let pushContinuation: AsyncStream<RESPValue>.Continuation
     private let commandTimeout: Duration?
@@ -49,7 +49,7 @@ public final class RedisConnection: Sendable {
 
     private struct State: ~Copyable {
         var router = ReplyRouter()
-        var slots: [UInt64: Slot] = [:]
+        var slots = RequestSlots<Slot>()
         var writes = WriteQueue()
         var nextID: UInt64 = 1
         var failure: RedisError?
@@ -251,7 +251,7 @@ public final class RedisConnection: Sendable {
     /// server's code. Pub/sub commands belong to ``RedisSubscriber``, not here.
     @discardableResult
     public func send(_ arguments: [RESPArgument], timeout: Duration? = nil) async throws -> RESPValue {
-        if case .string(let name)? = arguments.first, Self.mayChangeMode(name), Self.subscriptionCommands.contains(name.uppercased()) {
+        if case .string(let name)? = arguments.first, Self.changesMode(name) {
             throw RedisError(.usage, message: "\(name) changes the connection's mode; use a dedicated subscriber connection")
         }
         let replies = try await submit(replies: 1, timeout: timeout ?? commandTimeout) { outbound, changes in
@@ -322,14 +322,20 @@ public final class RedisConnection: Sendable {
         if mustFlush { await flush() }
     }
 
-    /// A cheap first filter: every mode-changing command starts with S, U, P or M and is short,
-    /// so ordinary commands never pay for the upper-cased copy.
-    static func mayChangeMode(_ name: String) -> Bool {
-        guard let first = name.utf8.first, name.utf8.count <= 12 else { return false }
-        return [UInt8(ascii: "S"), UInt8(ascii: "U"), UInt8(ascii: "P"), UInt8(ascii: "M")].contains(first & 0xDF)
+    /// Whether `name` is a command that changes the connection's mode (the subscription family,
+    /// MONITOR), in any letter case. Compared byte by byte, with no copy: every command pays it.
+    static func changesMode(_ name: String) -> Bool {
+        func matches(_ bytes: some Collection<UInt8>) -> Bool {
+            modeChangingCommands.contains { command in
+                // `& 0xDF` upper-cases an ASCII letter; the names are all letters.
+                command.count == bytes.count && zip(command, bytes).allSatisfy { $0 == $1 & 0xDF }
+            }
+        }
+        return name.utf8.withContiguousStorageIfAvailable(matches) ?? matches(Array(name.utf8))
     }
 
-    static let subscriptionCommands: Set<String> = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
+    private static let modeChangingCommands: [[UInt8]] = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
+        .map { Array($0.utf8) }
 
     /// For a connection nobody is using: whether it is closed, or the server closed it or sent
     /// something unasked. One `poll`, no waiting (a pool asks before handing the connection out).
@@ -420,7 +426,8 @@ public final class RedisConnection: Sendable {
         encode: (inout ByteBuffer, inout RedisSessionChanges, inout [Int]) -> Void
     ) async throws -> Replies {
         // Register first, so that a reply can never arrive before its slot exists.
-        let (id, mustFlush) = try state.withLock { state throws(RedisError) -> (UInt64, Bool) in
+        let mayTakeFastPath = !keepingOnlyErrors && !connection.isTLS
+        var (id, mustFlush, fast) = try state.withLock { state throws(RedisError) -> (UInt64, Bool, FastPath?) in
             if let failure = state.failure { throw failure }
             let id = state.nextID
             state.nextID &+= 1
@@ -433,11 +440,29 @@ public final class RedisConnection: Sendable {
             encode(&state.writes.pending, &state.sessionChanges, &ends)
             state.queuedBytes += state.writes.pending.readableBytes - before
             if !ends.isEmpty { state.pipelineOffsets[id] = (start, ends.map { start + $0 - before }) }
-            return (id, state.writes.claimFlush())
+            let mustFlush = state.writes.claimFlush()
+            // Alone on the connection (nothing else in flight, no one writing or reading): this
+            // caller writes and reads itself, leading both ways at once.
+            guard mayTakeFastPath, mustFlush, !state.readerActive, !state.readsContinuously, state.router.pendingCount == 1,
+                state.reader != nil
+            else { return (id, mustFlush, nil) }
+            state.readerActive = true
+            let batch = state.writes.takePending()
+            state.writingBytes = batch.readableBytes
+            return (id, true, FastPath(batch: batch))
         }
         registered?(id)
         defer {
             if registered != nil { state.withLock { _ = $0.pipelineOffsets.removeValue(forKey: id) } }
+        }
+        let deadline = timeout.map { Deadline.after($0) } ?? .never
+        if var fast = fast.take() {
+            if let outcome = await runFastPath(&fast.batch, for: id, deadline: deadline) {
+                return try outcome.get()
+            }
+            // Nothing lost: the reply is still to come and this caller still leads the reading.
+            if let outcome = await readAsLeader(until: id, deadline: deadline) { return try outcome.get() }
+            return try await waitAsFollower(id, timeout: nil)
         }
         // The caller that finds no write in progress writes everything queued (its own and later
         // callers' commands) in as few writes as the socket allows.
@@ -445,7 +470,6 @@ public final class RedisConnection: Sendable {
         // Leader/follower reading: the caller that finds no one reading reads itself, routing every
         // reply (its own included) until its own has come, then hands reading on. This saves the
         // hop through a separate reader task on the common, sequential path.
-        let deadline = timeout.map { Deadline.after($0) } ?? .never
         let leads = state.withLock { state -> Bool in
             guard !state.readerActive, !state.hasFailed, case .registered? = state.slots[id] else { return false }
             state.readerActive = true
@@ -455,7 +479,12 @@ public final class RedisConnection: Sendable {
             let outcome = await readAsLeader(until: id, deadline: deadline)
             if let outcome { return try outcome.get() }
         }
-        let timer: Task<Void, Never>? = (leads ? nil : timeout).map { duration in
+        return try await waitAsFollower(id, timeout: leads ? nil : timeout)
+    }
+
+    /// Waits for request `id`'s outcome while another task reads; `timeout` gives up on it.
+    private func waitAsFollower(_ id: UInt64, timeout: Duration?) async throws -> Replies {
+        let timer: Task<Void, Never>? = timeout.map { duration in
             Task { [weak self] in
                 try? await Task.sleep(for: duration)
                 guard !Task.isCancelled else { return }
@@ -480,6 +509,81 @@ public final class RedisConnection: Sendable {
         } onCancel: {
             self.giveUp(id, RedisError(.cancelled, message: "cancelled; the reply will be discarded"))
         }
+    }
+
+    /// What a caller alone on the connection takes to write and read itself: the queued bytes
+    /// (its own).
+    private struct FastPath: Sendable {
+        var batch: ByteBuffer
+    }
+
+    /// The lone caller's path: sends its bytes and reads its reply on its own thread, with no
+    /// suspension when the socket takes the bytes at once and the reply comes within the inline
+    /// wait (the common sequential case: one lock to register, one after the write, one to route
+    /// and hand reading back). Returns the outcome, or nil when the reply has not come whole:
+    /// then the reader is parked again and the caller still leads the reading. `batch` is left
+    /// empty (the written buffer becomes the queue's spare).
+    private func runFastPath(_ batch: inout ByteBuffer, for id: UInt64, deadline: Deadline) async -> Result<Replies, any Error>? {
+        var taken: ReaderState?
+        var waitsInline = false
+        do {
+            let sent = try connection.sendNow(batch)
+            if sent < batch.readableBytes {
+                batch.moveReaderIndex(forwardBy: sent)
+                try await connection.write(batch)
+            }
+            let more = state.withLock { state -> Bool in
+                state.writtenBytes += state.writingBytes
+                state.writingBytes = 0
+                state.writes.recycle(batch)
+                batch = ByteBuffer()
+                guard !state.writes.pending.isEmpty, !state.hasFailed else {
+                    _ = state.writes.nextBatch(stop: true)  // ends the flush
+                    taken = state.reader.take()
+                    // Still alone? Others may have registered during the write.
+                    waitsInline = state.inlineGate.allows(inFlight: state.router.pendingCount)
+                    return false
+                }
+                return true
+            }
+            // Callers that queued meanwhile count on this one to write their commands.
+            if more { await flush() }
+        } catch {
+            fail(RedisError(.connection, message: "write failed: \(error)"))
+        }
+        // Taken (moved out, so its buffers stay uniquely referenced) only when nothing failed and
+        // no flush for others intervened; otherwise the async read loop goes on from here.
+        guard var reader = taken.take() else { return nil }
+        do {
+            if try connection.readNow(into: &reader.buffer, deadline: deadline, waitingInline: waitsInline) > 0 {
+                do {
+                    while let value = try reader.parser.next(&reader.buffer) { reader.batch.append(value) }
+                } catch {
+                    route(&reader.batch)  // what came before the bad bytes still reaches its callers
+                    throw error
+                }
+                route(&reader.batch)
+                reader.buffer.compact()
+            }
+        } catch let error as RESPProtocolError {
+            connection.close()
+            fail(RedisError(.protocolViolation, message: "\(error)"))
+        } catch {
+            fail(RedisError(.connection, message: "connection lost: \(error)"))
+        }
+        var parked: ReaderState? = consume reader
+        let (outcome, restart) = state.withLock { state -> (Result<Replies, RedisError>?, Bool) in
+            swap(&state.reader, &parked)
+            // Not answered yet: the caller goes on leading (`readerActive` stays set).
+            guard let outcome = state.takeOutcome(id) else { return (nil, false) }
+            guard !state.hasFailed, state.router.pendingCount > 0 || state.readsContinuously else {
+                state.readerActive = false
+                return (outcome, false)
+            }
+            return (outcome, true)  // others are waiting: the background reader takes over
+        }
+        if restart { Task { await self.readInBackground() } }
+        return outcome.map { $0.mapError { $0 as any Error } }
     }
 
     /// Ends a request early with `error`; its replies are dropped when they come.
@@ -744,14 +848,14 @@ public final class RedisConnection: Sendable {
                 state.interruptedPipelines[received.id] = RedisPipelineError(outcomes: outcomes, cause: error)
             }
             var waiting: [UnsafeContinuation<Replies, any Error>] = []
-            for (id, slot) in state.slots {
+            state.slots.updateEach { _, slot in
                 switch slot {
-                case .waiting(let continuation):
+                case .waiting(let continuation)?:
                     waiting.append(continuation)
-                    state.slots[id] = nil
-                case .registered:
-                    state.slots[id] = .failed(error)
-                case .done, .failed:
+                    slot = nil
+                case .registered?:
+                    slot = .failed(error)
+                case .done?, .failed?, nil:
                     break
                 }
             }
@@ -768,3 +872,4 @@ public final class RedisConnection: Sendable {
         pushContinuation.finish()
     }
 }
+
