@@ -11,10 +11,13 @@ public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let shared = ConnectionSlot()
     private let blocking = ConnectionSlot()
+    /// The local cache of read replies, when ``RedisConfiguration/clientCache`` is set.
+    public let cache: RedisClientCache?
 
     /// Creates a client; nothing connects until the first command.
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
+        cache = configuration.clientCache.map { RedisClientCache(configuration: $0) }
     }
 
     /// Creates a client from a `redis://` or `rediss://` URL.
@@ -38,10 +41,17 @@ public final class RedisClient: Sendable {
 
     private func connection(in slot: ConnectionSlot) async throws -> RedisConnection {
         let configuration = configuration
+        let cache = slot === shared ? cache : nil
         // A connection closed since it was made is replaced once; one that is closed again at
         // once (a server that drops every connection) is an error, not a reconnect loop.
         for _ in 0..<2 {
-            let task = slot.current { Task { try await RedisConnection.connect(configuration) } }
+            let task = slot.current {
+                Task {
+                    let connection = try await RedisConnection.connect(configuration)
+                    if let cache { try await Self.startTracking(on: connection, for: cache) }
+                    return connection
+                }
+            }
             do {
                 let connection = try await task.value
                 // An idle connection the server has closed (a restart) is replaced before a
@@ -56,10 +66,46 @@ public final class RedisClient: Sendable {
         throw RedisError(.connection, message: "the server closed the new connection at once")
     }
 
+    /// Turns tracking on for a new connection of a caching client. Entries read on an earlier
+    /// connection are dropped first (their invalidations ended with it), and the cache watches
+    /// this connection's pushes before the server starts sending them.
+    private static func startTracking(on connection: RedisConnection, for cache: RedisClientCache) async throws {
+        guard connection.protocolVersion == 3 else {
+            connection.close()
+            throw RedisError(.usage, message: "client-side caching needs RESP3 (Redis 6 or later); the server refused HELLO 3")
+        }
+        cache.flush()
+        connection.observePushes { cache.observe($0) }
+        do {
+            try await connection.send(cache.configuration.trackingCommand)
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
     /// Sends any command and returns the server's RESP3 value; error replies throw ``RedisError``.
+    /// With client-side caching on, a cacheable read is answered from the cache when it can be.
     @discardableResult
     public func send(_ arguments: [RESPArgument], timeout: Duration? = nil) async throws -> RESPValue {
-        try await connection().send(arguments, timeout: timeout)
+        guard let cache, let request = cache.request(for: arguments) else {
+            return try await connection().send(arguments, timeout: timeout)
+        }
+        // The connection first: a new one empties the cache, reservations included.
+        let connection = try await connection()
+        let token: UInt64
+        switch cache.lookup(request) {
+        case .hit(let reply): return reply
+        case .miss(let reserved): token = reserved
+        }
+        do {
+            let reply = try await connection.send(arguments, timeout: timeout)
+            cache.store(request, token: token, reply: reply)
+            return reply
+        } catch {
+            cache.cancel(request, token: token)
+            throw error
+        }
     }
 
     /// Sends a batch in one write and returns every reply in order (errors as values).

@@ -30,6 +30,9 @@ public struct RedisConfiguration: Sendable {
     /// wait to the reactor. A pool sets zero: with many connections busy at once, a thread
     /// blocked on one starves the others.
     public var inlineReadWait: Duration = .microseconds(250)
+    /// Client-side caching of read commands on ``RedisClient``'s shared connection (nil: off).
+    /// Needs RESP3 (Redis 6 or later): the invalidations come on the same connection.
+    public var clientCache: RedisClientCacheConfiguration?
 
     /// Creates a configuration.
     public init(

@@ -64,6 +64,8 @@ public final class RedisConnection: Sendable {
         var reader: ReaderState?
         /// Keep reading with no command in flight (someone listens for pushes).
         var readsContinuously = false
+        /// Sees each push first, in stream order (see ``observePushes(_:)``).
+        var pushObserver: PushObserver?
         /// Whether the reader may wait for a reply on its own thread.
         var inlineGate = InlineWaitGate()
         /// What commands left on the session, for a pool's reset.
@@ -246,6 +248,35 @@ public final class RedisConnection: Sendable {
 
     /// Whether the connection has failed or was closed.
     public var isClosed: Bool { state.withLock { $0.hasFailed } }
+
+    /// What a push observer is told: a push, in stream order, or that the connection ended.
+    enum PushEvent: Sendable {
+        case push(RESPValue)
+        case closed
+    }
+
+    /// Sees each push as the reader routes it, before any reply that came after it reaches its
+    /// caller; returns true when it took the push (it then does not go to ``pushes``). Called
+    /// once with `.closed` when the connection fails or is closed.
+    typealias PushObserver = @Sendable (PushEvent) -> Bool
+
+    /// Installs `observer` and keeps the connection reading while no command is in flight, so
+    /// that pushes (client-side caching's invalidations) are seen as soon as they come. Install
+    /// it before the command that makes the server send them. On a connection that has already
+    /// failed, the observer is told `.closed` at once.
+    func observePushes(_ observer: @escaping PushObserver) {
+        let (start, failed) = state.withLock { state -> (Bool, Bool) in
+            if state.hasFailed { return (false, true) }
+            state.pushObserver = observer
+            state.readsContinuously = true
+            state.sessionChanges.insert(.unrecoverable)
+            guard !state.readerActive else { return (false, false) }
+            state.readerActive = true
+            return (true, false)
+        }
+        if failed { _ = observer(.closed) }
+        if start { Task { await self.readInBackground() } }
+    }
 
     /// Sends one command and returns its reply. An error reply throws ``RedisError`` with the
     /// server's code. Pub/sub commands belong to ``RedisSubscriber``, not here.
@@ -760,6 +791,7 @@ public final class RedisConnection: Sendable {
         var first: Delivery?
         var rest: [Delivery] = []
         var unsolicited: RESPValue?
+        var observer: PushObserver?
         state.withLock { state in
             func deliver(_ delivery: Delivery) {
                 if first == nil { first = delivery } else { rest.append(delivery) }
@@ -788,6 +820,7 @@ public final class RedisConnection: Sendable {
                     case .complete(let id, let replies):
                         complete(id, replies)
                     case .push(let push):
+                        observer = state.pushObserver
                         deliver(.push(push))
                     case .unsolicited(let reply):
                         unsolicited = reply
@@ -804,7 +837,9 @@ public final class RedisConnection: Sendable {
         func perform(_ delivery: Delivery) {
             switch delivery {
             case .resume(let continuation, let replies): continuation.resume(returning: replies)
-            case .push(let push): pushContinuation.yield(push)
+            case .push(let push):
+                if let observer, observer(.push(push)) { return }
+                pushContinuation.yield(push)
             }
         }
         if let first { perform(first) }
@@ -818,9 +853,11 @@ public final class RedisConnection: Sendable {
     }
 
     private func fail(_ error: RedisError) {
-        let (continuations, first) = state.withLock { state -> ([UnsafeContinuation<Replies, any Error>], Bool) in
+        let (continuations, first, observer) = state.withLock { state -> ([UnsafeContinuation<Replies, any Error>], Bool, PushObserver?) in
             let first = !state.hasFailed
             if first { state.failure = error }
+            let observer = state.pushObserver
+            state.pushObserver = nil
             // A pipeline cut midway learns, command by command, what was answered, what may
             // have run and what was never sent.
             let sentEnd = state.writtenBytes + state.writingBytes
@@ -859,8 +896,9 @@ public final class RedisConnection: Sendable {
                     break
                 }
             }
-            return (waiting, first)
+            return (waiting, first, observer)
         }
+        _ = observer?(.closed)
         if first {
             switch error.kind {
             case .protocolViolation: logger.error("protocol violation; connection closed", metadata: ["error": "\(error)"])
