@@ -324,6 +324,12 @@ def redis_workloads(tools):
             Client("ours", lambda n: [ours, port, "pipelined-set-discarding", str(n), "1000"], env=env),
             Client("redis-benchmark -P 1000", redis_benchmark("-c", "1", "-P", "1000", "-t", "set"), parse=redis_benchmark_rate),
         ], target=("redis-benchmark -P 1000", 1.0), cpu_target=("redis-benchmark -P 1000", 1.2)),
+        # Client-side caching: a hit against redis-py's cache, and against our own round trip.
+        Workload("redis.cached-get", "redis", "cached GET (client-side caching, every GET a hit)", "ops/s", 2_000_000, [
+            Client("ours", lambda n: [ours, port, "cached-get", str(n)], env=env),
+            Client("redis-py cache", lambda n: [*py, port, "cached-get", str(n)], env=env, count=200_000),
+            Client("ours uncached", lambda n: [ours, port, "sequential-get", str(n)], env=env, count=50_000),
+        ], target=("redis-py cache", 3.0)),
         Workload("redis.tasks", "redis", "50 tasks on 1 connection (peer: 50 connections)", "ops/s", 200_000, [
             Client("ours", lambda n: [ours, port, "concurrent-set", str(n), "50"], env=env),
             Client("redis-benchmark -c 50", redis_benchmark("-c", "50", "-t", "set"), parse=redis_benchmark_rate),

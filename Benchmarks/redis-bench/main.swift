@@ -3,6 +3,8 @@
 //   redis-bench PORT pipelined-set COUNT BATCH      (one connection, batches kept in flight)
 //   redis-bench PORT pipelined-set-discarding COUNT BATCH   (the same, replies discarded but errors)
 //   redis-bench PORT concurrent-set COUNT TASKS     (TASKS tasks share one connection)
+//   redis-bench PORT cached-get COUNT               (client-side caching on: GETs over 100 keys,
+//                                                    read once each first, so every timed GET hits)
 //   redis-bench - parse FILE REPEAT                 (parser throughput on a captured stream)
 // Prints operations (or MB) per second. REDIS_PASSWORD, when set, is sent with AUTH.
 
@@ -29,8 +31,21 @@ func run(_ arguments: [String]) async throws -> Double {
     guard let port = Int(arguments[1]) else { throw BenchError(message: "bad port") }
     var configuration = RedisConfiguration(host: "127.0.0.1", port: port)
     configuration.password = ProcessInfo.processInfo.environment["REDIS_PASSWORD"]
+    if mode == "cached-get" { configuration.clientCache = RedisClientCacheConfiguration() }
     let client = RedisClient(configuration: configuration)
     defer { client.close() }
+    if mode == "cached-get" {
+        let keys = (0..<100).map { "cached:\($0)" }
+        for key in keys { try await client.set(key, "xxx") }
+        for key in keys { _ = try await client.get(key) }
+        let start = ContinuousClock.now
+        for index in 0..<count { _ = try await client.get(keys[index % 100]) }
+        let rate = Double(count) / seconds(since: start)
+        guard let statistics = client.cache?.statistics, statistics.hits >= count else {
+            throw BenchError(message: "not every timed GET was a cache hit: \(String(describing: client.cache?.statistics))")
+        }
+        return rate
+    }
     let connection = try await client.connection()
     let value = RESPArgument.bytes(ByteBuffer(bytes: Array(repeating: UInt8(ascii: "x"), count: 3)))
     try await connection.send(["SET", "key:__rand_int__", value])

@@ -1,5 +1,6 @@
 """redis-py (with hiredis) on the same workloads as redis-bench; prints operations or MB per second.
-    bench.py PORT sequential-set|sequential-get COUNT | PORT pipelined-set COUNT BATCH | - parse FILE REPEAT
+    bench.py PORT sequential-set|sequential-get|cached-get COUNT | PORT pipelined-set COUNT BATCH | - parse FILE REPEAT
+    cached-get: redis-py's client-side cache (protocol 3, CacheConfig), GETs over 100 keys read once first.
 """
 import os
 import sys
@@ -22,8 +23,27 @@ if mode == "parse":
 
 import redis
 
-client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3, password=os.environ.get("REDIS_PASSWORD"))
 count = int(sys.argv[3])
+if mode == "cached-get":
+    from redis.cache import CacheConfig
+    from redis.connection import CacheProxyConnection
+    # redis-py enables its cache only from Redis 7.4 on, by a version check: the tracking it uses
+    # (RESP3 CLIENT TRACKING) is in every Redis since 6.0, so the check is lowered for the
+    # distribution's server.
+    CacheProxyConnection.MIN_ALLOWED_VERSION = "6.0.0"
+    client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3, password=os.environ.get("REDIS_PASSWORD"),
+                         cache_config=CacheConfig())
+    keys = [f"cached:{index}" for index in range(100)]
+    for key in keys:
+        client.set(key, "xxx")
+    for key in keys:
+        client.get(key)
+    start = time.perf_counter()
+    for index in range(count):
+        client.get(keys[index % 100])
+    print(round(count / (time.perf_counter() - start)))
+    sys.exit()
+client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3, password=os.environ.get("REDIS_PASSWORD"))
 client.set("key:__rand_int__", "xxx")
 start = time.perf_counter()
 if mode == "sequential-set":
