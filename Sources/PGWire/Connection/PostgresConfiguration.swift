@@ -97,6 +97,52 @@ public struct PostgresConfiguration: Sendable {
     public var statementCacheCapacity: Int
     /// The largest message accepted from the server.
     public var maximumMessageSize: Int
+    /// The oldest protocol version the connection accepts (libpq's `min_protocol_version`).
+    public var minimumProtocolVersion: ProtocolVersion = .v3_0
+    /// The protocol version asked for at startup (libpq's `max_protocol_version`; 3.0 by default,
+    /// as libpq 18's). A server that speaks only an older one answers NegotiateProtocolVersion and
+    /// the session goes on in that version, unless it is older than the minimum.
+    public var maximumProtocolVersion: ProtocolVersion = .v3_0
+
+    /// A version of the frontend/backend protocol.
+    public struct ProtocolVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+        /// The major version (3).
+        public var major: Int
+        /// The minor version: 0 (PostgreSQL 7.4 on) or 2 (PostgreSQL 18 on: cancel keys of up to
+        /// 256 bytes).
+        public var minor: Int
+
+        /// Protocol 3.0.
+        public static let v3_0 = ProtocolVersion(major: 3, minor: 0)
+        /// Protocol 3.2.
+        public static let v3_2 = ProtocolVersion(major: 3, minor: 2)
+        /// The newest version this library speaks.
+        public static let latest = v3_2
+
+        /// Creates a version.
+        public init(major: Int, minor: Int) {
+            self.major = major
+            self.minor = minor
+        }
+
+        /// Parses `3.0`, `3.2` or `latest`, as libpq's `min_protocol_version` and
+        /// `max_protocol_version` accept them (3.1 was never a protocol version).
+        public init?(parsing text: String) {
+            switch text {
+            case "3.0": self = .v3_0
+            case "3.2": self = .v3_2
+            case "latest": self = .latest
+            default: return nil
+            }
+        }
+
+        /// The StartupMessage's version field.
+        var code: Int32 { Int32(major << 16 | minor) }
+
+        public static func < (lhs: ProtocolVersion, rhs: ProtocolVersion) -> Bool { (lhs.major, lhs.minor) < (rhs.major, rhs.minor) }
+
+        public var description: String { "\(major).\(minor)" }
+    }
     /// How long a cancelled or timed-out call waits for the server to end its statement before
     /// the call ends anyway (closing the connection when a CancelRequest went unanswered).
     /// 5 seconds: a cancel takes effect at the backend's next interrupt check, milliseconds on a
@@ -147,7 +193,8 @@ public struct PostgresConfiguration: Sendable {
     /// Parses a libpq connection string: a `postgresql://` (or `postgres://`) URI, or the
     /// `keyword=value` form. Recognised keywords: host, hostaddr (as host), port, user, password,
     /// dbname, application_name, fallback_application_name, options, sslmode, sslnegotiation,
-    /// sslrootcert, sslcert, sslkey, channel_binding, connect_timeout, statement_cache_capacity.
+    /// sslrootcert, sslcert, sslkey, channel_binding, connect_timeout, min_protocol_version,
+    /// max_protocol_version, statement_cache_capacity.
     public init(connectionString: String) throws(PostgresError) {
         self.init()
         let pairs: [(String, String)]
@@ -191,6 +238,12 @@ public struct PostgresConfiguration: Sendable {
                 guard let seconds = Int(value) else { throw Self.invalid("connect_timeout", value) }
                 // libpq: zero or negative waits indefinitely; 1 is raised to 2.
                 connectTimeout = seconds <= 0 ? .seconds(365 * 24 * 3600) : .seconds(max(2, seconds))
+            case "min_protocol_version":
+                guard let version = ProtocolVersion(parsing: value) else { throw Self.invalid("min_protocol_version", value) }
+                minimumProtocolVersion = version
+            case "max_protocol_version":
+                guard let version = ProtocolVersion(parsing: value) else { throw Self.invalid("max_protocol_version", value) }
+                maximumProtocolVersion = version
             case "statement_cache_capacity":
                 guard let capacity = Int(value), capacity >= 0 else { throw Self.invalid("statement_cache_capacity", value) }
                 statementCacheCapacity = capacity
@@ -217,6 +270,10 @@ public struct PostgresConfiguration: Sendable {
             resolved.append(Host(name.isEmpty ? "localhost" : name, port: port))
         }
         hosts = resolved
+        if minimumProtocolVersion > maximumProtocolVersion {
+            throw PostgresError(
+                .usage, message: "min_protocol_version \(minimumProtocolVersion) is newer than max_protocol_version \(maximumProtocolVersion)")
+        }
     }
 
     /// The connection string's meaning with the password masked, for logs.

@@ -75,7 +75,9 @@ extension PostgresConnection {
             }
             var machine = ConnectionStateMachine(
                 user: configuration.user, password: configuration.password, channelBinding: configuration.channelBinding,
-                serverEndPoint: transport.tlsServerEndPoint, scramNonce: configuration.scramNonceForTesting)
+                serverEndPoint: transport.tlsServerEndPoint, scramNonce: configuration.scramNonceForTesting,
+                minimumProtocol: configuration.minimumProtocolVersion, requestedProtocol: configuration.maximumProtocolVersion,
+                sentProtocolOptions: configuration.runtimeParameters.map(\.name).filter { $0.hasPrefix("_pq_.") })
             var out = ByteBuffer()
             var parameters: [(name: String, value: String)] = [("user", configuration.user), ("database", configuration.effectiveDatabase)]
             if let name = configuration.applicationName { parameters.append(("application_name", name)) }
@@ -83,7 +85,7 @@ extension PostgresConnection {
             parameters.append(("client_encoding", "UTF8"))
             parameters += configuration.runtimeParameters
             do {
-                try FrontendMessage.startup(parameters: parameters, into: &out)
+                try FrontendMessage.startup(version: configuration.maximumProtocolVersion.code, parameters: parameters, into: &out)
             } catch {
                 throw PostgresError(.usage, message: "cannot send the startup message: \(error)")
             }
@@ -122,6 +124,7 @@ extension PostgresConnection {
                 "connected",
                 metadata: [
                     "tls": "\(transport.isTLS)", "authentication": "\(machine.authenticationMethod ?? "none")",
+                    "protocol": "\(machine.protocolVersion)",
                     "server_version": "\(machine.parameters["server_version"] ?? "?")",
                     "backend_pid": "\(machine.backendKey.map { String($0.processID) } ?? "?")",
                 ])

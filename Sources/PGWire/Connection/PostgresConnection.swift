@@ -158,6 +158,8 @@ public final class PostgresConnection: Sendable {
 
     /// The key a CancelRequest quotes.
     public var backendKey: BackendKeyData? { state.withLock { $0.machine.backendKey } }
+    /// The protocol version the session speaks (see ``PostgresConfiguration/maximumProtocolVersion``).
+    public var protocolVersion: PostgresConfiguration.ProtocolVersion { state.withLock { $0.machine.protocolVersion } }
 
     /// Whether the connection has failed or was closed.
     public var isClosed: Bool { state.withLock { $0.failure != nil } }

@@ -36,10 +36,13 @@ public enum FrontendMessage {
 
     // MARK: Untyped (startup phase)
 
-    /// StartupMessage: the protocol version, then `name`/`value` pairs (`user` is required).
-    public static func startup(parameters: [(name: String, value: String)], into buffer: inout ByteBuffer) throws(FrontendEncodingError) {
+    /// StartupMessage: the protocol version (3.0 unless `version` says otherwise: major in the
+    /// high 16 bits, minor in the low), then `name`/`value` pairs (`user` is required).
+    public static func startup(
+        version: Int32 = protocolVersion3, parameters: [(name: String, value: String)], into buffer: inout ByteBuffer
+    ) throws(FrontendEncodingError) {
         try framed(nil, &buffer) { (out: inout ByteBuffer) throws(FrontendEncodingError) in
-            out.writeInteger(protocolVersion3)
+            out.writeInteger(version)
             for (name, value) in parameters {
                 try writeCString(name, "startup parameter name", &out)
                 try writeCString(value, "startup parameter \(name)", &out)
