@@ -57,18 +57,25 @@ public enum ProcessSupervisor {
         return (entry.pointee.pw_uid, entry.pointee.pw_gid)
     }
 
-    static func options(asPostgres: Bool, newSession: Bool) throws(Failure) -> PlatformOptions {
+    /// Where util-linux's `setpriv` is (Debian's util-linux is an essential package).
+    static let setprivPath = "/usr/bin/setpriv"
+
+    /// The platform options of a child, and the command to put before its program: for a
+    /// program that must run as `postgres` while this one runs as root, `setpriv` drops to that
+    /// user. Changing user in the forked child itself (setgroups, setgid, setuid there) can hang
+    /// the child for good: glibc's wrappers synchronise with the parent's other threads, whose
+    /// state the fork copied mid-operation.
+    static func options(asPostgres: Bool, newSession: Bool) throws(Failure) -> (platform: PlatformOptions, prefix: [String]) {
         var options = PlatformOptions()
         options.createSession = newSession
-        if asPostgres, getuid() == 0 {
-            guard let user = postgresUser else {
-                throw Failure(message: "PostgreSQL cannot run as root and there is no postgres system user (the postgresql package creates it)")
-            }
-            options.userID = user.uid
-            options.groupID = user.gid
-            options.supplementaryGroups = []
+        guard asPostgres, getuid() == 0 else { return (options, []) }
+        guard let user = postgresUser else {
+            throw Failure(message: "PostgreSQL cannot run as root and there is no postgres system user (the postgresql package creates it)")
         }
-        return options
+        guard access(setprivPath, X_OK) == 0 else {
+            throw Failure(message: "running PostgreSQL as the postgres user needs \(setprivPath) (the util-linux package)")
+        }
+        return (options, [setprivPath, "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--"])
     }
 
     static func inheritedEnvironment(adding variables: [String: String]) -> Environment {
@@ -85,10 +92,11 @@ public enum ProcessSupervisor {
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], asPostgres: Bool = false,
         workingDirectory: String? = nil
     ) async throws(Failure) -> (status: Int32, output: String) {
-        let platform = try options(asPostgres: asPostgres, newSession: false)
+        let (platform, prefix) = try options(asPostgres: asPostgres, newSession: false)
+        let command = prefix + [executable] + arguments
         do {
             let result = try await Subprocess.run(
-                .path(FilePath(executable)), arguments: Arguments(arguments),
+                .path(FilePath(command[0])), arguments: Arguments(Array(command.dropFirst())),
                 environment: inheritedEnvironment(adding: environment),
                 workingDirectory: workingDirectory.map { FilePath($0) }, platformOptions: platform,
                 output: .string(limit: 4 << 20), error: .combinedWithOutput)
@@ -110,13 +118,13 @@ public enum ProcessSupervisor {
         // A shell puts the server in the background and prints its pid: the server outlives
         // this program, and its pid is known without polling for a pid file of its own.
         let script = "\"$@\" </dev/null >>\"$INFRA_UP_LOG\" 2>&1 & echo $!"
-        let platform = try options(asPostgres: process.runsAsPostgres, newSession: true)
+        let (platform, prefix) = try options(asPostgres: process.runsAsPostgres, newSession: true)
         var environment = process.environment
         environment["INFRA_UP_LOG"] = process.log
         let pid: Int32
         do {
             let result = try await Subprocess.run(
-                .path("/bin/sh"), arguments: Arguments(["-c", script, "sh", process.executable] + process.arguments),
+                .path("/bin/sh"), arguments: Arguments(["-c", script, "sh"] + prefix + [process.executable] + process.arguments),
                 environment: inheritedEnvironment(adding: environment),
                 workingDirectory: FilePath(workingDirectory), platformOptions: platform,
                 output: .string(limit: 256), error: .string(limit: 4096))
