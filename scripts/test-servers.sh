@@ -240,10 +240,12 @@ configure_postgres() {
     # First match wins: the special-method users, then the stack's SCRAM rules.
     local hba
     hba=$(cat "$data/pg_hba.conf")
-    printf 'host    all  infra_md5       127.0.0.1/32  md5\nhost    all  infra_password  127.0.0.1/32  password\nhost    all  infra_trust     127.0.0.1/32  trust\n%s\n' \
+    # infra_tls_only logs in over TLS alone (for sslmode=allow's retry).
+    printf 'host    all  infra_md5       127.0.0.1/32  md5\nhost    all  infra_password  127.0.0.1/32  password\nhost    all  infra_trust     127.0.0.1/32  trust\nhostnossl  all  infra_tls_only  127.0.0.1/32  reject\nhostssl    all  infra_tls_only  127.0.0.1/32  scram-sha-256\n%s\n' \
         "$hba" >"$data/pg_hba.conf"
     PG_MD5_PASSWORD=$(random_secret)
     PG_CLEARTEXT_PASSWORD=$(random_secret)
+    PG_TLS_ONLY_PASSWORD=$(random_secret)
     PGPASSWORD=$PG_PASSWORD "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U infra_test -d infra_test >/dev/null <<SQL
 ALTER SYSTEM SET ssl = on;
 ALTER SYSTEM SET ssl_cert_file = '$tls/server.pem';
@@ -255,7 +257,8 @@ CREATE ROLE infra_md5 LOGIN PASSWORD '$PG_MD5_PASSWORD';
 RESET password_encryption;
 CREATE ROLE infra_password LOGIN PASSWORD '$PG_CLEARTEXT_PASSWORD';
 CREATE ROLE infra_trust LOGIN;
-GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust;
+CREATE ROLE infra_tls_only LOGIN PASSWORD '$PG_TLS_ONLY_PASSWORD';
+GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust, infra_tls_only;
 SQL
     # For the tests that crash the server under load and start it again: SIGKILL to the
     # postmaster and its backends (no shutdown, as a machine losing power), then `infra-up up`,
@@ -296,6 +299,8 @@ START
     export INFRA_TEST_POSTGRES_CLEARTEXT_USER=infra_password
     export INFRA_TEST_POSTGRES_CLEARTEXT_PASSWORD=$PG_CLEARTEXT_PASSWORD
     export INFRA_TEST_POSTGRES_TRUST_USER=infra_trust
+    export INFRA_TEST_POSTGRES_TLS_ONLY_USER=infra_tls_only
+    export INFRA_TEST_POSTGRES_TLS_ONLY_PASSWORD=$PG_TLS_ONLY_PASSWORD
     export INFRA_TEST_POSTGRES_CA_FILE=$tls/ca.pem
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT and $sockets (TLS on)"
 }

@@ -102,6 +102,32 @@ struct LiveConnectTests {
         }
     }
 
+    /// A role whose pg_hba rules reject it without TLS and take it with TLS: `allow` tries
+    /// without TLS first, is refused, and retries with it; `disable` is refused with the
+    /// server's reason; `prefer` takes TLS at once.
+    @Test func sslmodeAllowRetriesWithTLSWhenTheServerAcceptsOnlyTLS() async throws {
+        let user = try LiveServer.postgres("TLS_ONLY_USER")
+        let password = try LiveServer.postgres("TLS_ONLY_PASSWORD")
+        let allowed = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: password, sslMode: .allow))
+        defer { allowed.close() }
+        #expect(allowed.isTLS)
+        let ssl = try await allowed.simpleQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        #expect(ssl.first?.rows.first.map { try? $0.decode(Bool.self, column: 0) } == true)
+        do {
+            _ = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: password, sslMode: .disable))
+            Issue.record("a TLS-only role logged in without TLS")
+        } catch let error as PostgresError {
+            #expect(error.kind == .authentication && error.message.contains("pg_hba.conf rejects"), "\(error)")
+        }
+        let preferred = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: password, sslMode: .prefer))
+        #expect(preferred.isTLS)
+        preferred.close()
+        // A role that may log in without TLS gets a plain session under allow.
+        let plain = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(sslMode: .allow))
+        #expect(!plain.isTLS)
+        plain.close()
+    }
+
     @Test func tlsVerifyFullWithTheCARequiresSCRAMPlusAndRequireSkipsVerification() async throws {
         var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
         config.sslRootCertificate = try LiveServer.postgres("CA_FILE")
