@@ -127,7 +127,7 @@ let package = Package(
             name: "TestSupport", dependencies: ["Transport", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"
         ),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "TestSupport"]),
-        .testTarget(name: "PGWireTests", dependencies: ["PGWire", "TestSupport"]),
+        .testTarget(name: "PGWireTests", dependencies: ["PGWire", "COpenSSL", "Transport", "TestSupport"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "TestSupport"]),
         .testTarget(name: "NATSProtoTests", dependencies: ["NATSProto", "TestSupport"]),
         .testTarget(name: "JetStreamTests", dependencies: ["JetStream", "NATSProto", "Transport", "TestSupport"]),

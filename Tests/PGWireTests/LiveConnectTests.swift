@@ -128,6 +128,73 @@ struct LiveConnectTests {
         plain.close()
     }
 
+    /// sslnegotiation=direct through a TLS-terminating proxy (as PostgreSQL 17+ takes it): the
+    /// ClientHello comes first with ALPN `postgresql`, the certificate is verified, and the
+    /// session behind it works. The proxy refuses a client that starts with an SSLRequest and a
+    /// TLS client that offers another ALPN protocol, and the client refuses a server that accepts
+    /// direct TLS without choosing `postgresql`.
+    @Test func directTLSHandshakesWithALPNPostgresqlAndVerifiesTheServer() async throws {
+        let authority = try LiveServer.postgres("CA_FILE")
+        let directory = (authority as NSString).deletingLastPathComponent
+        let proxy = try DirectTLSProxy(
+            certificate: directory + "/server.pem", key: directory + "/server.key", backendPort: Int(try LiveServer.postgres("PORT")) ?? 0)
+        defer { proxy.stop() }
+        var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
+        config.hosts = [.init("127.0.0.1", port: proxy.port)]
+        config.sslRootCertificate = authority
+        config.sslNegotiation = .direct
+        // The server behind the proxy sees plain TCP: no SCRAM-PLUS (channel binding) there.
+        config.channelBinding = .disable
+        let connection = try await LiveServer.connectPostgres(config)
+        defer { connection.close() }
+        #expect(connection.isTLS)
+        #expect(connection.transport.negotiatedApplicationProtocol == "postgresql")
+        let answer = try await connection.execute("SELECT 40 + 2").rows.first?.decode(Int.self)
+        #expect(answer == 42)
+        #expect(proxy.handshakes == 1)
+
+        // The same proxy through a connection string, and the refusals.
+        let url = "postgresql://\(config.user)@127.0.0.1:\(proxy.port)/\(config.effectiveDatabase)?sslmode=verify-full&sslnegotiation=direct"
+            + "&channel_binding=disable&sslrootcert=\(authority)"
+        var parsed = try PostgresConfiguration(connectionString: url)
+        parsed.password = config.password
+        let second = try await LiveServer.connectPostgres(parsed)
+        second.close()
+        #expect(proxy.handshakes == 2)
+
+        var negotiated = config
+        negotiated.sslNegotiation = .postgres
+        await #expect(throws: PostgresError.self) { _ = try await LiveServer.connectPostgres(negotiated) }
+        let transport = try await Connection.connect(to: .tcp(host: "127.0.0.1", port: proxy.port))
+        defer { transport.close() }
+        let other = try TLSContext(configuration: TLSConfiguration(trustRoots: .file(authority), verification: .full, applicationProtocols: ["h2"]))
+        await #expect(throws: (any Error).self) { try await transport.startTLS(other, serverName: "localhost") }
+        for _ in 0..<200 where proxy.refusals < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(proxy.refusals == 2)
+        #expect(proxy.handshakes == 2)
+    }
+
+    /// A TLS server that takes a direct connection but chooses no ALPN protocol is not PostgreSQL.
+    @Test func directTLSWithoutALPNFromTheServerIsRefused() async throws {
+        let authority = try LiveServer.postgres("CA_FILE")
+        let directory = (authority as NSString).deletingLastPathComponent
+        let proxy = try DirectTLSProxy(
+            certificate: directory + "/server.pem", key: directory + "/server.key", backendPort: Int(try LiveServer.postgres("PORT")) ?? 0,
+            selectsALPN: false)
+        defer { proxy.stop() }
+        var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
+        config.hosts = [.init("127.0.0.1", port: proxy.port)]
+        config.sslRootCertificate = authority
+        config.sslNegotiation = .direct
+        config.channelBinding = .disable
+        do {
+            _ = try await LiveServer.connectPostgres(config)
+            Issue.record("connected to a direct TLS server that chose no ALPN protocol")
+        } catch let error as PostgresError {
+            #expect(error.kind == .tls && error.message.contains("without choosing the ALPN protocol \"postgresql\""), "\(error)")
+        }
+    }
+
     @Test func tlsVerifyFullWithTheCARequiresSCRAMPlusAndRequireSkipsVerification() async throws {
         var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
         config.sslRootCertificate = try LiveServer.postgres("CA_FILE")

@@ -171,6 +171,12 @@ extension PostgresConnection {
         } catch {
             throw PostgresError(error.isTimeout ? .timedOut : .tls, message: "TLS handshake with \(host) failed: \(error)")
         }
+        // A direct TLS connection is PostgreSQL's only if the server chose ALPN `postgresql`
+        // (libpq refuses it otherwise: without it, the TLS could terminate at some other service).
+        if configuration.sslNegotiation == .direct, transport.negotiatedApplicationProtocol != "postgresql" {
+            throw PostgresError(
+                .tls, message: "the server at \(host) accepted direct TLS without choosing the ALPN protocol \"postgresql\"")
+        }
     }
 
     private static let tlsContexts = Mutex<[String: TLSContext]>([:])
