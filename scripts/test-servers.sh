@@ -241,7 +241,7 @@ configure_postgres() {
     local hba
     hba=$(cat "$data/pg_hba.conf")
     # infra_tls_only logs in over TLS alone (for sslmode=allow's retry).
-    printf 'host    all  infra_md5       127.0.0.1/32  md5\nhost    all  infra_password  127.0.0.1/32  password\nhost    all  infra_trust     127.0.0.1/32  trust\nhostnossl  all  infra_tls_only  127.0.0.1/32  reject\nhostssl    all  infra_tls_only  127.0.0.1/32  scram-sha-256\n%s\n' \
+    printf 'host    all  infra_md5       127.0.0.1/32  md5\nhost    all  infra_password  127.0.0.1/32  password\nhost    all  infra_trust     127.0.0.1/32  trust\nhostnossl  all  infra_tls_only  127.0.0.1/32  reject\nhostssl    all  infra_tls_only  127.0.0.1/32  scram-sha-256\nhost    replication  infra_test  127.0.0.1/32  scram-sha-256\n%s\n' \
         "$hba" >"$data/pg_hba.conf"
     PG_MD5_PASSWORD=$(random_secret)
     PG_CLEARTEXT_PASSWORD=$(random_secret)
@@ -303,6 +303,27 @@ START
     export INFRA_TEST_POSTGRES_TLS_ONLY_PASSWORD=$PG_TLS_ONLY_PASSWORD
     export INFRA_TEST_POSTGRES_CA_FILE=$tls/ca.pem
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT and $sockets (TLS on)"
+}
+
+# A streaming standby of the main PostgreSQL (pg_basebackup -R), read-only on its own port, for
+# the multi-host tests (target_session_attrs).
+start_postgres_standby() {
+    local bindir dir="$WORK/pg-standby" port run=()
+    bindir="$(pg_bindir)" || die "PostgreSQL server binaries not found"
+    port=$(free_port)
+    mkdir -p "$dir"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres: "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" env PGPASSWORD="$PG_PASSWORD" "$bindir/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U infra_test \
+        -D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 || die "pg_basebackup failed: $(tail -5 "$dir/basebackup.log")"
+    "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c hot_standby=on -c max_connections=200 -c fsync=off" start >/dev/null \
+        || die "the standby did not start: $(tail -5 "$dir/server.log")"
+    PG_STANDBY_DATA="$dir/data"
+    export INFRA_TEST_POSTGRES_STANDBY_PORT=$port
+    log "PostgreSQL standby of 127.0.0.1:$PG_PORT on 127.0.0.1:$port"
 }
 
 # start_nats NAME BINARY: writes a config with JetStream and starts it in the background.
@@ -411,6 +432,13 @@ stop_all() {
     if [[ -n "${STACKED:-}" ]]; then
         "${STACK_DOWN[@]}" >/dev/null 2>&1
     fi
+    if [[ -n "${PG_STANDBY_DATA:-}" ]]; then
+        if [[ $(id -u) -eq 0 ]]; then
+            runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$PG_STANDBY_DATA" -m immediate stop >/dev/null 2>&1
+        else
+            "$(pg_bindir)/pg_ctl" -D "$PG_STANDBY_DATA" -m immediate stop >/dev/null 2>&1
+        fi
+    fi
     if [[ -n "${PG18_DATA:-}" ]]; then
         if [[ $(id -u) -eq 0 ]]; then
             runuser -u postgres -- "$PG18_BINDIR/pg_ctl" -D "$PG18_DATA" -m immediate stop >/dev/null 2>&1
@@ -447,6 +475,7 @@ run_with_servers() {
     trap stop_all EXIT
     trap 'exit 130' INT TERM
     start_stack
+    start_postgres_standby
     start_postgres18
     local port
     export INFRA_TEST_NATS_SERVER_BINARY

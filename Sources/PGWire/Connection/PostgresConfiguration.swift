@@ -97,6 +97,37 @@ public struct PostgresConfiguration: Sendable {
     public var statementCacheCapacity: Int
     /// The largest message accepted from the server.
     public var maximumMessageSize: Int
+    /// Which kind of server a connection must reach, checked on each host in turn (libpq's
+    /// `target_session_attrs`; `any` by default).
+    public var targetSessionAttributes: TargetSessionAttributes = .any
+    /// Whether the hosts are tried in a random order (libpq's `load_balance_hosts`), spreading
+    /// connections over equivalent servers; in the given order by default.
+    public var loadBalanceHosts: LoadBalanceHosts = .disable
+
+    /// libpq's `target_session_attrs`.
+    public enum TargetSessionAttributes: String, Sendable, CaseIterable {
+        /// Any server that accepts the connection.
+        case any
+        /// A session that can write: `transaction_read_only` off.
+        case readWrite = "read-write"
+        /// A read-only session: `transaction_read_only` on (a standby, or a server so configured).
+        case readOnly = "read-only"
+        /// A server not in recovery (not a hot standby).
+        case primary
+        /// A server in recovery (a hot standby).
+        case standby
+        /// A standby if one of the hosts is; otherwise any.
+        case preferStandby = "prefer-standby"
+    }
+
+    /// libpq's `load_balance_hosts`.
+    public enum LoadBalanceHosts: String, Sendable, CaseIterable {
+        /// The hosts in the given order.
+        case disable
+        /// The hosts in a random order, drawn anew for each connection.
+        case random
+    }
+
     /// The oldest protocol version the connection accepts (libpq's `min_protocol_version`).
     public var minimumProtocolVersion: ProtocolVersion = .v3_0
     /// The protocol version asked for at startup (libpq's `max_protocol_version`; 3.0 by default,
@@ -193,8 +224,8 @@ public struct PostgresConfiguration: Sendable {
     /// Parses a libpq connection string: a `postgresql://` (or `postgres://`) URI, or the
     /// `keyword=value` form. Recognised keywords: host, hostaddr (as host), port, user, password,
     /// dbname, application_name, fallback_application_name, options, sslmode, sslnegotiation,
-    /// sslrootcert, sslcert, sslkey, channel_binding, connect_timeout, min_protocol_version,
-    /// max_protocol_version, statement_cache_capacity.
+    /// sslrootcert, sslcert, sslkey, channel_binding, connect_timeout, target_session_attrs,
+    /// load_balance_hosts, min_protocol_version, max_protocol_version, statement_cache_capacity.
     public init(connectionString: String) throws(PostgresError) {
         self.init()
         let pairs: [(String, String)]
@@ -238,6 +269,12 @@ public struct PostgresConfiguration: Sendable {
                 guard let seconds = Int(value) else { throw Self.invalid("connect_timeout", value) }
                 // libpq: zero or negative waits indefinitely; 1 is raised to 2.
                 connectTimeout = seconds <= 0 ? .seconds(365 * 24 * 3600) : .seconds(max(2, seconds))
+            case "target_session_attrs":
+                guard let attributes = TargetSessionAttributes(rawValue: value) else { throw Self.invalid("target_session_attrs", value) }
+                targetSessionAttributes = attributes
+            case "load_balance_hosts":
+                guard let mode = LoadBalanceHosts(rawValue: value) else { throw Self.invalid("load_balance_hosts", value) }
+                loadBalanceHosts = mode
             case "min_protocol_version":
                 guard let version = ProtocolVersion(parsing: value) else { throw Self.invalid("min_protocol_version", value) }
                 minimumProtocolVersion = version

@@ -3,29 +3,98 @@ import Synchronization
 import Transport
 
 extension PostgresConnection {
-    /// Connects to the first of the configured hosts that accepts, negotiates TLS as `sslMode`
-    /// asks, and authenticates.
+    /// Connects to the first of the configured hosts that accepts and has the session
+    /// attributes `target_session_attrs` asks for (in a random order with
+    /// `load_balance_hosts=random`), negotiates TLS as `sslMode` asks, and authenticates. A host
+    /// that is not of the kind asked for is left (its connection closed) for the next, as libpq
+    /// does; `prefer-standby` takes any host when none is a standby.
     public static func connect(_ configuration: PostgresConfiguration) async throws(PostgresError) -> PostgresConnection {
         var failures: [String] = []
         var last: PostgresError?
-        for host in configuration.hosts {
-            var logger = configuration.logger
-            logger[metadataKey: "postgres.endpoint"] = "\(host)"
-            logger[metadataKey: "postgres.connection"] = "\(connectionIDs.add(1, ordering: .relaxed).newValue)"
-            logger.debug("connecting", metadata: ["sslmode": "\(configuration.sslMode.rawValue)"])
-            do {
-                return try await connect(to: host, configuration, logger)
-            } catch {
-                logger.warning("could not connect", metadata: ["error": "\(error)"])
-                // An authentication refusal is the answer; other hosts would refuse the same way.
-                if error.kind == .authentication || error.kind == .usage { throw error }
-                failures.append("\(host): \(error)")
-                last = error
+        var hosts = configuration.hosts
+        if configuration.loadBalanceHosts == .random { hosts.shuffle() }
+        let passes: [PostgresConfiguration.TargetSessionAttributes] =
+            configuration.targetSessionAttributes == .preferStandby ? [.standby, .any] : [configuration.targetSessionAttributes]
+        for target in passes {
+            for host in hosts {
+                var logger = configuration.logger
+                logger[metadataKey: "postgres.endpoint"] = "\(host)"
+                logger[metadataKey: "postgres.connection"] = "\(connectionIDs.add(1, ordering: .relaxed).newValue)"
+                logger.debug("connecting", metadata: ["sslmode": "\(configuration.sslMode.rawValue)"])
+                let connection: PostgresConnection
+                do {
+                    connection = try await connect(to: host, configuration, logger)
+                } catch {
+                    logger.warning("could not connect", metadata: ["error": "\(error)"])
+                    // An authentication refusal is the answer; other hosts would refuse the same way.
+                    if error.kind == .authentication || error.kind == .usage { throw error }
+                    failures.append("\(host): \(error)")
+                    last = error
+                    continue
+                }
+                do {
+                    if let mismatch = try await connection.mismatch(target) {
+                        logger.info("the server is not of the kind asked for; trying the next host", metadata: ["reason": "\(mismatch)"])
+                        connection.close()
+                        failures.append("\(host): \(mismatch)")
+                        last = PostgresError(.connection, message: "\(host): \(mismatch)")
+                        continue
+                    }
+                } catch {
+                    connection.close()
+                    failures.append("\(host): \(error)")
+                    last = error
+                    continue
+                }
+                return connection
             }
         }
         guard var error = last else { throw PostgresError(.usage, message: "no host to connect to") }
         if failures.count > 1 { error.message = "could not connect to any host: " + failures.joined(separator: "; ") }
+        if configuration.targetSessionAttributes != .any {
+            error.message += " (target_session_attrs=\(configuration.targetSessionAttributes.rawValue))"
+        }
         throw error
+    }
+
+    /// Why this session does not have the attributes `target` asks for, or nil when it does.
+    /// From PostgreSQL 14 on, the server reports `in_hot_standby` and
+    /// `default_transaction_read_only` at startup; older servers are asked (libpq's rule).
+    func mismatch(_ target: PostgresConfiguration.TargetSessionAttributes) async throws(PostgresError) -> String? {
+        switch target {
+        case .any, .preferStandby:
+            return nil
+        case .readWrite, .readOnly:
+            let readOnly: Bool
+            if let standby = parameter("in_hot_standby"), let defaultReadOnly = parameter("default_transaction_read_only") {
+                readOnly = standby == "on" || defaultReadOnly == "on"
+            } else {
+                readOnly = try await firstValue(of: "SHOW transaction_read_only") == "on"
+            }
+            if target == .readWrite, readOnly { return "session is read-only" }
+            if target == .readOnly, !readOnly { return "session is not read-only" }
+            return nil
+        case .primary, .standby:
+            let inRecovery: Bool
+            if let standby = parameter("in_hot_standby") {
+                inRecovery = standby == "on"
+            } else {
+                inRecovery = try await firstValue(of: "SELECT pg_catalog.pg_is_in_recovery()") == "t"
+            }
+            if target == .primary, inRecovery { return "server is in hot standby mode" }
+            if target == .standby, !inRecovery { return "server is not in hot standby mode" }
+            return nil
+        }
+    }
+
+    /// The first column of the first row of a simple query, as text.
+    private func firstValue(of sql: String) async throws(PostgresError) -> String? {
+        let results = try await simpleQuery(sql)
+        do {
+            return try results.first?.rows.first?.decode(String.self, column: 0)
+        } catch {
+            throw PostgresError(.protocolViolation, message: "\(sql): \(error)")
+        }
     }
 
     private static func connect(to host: PostgresConfiguration.Host, _ configuration: PostgresConfiguration, _ logger: Logger)
