@@ -288,6 +288,9 @@ START
     export INFRA_TEST_POSTGRES_CRASH="$WORK/pg/crash.sh" INFRA_TEST_POSTGRES_START="$WORK/pg/start.sh"
     # psql and pg_dump of the same version, for the migration tests.
     export INFRA_TEST_POSTGRES_BINDIR="$bindir"
+    # A primary and synchronous standby of a test's own, for failover (scripts/pg-pair.sh).
+    INFRA_TEST_POSTGRES_PAIR="$(cd "$(dirname "$0")" && pwd)/pg-pair.sh"
+    export INFRA_TEST_POSTGRES_PAIR
     export INFRA_TEST_POSTGRES_HOST=127.0.0.1
     export INFRA_TEST_POSTGRES_PORT=$PG_PORT
     export INFRA_TEST_POSTGRES_SOCKET_DIR=$sockets
