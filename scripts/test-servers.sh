@@ -291,6 +291,9 @@ START
     # A primary and synchronous standby of a test's own, for failover (scripts/pg-pair.sh).
     INFRA_TEST_POSTGRES_PAIR="$(cd "$(dirname "$0")" && pwd)/pg-pair.sh"
     export INFRA_TEST_POSTGRES_PAIR
+    # A Redis master, replica and three sentinels of a test's own (scripts/redis-sentinel-set.sh).
+    INFRA_TEST_REDIS_SENTINEL_SET="$(cd "$(dirname "$0")" && pwd)/redis-sentinel-set.sh"
+    export INFRA_TEST_REDIS_SENTINEL_SET
     export INFRA_TEST_POSTGRES_HOST=127.0.0.1
     export INFRA_TEST_POSTGRES_PORT=$PG_PORT
     export INFRA_TEST_POSTGRES_SOCKET_DIR=$sockets

@@ -1,10 +1,8 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Infra
 import Logging
 import PGWire
+import RESP
 import Synchronization
 import TestSupport
 import Testing
@@ -22,54 +20,11 @@ struct PoolFailoverTests {
         let running = Atomic<Bool>(true)
     }
 
-    struct ScriptFailed: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    /// Runs `script` to completion and returns its standard output. Spawned and reaped here
-    /// (posix_spawn, waitpid on a thread of its own) with a cleared signal mask: the servers the
-    /// script starts outlive it, and Foundation's Process did not always see its end.
-    static func run(_ script: String, _ arguments: [String]) async throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("pg-pair-\(UUID().uuidString.prefix(8)).out").path
-        defer { unlink(output) }
-        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-            Thread.detachNewThread {
-                var argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
-                defer { for pointer in argv { free(pointer) } }
-                var attributes = posix_spawnattr_t()
-                posix_spawnattr_init(&attributes)
-                defer { posix_spawnattr_destroy(&attributes) }
-                var empty = sigset_t()
-                sigemptyset(&empty)
-                posix_spawnattr_setsigmask(&attributes, &empty)
-                posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-                var files = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&files)
-                defer { posix_spawn_file_actions_destroy(&files) }
-                posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&files, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-                posix_spawn_file_actions_adddup2(&files, 1, 2)
-                var child: pid_t = 0
-                let spawned = posix_spawn(&child, script, &files, &attributes, &argv, environ)
-                guard spawned == 0 else {
-                    continuation.resume(throwing: ScriptFailed(description: "could not start \(script): \(String(cString: strerror(spawned)))"))
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(child, &status, 0) < 0, errno == EINTR {}
-                continuation.resume(returning: status)
-            }
-        }
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else { throw ScriptFailed(description: "\(script) \(arguments.joined(separator: " ")) failed (\(status)): \(text)") }
-        return text
-    }
-
     @Test func aPromotedStandbyBecomesThePoolsPrimaryAndNoAcknowledgedInsertIsLost() async throws {
         let script = try LiveServer.require("INFRA_TEST_POSTGRES_PAIR")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pg-pair-\(UUID().uuidString.prefix(8))").path
-        let started = try await Self.run(script, ["start", directory])
-        defer { Task { _ = try? await Self.run(script, ["destroy", directory]) } }
+        let started = try await runScript(script, ["start", directory])
+        defer { Task { _ = try? await runScript(script, ["destroy", directory]) } }
         let ports = started.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         try #require(ports.count == 2, "pg-pair.sh printed \(started)")
         var connection = PostgresConfiguration(
@@ -111,10 +66,10 @@ struct PoolFailoverTests {
         try await Task.sleep(for: .seconds(1))
         let beforeKill = ledger.acknowledged.withLock { $0.count }
         #expect(beforeKill > 50, "inserts went through before the primary was killed: \(beforeKill)")
-        _ = try await Self.run(script, ["stop-primary", directory])
+        _ = try await runScript(script, ["stop-primary", directory])
         let killedAt = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(300))
-        _ = try await Self.run(script, ["promote", directory])
+        _ = try await runScript(script, ["promote", directory])
         let mark = ledger.acknowledged.withLock { $0.count }
         var recoveredAfter: Duration?
         for _ in 0..<300 {
@@ -140,5 +95,50 @@ struct PoolFailoverTests {
         let onStandby = try await pool.withConnection { try await $0.simpleQuery("SELECT pg_is_in_recovery()").first?.rows.first?.decode(String.self, column: 0) }
         #expect(onStandby == "f", "the pool's connections are on the promoted server")
         print("failover: \(acknowledged.count) inserts acknowledged, \(failures.count) failed (\(Set(failures).sorted())), recovered \(recoveredAfter.map { "\($0)" } ?? "never") after the kill")
+    }
+}
+
+/// The Redis pool over a Sentinel deployment of the test's own (scripts/redis-sentinel-set.sh):
+/// the master is killed under load and the pool's new connections find the promoted replica.
+@Suite("Connection pool: Redis Sentinel failover (live)", .serialized, .timeLimit(.minutes(3)), .enabled(if: LiveServer.redis.isAvailable))
+struct RedisPoolSentinelTests {
+    @Test func thePoolFollowsTheSentinelsToThePromotedReplica() async throws {
+        let script = try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(UUID().uuidString.prefix(8))").path
+        let password = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let sentinelPassword = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let printed = try await runScript(script, ["start", directory, password, sentinelPassword])
+        defer { Task { _ = try? await runScript(script, ["destroy", directory]) } }
+        let ports = printed.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        try #require(ports.count == 5, "redis-sentinel-set.sh printed \(printed)")
+        let url = "redis+sentinel://:\(password)@" + ports[2...].map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            + "/infra-master?sentinel_password=\(sentinelPassword)"
+        var connection = try RedisConfiguration(url: url)
+        connection.connectTimeout = .seconds(2)
+        connection.commandTimeout = .seconds(2)
+        var configuration = PoolConfiguration(minimumConnections: 2, maximumConnections: 6)
+        configuration.acquireTimeout = .seconds(30)
+        configuration.maximumBackoff = .milliseconds(300)
+        let pool = ConnectionPool(name: "redis", configuration: configuration, logger: Logger(label: "sentinel", factory: { _ in SwiftLogNoOpLogHandler() })) {
+            [connection] _ in try await RedisConnection.connect(connection)
+        }
+        defer { Task { await pool.shutdown() } }
+        let (counters, load) = LoadCounters.start(tasks: 8) {
+            _ = try await pool.withConnection { try await $0.send(["INCR", "pool:counter"]) }
+        }
+        try await Task.sleep(for: .seconds(1))
+        _ = try await runScript(script, ["kill-master", directory, password])
+        let okAtKill = counters.ok
+        let (ok, failed) = try await counters.finish(after: okAtKill, more: 500, load)
+        #expect(ok > okAtKill + 500, "work goes on after the failover: \(okAtKill) before, \(ok) in all")
+        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+        let port = try await pool.withConnection { try await $0.send(["CONFIG", "GET", "port"]) }
+        var reached: String?
+        switch port.withoutAttributes {
+        case .map(let pairs): reached = pairs.first?.value.string
+        case .array(let values): reached = values.last?.string
+        default: break
+        }
+        #expect(reached == String(ports[1]), "the pool's connections are on the promoted replica")
     }
 }

@@ -1,5 +1,8 @@
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a finished command left: its exit status and standard output.
 public struct CommandOutput: Sendable {
@@ -95,4 +98,51 @@ public func peakMemoryGrowth<Result: Sendable>(during work: () async throws -> R
         sampler.cancel()
         throw error
     }
+}
+
+/// A script that ended with a non-zero status, with what it printed.
+public struct ScriptFailed: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) { self.description = description }
+}
+
+/// Runs `script` to completion and returns what it printed (standard output and error). For
+/// scripts that start servers which outlive them: spawned and reaped here (posix_spawn, waitpid
+/// on a thread of its own) with a cleared signal mask, where Foundation's Process once never saw
+/// such a script end.
+public func runScript(_ script: String, _ arguments: [String]) async throws -> String {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString.prefix(8)).out").path
+    defer { unlink(output) }
+    let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+        Thread.detachNewThread {
+            var argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
+            defer { for pointer in argv { free(pointer) } }
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            posix_spawnattr_setsigmask(&attributes, &empty)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+            var files = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&files)
+            defer { posix_spawn_file_actions_destroy(&files) }
+            posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&files, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_adddup2(&files, 1, 2)
+            var child: pid_t = 0
+            let spawned = posix_spawn(&child, script, &files, &attributes, &argv, environ)
+            guard spawned == 0 else {
+                continuation.resume(throwing: ScriptFailed(description: "could not start \(script): \(String(cString: strerror(spawned)))"))
+                return
+            }
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) < 0, errno == EINTR {}
+            continuation.resume(returning: status)
+        }
+    }
+    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    guard status == 0 else { throw ScriptFailed(description: "\(script) \(arguments.joined(separator: " ")) failed (\(status)): \(text)") }
+    return text
 }

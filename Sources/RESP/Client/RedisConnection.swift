@@ -66,6 +66,9 @@ public final class RedisConnection: Sendable {
         var readsContinuously = false
         /// Sees each push first, in stream order (see ``observePushes(_:)``).
         var pushObserver: PushObserver?
+        /// Made through the sentinels: a READONLY reply means the server was demoted, and the
+        /// connection is closed so that the next one asks the sentinels again.
+        var closesOnReadOnly = false
         /// Whether the reader may wait for a reply on its own thread.
         var inlineGate = InlineWaitGate()
         /// What commands left on the session, for a pool's reset.
@@ -125,8 +128,65 @@ public final class RedisConnection: Sendable {
     }
 
     /// Connects, authenticates and selects the database. Tries `HELLO 3` (with AUTH and SETNAME)
-    /// first and falls back to RESP2's AUTH/SELECT when the server refuses HELLO.
+    /// first and falls back to RESP2's AUTH/SELECT when the server refuses HELLO. With
+    /// ``RedisConfiguration/sentinel`` set, the master's address comes from the sentinels.
     public static func connect(_ configuration: RedisConfiguration) async throws -> RedisConnection {
+        if let sentinel = configuration.sentinel { return try await connectThroughSentinels(configuration, sentinel) }
+        return try await connectDirectly(configuration)
+    }
+
+    /// Asks each sentinel in turn for the master's address, connects to it and checks with ROLE
+    /// that it is the master (a sentinel may still name a demoted one during a failover).
+    private static func connectThroughSentinels(_ configuration: RedisConfiguration, _ sentinel: RedisSentinelConfiguration) async throws
+        -> RedisConnection
+    {
+        var failures: [String] = []
+        for address in sentinel.sentinels {
+            var asking = RedisConfiguration(
+                host: address.host, port: address.port, user: sentinel.user, password: sentinel.password, tls: configuration.tls,
+                connectTimeout: configuration.connectTimeout, commandTimeout: configuration.connectTimeout)
+            asking.logger = configuration.logger
+            let answer: RESPValue
+            do {
+                let connection = try await connectDirectly(asking)
+                defer { connection.close() }
+                answer = try await connection.send(["SENTINEL", "get-master-addr-by-name", .string(sentinel.masterName)])
+            } catch {
+                failures.append("sentinel \(address): \(error)")
+                continue
+            }
+            guard case .array(let parts) = answer.withoutAttributes, parts.count == 2, let host = parts[0].string, let portText = parts[1].string,
+                let port = Int(portText), (1...65535).contains(port)
+            else {
+                failures.append("sentinel \(address) knows no master \"\(SafeText.escaped(sentinel.masterName))\"")
+                continue
+            }
+            var master = configuration
+            master.sentinel = nil
+            master.host = host
+            master.port = port
+            let connection: RedisConnection
+            do {
+                connection = try await connectDirectly(master)
+            } catch {
+                failures.append("master \(host):\(port) from sentinel \(address): \(error)")
+                continue
+            }
+            let role = try? await connection.send(["ROLE"])
+            guard case .array(let fields)? = role?.withoutAttributes, fields.first?.string == "master" else {
+                connection.close()
+                failures.append("\(host):\(port) from sentinel \(address) is not a master (\(role.flatMap { $0.withoutAttributes.arrayFirstString } ?? "no ROLE"))")
+                continue
+            }
+            connection.state.withLock { $0.closesOnReadOnly = true }
+            connection.logger.info("connected through the sentinels", metadata: ["master": "\(sentinel.masterName)", "address": "\(host):\(port)"])
+            return connection
+        }
+        throw RedisError(
+            .connection, message: "no master \"\(SafeText.escaped(sentinel.masterName))\" through the sentinels: " + failures.joined(separator: "; "))
+    }
+
+    private static func connectDirectly(_ configuration: RedisConfiguration) async throws -> RedisConnection {
         var logger = configuration.logger
         logger[metadataKey: "redis.endpoint"] = "\(Endpoint.tcp(host: configuration.host, port: configuration.port))"
         logger[metadataKey: "redis.connection"] = "\(connectionIDs.add(1, ordering: .relaxed).newValue)"
@@ -290,7 +350,15 @@ public final class RedisConnection: Sendable {
             RESPCommandEncoder.encode(arguments, into: &outbound)
         }
         let reply = replies.first
-        if reply.isError { throw RedisError.server(reply.string ?? "") }
+        if reply.isError {
+            let error = RedisError.server(reply.string ?? "")
+            if error.code == "READONLY", state.withLock({ $0.closesOnReadOnly }) {
+                logger.warning("the master was demoted (READONLY); closing, the next connection asks the sentinels again")
+                connection.close()
+                fail(RedisError(.connection, message: "the server became a replica (READONLY); reconnect through the sentinels"))
+            }
+            throw error
+        }
         return reply
     }
 

@@ -108,3 +108,11 @@ public struct RESPProtocolError: Error, Sendable, Equatable, CustomStringConvert
     /// `message at byte offset`.
     public var description: String { "RESP protocol error at byte \(offset): \(SafeText.escaped(message))" }
 }
+
+extension RESPValue {
+    /// The first element of an array as text (a ROLE reply's role), for messages.
+    var arrayFirstString: String? {
+        if case .array(let values) = self { return values.first?.string }
+        return nil
+    }
+}
