@@ -112,10 +112,29 @@ start_postgres18() {
     "${run[@]}" "$PG18_BINDIR/initdb" -D "$dir/data" -U infra_test --pwfile="$dir/pwfile" --auth-local=trust \
         --auth-host=scram-sha-256 -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 || die "initdb of PostgreSQL 18 failed: $(tail -5 "$dir/initdb.log")"
     rm -f "$dir/pwfile"
+    # As the main server: the special-method users first, then SCRAM for everyone over TCP.
+    printf 'host all infra_md5 127.0.0.1/32 md5\nhost all infra_password 127.0.0.1/32 password\nhost all infra_trust 127.0.0.1/32 trust\n%s\n' \
+        "$(cat "$dir/data/pg_hba.conf")" >"$dir/data/pg_hba.conf"
     "${run[@]}" "$PG18_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null \
         || die "PostgreSQL 18 did not start: $(tail -5 "$dir/server.log")"
     PG18_DATA="$dir/data"
+    local md5_password cleartext_password
+    md5_password=$(random_secret)
+    cleartext_password=$(random_secret)
+    "${run[@]}" "$PG18_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U infra_test -d postgres >/dev/null 2>&1 <<SQL \
+        || die "could not set up PostgreSQL 18's test database and users"
+CREATE DATABASE infra_test;
+SET password_encryption = 'md5';
+CREATE ROLE infra_md5 LOGIN PASSWORD '$md5_password';
+RESET password_encryption;
+CREATE ROLE infra_password LOGIN PASSWORD '$cleartext_password';
+CREATE ROLE infra_trust LOGIN;
+GRANT ALL ON DATABASE infra_test TO infra_md5, infra_password, infra_trust;
+SQL
+    # For scripts/run-tests.sh's second PGWire pass (the variables the suite reads, for 18).
+    export INFRA_TEST_POSTGRES18_PORT=$port INFRA_TEST_POSTGRES18_PASSWORD=$password INFRA_TEST_POSTGRES18_SOCKET_DIR=$dir
+    export INFRA_TEST_POSTGRES18_MD5_PASSWORD=$md5_password INFRA_TEST_POSTGRES18_CLEARTEXT_PASSWORD=$cleartext_password
     export INFRA_TEST_POSTGRES18_URL="postgresql://infra_test:$password@127.0.0.1:$port/postgres"
     log "PostgreSQL $("$PG18_BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (protocol 3.2, no TLS)"
 }

@@ -22,7 +22,8 @@ struct LiveConnectTests {
         #expect(method.first?.rows.count == 1)
     }
 
-    @Test func theLifecycleIsLoggedToTheCallersLoggerWithEndpointAndIdNeverThePassword() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func theLifecycleIsLoggedToTheCallersLoggerWithEndpointAndIdNeverThePassword() async throws {
         let records = RecordingLogHandler.Store()
         var config = try LiveServer.postgresConfiguration(sslMode: .require)
         config.logger = records.logger()
@@ -53,7 +54,8 @@ struct LiveConnectTests {
         _ = try await connection.simpleQuery("SELECT 1")
     }
 
-    @Test func md5CleartextAndTrustUsersWithAndWithoutTLS() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func md5CleartextAndTrustUsersWithAndWithoutTLS() async throws {
         for (user, password) in [("MD5_USER", "MD5_PASSWORD"), ("CLEARTEXT_USER", "CLEARTEXT_PASSWORD"), ("USER", "PASSWORD")] {
             for mode in [PostgresConfiguration.SSLMode.disable, .require] {
                 let config = try LiveServer.postgresConfiguration(
@@ -105,7 +107,8 @@ struct LiveConnectTests {
     /// A role whose pg_hba rules reject it without TLS and take it with TLS: `allow` tries
     /// without TLS first, is refused, and retries with it; `disable` is refused with the
     /// server's reason; `prefer` takes TLS at once.
-    @Test func sslmodeAllowRetriesWithTLSWhenTheServerAcceptsOnlyTLS() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func sslmodeAllowRetriesWithTLSWhenTheServerAcceptsOnlyTLS() async throws {
         let user = try LiveServer.postgres("TLS_ONLY_USER")
         let password = try LiveServer.postgres("TLS_ONLY_PASSWORD")
         let allowed = try await LiveServer.connectPostgres(try LiveServer.postgresConfiguration(user: user, password: password, sslMode: .allow))
@@ -133,7 +136,8 @@ struct LiveConnectTests {
     /// session behind it works. The proxy refuses a client that starts with an SSLRequest and a
     /// TLS client that offers another ALPN protocol, and the client refuses a server that accepts
     /// direct TLS without choosing `postgresql`.
-    @Test func directTLSHandshakesWithALPNPostgresqlAndVerifiesTheServer() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func directTLSHandshakesWithALPNPostgresqlAndVerifiesTheServer() async throws {
         let authority = try LiveServer.postgres("CA_FILE")
         let directory = (authority as NSString).deletingLastPathComponent
         let proxy = try DirectTLSProxy(
@@ -175,7 +179,8 @@ struct LiveConnectTests {
     }
 
     /// A TLS server that takes a direct connection but chooses no ALPN protocol is not PostgreSQL.
-    @Test func directTLSWithoutALPNFromTheServerIsRefused() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func directTLSWithoutALPNFromTheServerIsRefused() async throws {
         let authority = try LiveServer.postgres("CA_FILE")
         let directory = (authority as NSString).deletingLastPathComponent
         let proxy = try DirectTLSProxy(
@@ -195,7 +200,8 @@ struct LiveConnectTests {
         }
     }
 
-    @Test func tlsVerifyFullWithTheCARequiresSCRAMPlusAndRequireSkipsVerification() async throws {
+    @Test(.enabled(if: !LiveServer.isPostgres18Pass, "needs TLS, which the PostgreSQL 18 build lacks"))
+    func tlsVerifyFullWithTheCARequiresSCRAMPlusAndRequireSkipsVerification() async throws {
         var config = try LiveServer.postgresConfiguration(sslMode: .verifyFull)
         config.sslRootCertificate = try LiveServer.postgres("CA_FILE")
         config.channelBinding = .require

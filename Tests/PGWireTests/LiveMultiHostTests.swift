@@ -7,7 +7,9 @@ import Transport
 
 /// libpq's multi-host semantics against the test PostgreSQL and its streaming standby
 /// (INFRA_TEST_POSTGRES_STANDBY_PORT, started by the harness with pg_basebackup -R).
-@Suite("Live PostgreSQL: several hosts, target_session_attrs", .enabled(if: LiveServer.postgres.isAvailable), .timeLimit(.minutes(1)))
+@Suite(
+    "Live PostgreSQL: several hosts, target_session_attrs", .enabled(if: LiveServer.postgres.isAvailable && !LiveServer.isPostgres18Pass),
+    .timeLimit(.minutes(1)))
 struct LiveMultiHostTests {
     private func hosts() throws -> (primary: PostgresConfiguration.Host, standby: PostgresConfiguration.Host) {
         (.init("127.0.0.1", port: Int(try LiveServer.postgres("PORT")) ?? 0), .init("127.0.0.1", port: Int(try LiveServer.postgres("STANDBY_PORT")) ?? 0))

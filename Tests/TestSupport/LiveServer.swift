@@ -24,6 +24,11 @@ public enum LiveServer: String, Sendable, CaseIterable {
     /// Whether the suites needing this server should run: the server is there, or this is CI.
     public var isAvailable: Bool { Self.value(rawValue) != nil || Self.isCI }
 
+    /// Whether this is the PostgreSQL client's second pass, against PostgreSQL 18
+    /// (`INFRA_TEST_POSTGRES_PASS=18`, set by scripts/run-tests.sh): that server is built without
+    /// TLS and has no standby, so the tests that need either run in the main pass only.
+    public static var isPostgres18Pass: Bool { ProcessInfo.processInfo.environment["INFRA_TEST_POSTGRES_PASS"] == "18" }
+
     /// Whether the tests run in CI, where nothing may be skipped.
     public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
