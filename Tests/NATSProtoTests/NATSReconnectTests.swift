@@ -43,7 +43,10 @@ struct NATSReconnectTests {
         try server.start()
         #expect(try await events.waitFor { if case .reconnected = $0 { true } else { false } })
         // Each restored subscription says it may have missed messages: an event and its count.
+        // The three gaps are told one after the other: wait for each before reading the counts.
         #expect(try await events.waitFor { if case .subscriptionGap("restart.group", grouped.sid) = $0 { true } else { false } })
+        #expect(try await events.waitFor { if case .subscriptionGap("restart.plain", plain.sid) = $0 { true } else { false } })
+        #expect(try await events.waitFor { if case .subscriptionGap("restart.limited", limited.sid) = $0 { true } else { false } })
         #expect(plain.gapCount == 1 && grouped.gapCount == 1 && limited.gapCount == 1)
         try await subscriber.flush()
         let restored = try await plain.collect(100)
