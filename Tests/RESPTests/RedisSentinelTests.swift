@@ -111,6 +111,31 @@ struct RedisSentinelLiveTests {
         }
     }
 
+    /// A failover that leaves the old master alive (SENTINEL FAILOVER): the client hears
+    /// +switch-master and moves to the new master before any command of its sees READONLY.
+    @Test func aSwitchOfMasterAnnouncedByTheSentinelsMovesTheClientBeforeAnyCommandFails() async throws {
+        let deployment = try await Self.start()
+        let client = try RedisClient(url: deployment.url)
+        defer {
+            client.close()
+            Task { await Self.destroy(deployment) }
+        }
+        try await client.set("before", "1")
+        #expect(try await Self.serverPort(client) == deployment.master)
+        // The watcher subscribes on the first connection; give it a moment to be listening.
+        try await Task.sleep(for: .milliseconds(300))
+        var sentinel = RedisConfiguration(host: "127.0.0.1", port: deployment.sentinels[0], password: deployment.sentinelPassword)
+        sentinel.commandTimeout = .seconds(5)
+        let admin = try await RedisConnection.connect(sentinel)
+        defer { admin.close() }
+        try await admin.send(["SENTINEL", "FAILOVER", "infra-master"])
+        for _ in 0..<300 where client.masterSwitchCount == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(client.masterSwitchCount == 1)
+        try await client.set("after", "2")
+        #expect(try await Self.serverPort(client) == deployment.replica, "the client is on the promoted replica")
+        #expect(try await client.get("before") == "1")
+    }
+
     /// SET under load, each followed by WAIT 1: a write the replica acknowledged counts as
     /// durable. The master is killed; the sentinels promote the replica; the client finds it by
     /// itself. Every durable write is on the new master.

@@ -13,20 +13,36 @@ public final class RedisClient: Sendable {
     private let blocking = ConnectionSlot()
     /// The local cache of read replies, when ``RedisConfiguration/clientCache`` is set.
     public let cache: RedisClientCache?
+    /// With Redis Sentinel: listens for `+switch-master` and drops the connections to the old
+    /// master as soon as the sentinels announce the new one.
+    private let watcher: SentinelWatcher?
 
     /// Creates a client; nothing connects until the first command.
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
         cache = configuration.clientCache.map { RedisClientCache(configuration: $0) }
+        watcher = configuration.sentinel.map { [shared, blocking, logger = configuration.logger] sentinel in
+            SentinelWatcher(configuration: configuration, sentinel: sentinel) { address in
+                logger.info("the sentinels switched the master; reconnecting", metadata: ["master": "\(sentinel.masterName)", "address": "\(address)"])
+                for slot in [shared, blocking] {
+                    if let task = slot.take() { Task { try? await task.value.close() } }
+                }
+            }
+        }
     }
+
+    /// How many `+switch-master` announcements for this client's master the sentinels made
+    /// since the client started listening (on its first connection); 0 without Sentinel.
+    public var masterSwitchCount: Int { watcher?.switchCount ?? 0 }
 
     /// Creates a client from a `redis://` or `rediss://` URL.
     public convenience init(url: String) throws(RedisError) {
         self.init(configuration: try RedisConfiguration(url: url))
     }
 
-    /// Closes both connections.
+    /// Closes both connections (and stops listening to the sentinels).
     public func close() {
+        watcher?.stop()
         for slot in [shared, blocking] {
             if let task = slot.take() {
                 Task { try? await task.value.close() }
@@ -42,6 +58,7 @@ public final class RedisClient: Sendable {
     private func connection(in slot: ConnectionSlot) async throws -> RedisConnection {
         let configuration = configuration
         let cache = slot === shared ? cache : nil
+        watcher?.start()
         // A connection closed since it was made is replaced once; one that is closed again at
         // once (a server that drops every connection) is an error, not a reconnect loop.
         for _ in 0..<2 {
