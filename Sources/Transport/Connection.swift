@@ -266,17 +266,30 @@ public final class Connection: Sendable {
     private func readPlain(into buffer: inout ByteBuffer, maximumBytes: Int, deadline: Deadline, mayWaitInline: Bool) async throws -> Int {
         let inline = mayWaitInline && inlineReadWait > 0
         let limit = Swift.max(1, maximumBytes)
-        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
         if try drained != 0 && !(inline && waitInline(deadline: deadline)) {
             try await registration.wait(for: .read, seenEpoch: drained - 1, deadline: deadline)
         }
         while true {
+            let (received, epoch) = try receiveOnce(into: &buffer, limit: limit)
+            if received > 0 { return received }
+            if try inline && waitInline(deadline: deadline) { continue }
+            try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
+        }
+    }
+
+    /// One `recv` into `buffer` (at most `limit` bytes; the buffer grows when little room is
+    /// left): the bytes read (> 0), or 0 when the socket is empty, with the read readiness count
+    /// seen before the call (for a wait). A short read marks the socket as drained; EINTR is
+    /// retried; a closed peer throws `.endOfStream`.
+    private func receiveOnce(into buffer: inout ByteBuffer, limit: Int) throws(TransportError) -> (count: Int, epoch: UInt64) {
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        let descriptor = registration.descriptor
+        while true {
             let epoch = try registration.begin(.read)
             var code: Int32 = 0
             var received = 0
             var requested = 0
-            let descriptor = registration.descriptor
             _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
                 requested = Swift.min(region.count, limit)
                 received = recv(descriptor, region.baseAddress, requested, 0)
@@ -287,19 +300,15 @@ public final class Connection: Sendable {
             readCalls.wrappingAdd(1, ordering: .relaxed)
             if received > 0 {
                 if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
-                return received
+                return (received, epoch)
             }
             if received == 0 {
                 throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
             }
             switch code {
-            case EAGAIN, EWOULDBLOCK:
-                if try inline && waitInline(deadline: deadline) { continue }
-                try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
-            case EINTR:
-                continue
-            default:
-                throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
+            case EAGAIN, EWOULDBLOCK: return (0, epoch)
+            case EINTR: continue
+            default: throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
             }
         }
     }
@@ -348,39 +357,10 @@ public final class Connection: Sendable {
         }
         drainedAtEpoch.store(0, ordering: .relaxed)
         let limit = Swift.max(1, maximumBytes)
-        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
-        let descriptor = registration.descriptor
-        while true {
-            let epoch = try registration.begin(.read)
-            var code: Int32 = 0
-            var received = 0
-            var requested = 0
-            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
-                requested = Swift.min(region.count, limit)
-                received = recv(descriptor, region.baseAddress, requested, 0)
-                if received < 0 { code = errno }
-                return Swift.max(received, 0)
-            }
-            registration.end()
-            readCalls.wrappingAdd(1, ordering: .relaxed)
-            if received > 0 {
-                if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
-                return received
-            }
-            if received == 0 {
-                throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
-            }
-            switch code {
-            case EAGAIN, EWOULDBLOCK:
-                // Empty: the next read waits for a newer edge instead of asking again.
-                drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed)
-                return 0
-            case EINTR:
-                continue
-            default:
-                throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
-            }
-        }
+        let (received, epoch) = try receiveOnce(into: &buffer, limit: limit)
+        // Empty: the next read waits for a newer edge instead of asking again.
+        if received == 0 { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+        return received
     }
 
     /// Sends what the socket takes of `buffer` right now, on the calling thread, never

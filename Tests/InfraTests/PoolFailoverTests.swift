@@ -103,17 +103,9 @@ struct PoolFailoverTests {
 @Suite("Connection pool: Redis Sentinel failover (live)", .serialized, .timeLimit(.minutes(3)), .enabled(if: LiveServer.redis.isAvailable))
 struct RedisPoolSentinelTests {
     @Test func thePoolFollowsTheSentinelsToThePromotedReplica() async throws {
-        let script = try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(UUID().uuidString.prefix(8))").path
-        let password = UUID().uuidString.replacingOccurrences(of: "-", with: "")
-        let sentinelPassword = UUID().uuidString.replacingOccurrences(of: "-", with: "")
-        let printed = try await runScript(script, ["start", directory, password, sentinelPassword])
-        defer { Task { _ = try? await runScript(script, ["destroy", directory]) } }
-        let ports = printed.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-        try #require(ports.count == 5, "redis-sentinel-set.sh printed \(printed)")
-        let url = "redis+sentinel://:\(password)@" + ports[2...].map { "127.0.0.1:\($0)" }.joined(separator: ",")
-            + "/infra-master?sentinel_password=\(sentinelPassword)"
-        var connection = try RedisConfiguration(url: url)
+        let deployment = try await RedisSentinelDeployment.start()
+        defer { Task { await deployment.destroy() } }
+        var connection = try RedisConfiguration(url: deployment.url)
         connection.connectTimeout = .seconds(2)
         connection.commandTimeout = .seconds(2)
         var configuration = PoolConfiguration(minimumConnections: 2, maximumConnections: 6)
@@ -127,7 +119,7 @@ struct RedisPoolSentinelTests {
             _ = try await pool.withConnection { try await $0.send(["INCR", "pool:counter"]) }
         }
         try await Task.sleep(for: .seconds(1))
-        _ = try await runScript(script, ["kill-master", directory, password])
+        try await deployment.killMaster()
         let okAtKill = counters.ok
         let (ok, failed) = try await counters.finish(after: okAtKill, more: 500, load)
         #expect(ok > okAtKill + 500, "work goes on after the failover: \(okAtKill) before, \(ok) in all")
@@ -139,6 +131,6 @@ struct RedisPoolSentinelTests {
         case .array(let values): reached = values.last?.string
         default: break
         }
-        #expect(reached == String(ports[1]), "the pool's connections are on the promoted replica")
+        #expect(reached == String(deployment.replica), "the pool's connections are on the promoted replica")
     }
 }

@@ -39,22 +39,7 @@ final class DirectTLSProxy: @unchecked Sendable {
         // ALPN: select `postgresql` or fail the handshake (2: SSL_TLSEXT_ERR_ALERT_FATAL, the
         // no_application_protocol alert), as PostgreSQL does for a direct connection.
         if selectsALPN { Self.requireALPNPostgresql(context) }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                Glibc.bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-            }
-        }
-        guard bound, listen(descriptor, 64) == 0 else {
-            Glibc.close(descriptor)
-            throw CommandFailed(command: "bind 127.0.0.1:0", status: errno)
-        }
-        listenDescriptor = descriptor
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listenDescriptor, port) = try listenOnLoopback()
         Thread.detachNewThread { [self] in self.acceptLoop() }
     }
 
@@ -87,15 +72,8 @@ final class DirectTLSProxy: @unchecked Sendable {
         Glibc.close(listenDescriptor)
     }
 
-    private static func ignoreSIGPIPEOnThisThread() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
-
     private func acceptLoop() {
-        Self.ignoreSIGPIPEOnThisThread()
+        blockSIGPIPEOnThisThread()
         while true {
             let descriptor = Glibc.accept(listenDescriptor, nil, nil)
             if descriptor < 0 {
@@ -123,7 +101,7 @@ final class DirectTLSProxy: @unchecked Sendable {
     }
 
     private func serve(_ client: Int32) {
-        Self.ignoreSIGPIPEOnThisThread()
+        blockSIGPIPEOnThisThread()
         defer { Glibc.close(client) }
         guard let ssl = SSL_new(context) else { return }
         defer { SSL_free(ssl) }

@@ -45,36 +45,6 @@ struct RedisSentinelURLTests {
 /// A master, its replica and three sentinels of the test's own (scripts/redis-sentinel-set.sh).
 @Suite("Redis Sentinel (live)", .serialized, .timeLimit(.minutes(3)), .enabled(if: LiveServer.redis.isAvailable))
 struct RedisSentinelLiveTests {
-    struct Deployment {
-        let directory: String
-        let password: String
-        let sentinelPassword: String
-        let master: Int
-        let replica: Int
-        let sentinels: [Int]
-
-        var url: String {
-            "redis+sentinel://:\(password)@" + sentinels.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "/infra-master?sentinel_password=\(sentinelPassword)"
-        }
-    }
-
-    static func start() async throws -> Deployment {
-        let script = try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(UUID().uuidString.prefix(8))").path
-        let password = UUID().uuidString.replacingOccurrences(of: "-", with: "")
-        let sentinelPassword = UUID().uuidString.replacingOccurrences(of: "-", with: "")
-        let printed = try await runScript(script, ["start", directory, password, sentinelPassword])
-        let ports = printed.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-        guard ports.count == 5 else { throw ScriptFailed(description: "redis-sentinel-set.sh printed \(printed)") }
-        return Deployment(
-            directory: directory, password: password, sentinelPassword: sentinelPassword, master: ports[0], replica: ports[1], sentinels: Array(ports[2...]))
-    }
-
-    static func destroy(_ deployment: Deployment) async {
-        guard let script = LiveServer.value("INFRA_TEST_REDIS_SENTINEL_SET") else { return }
-        _ = try? await runScript(script, ["destroy", deployment.directory])
-    }
-
     /// The port of the server a connection reached.
     static func serverPort(_ client: RedisClient) async throws -> Int? {
         let reply = try await client.send(["CONFIG", "GET", "port"])
@@ -86,11 +56,11 @@ struct RedisSentinelLiveTests {
     }
 
     @Test func theSentinelsLeadToTheMasterAndAWrongSentinelPasswordIsReported() async throws {
-        let deployment = try await Self.start()
+        let deployment = try await RedisSentinelDeployment.start()
         let client = try RedisClient(url: deployment.url)
         defer {
             client.close()
-            Task { await Self.destroy(deployment) }
+            Task { await deployment.destroy() }
         }
         try await client.set("k", "v")
         #expect(try await client.get("k") == "v")
@@ -114,11 +84,11 @@ struct RedisSentinelLiveTests {
     /// A failover that leaves the old master alive (SENTINEL FAILOVER): the client hears
     /// +switch-master and moves to the new master before any command of its sees READONLY.
     @Test func aSwitchOfMasterAnnouncedByTheSentinelsMovesTheClientBeforeAnyCommandFails() async throws {
-        let deployment = try await Self.start()
+        let deployment = try await RedisSentinelDeployment.start()
         let client = try RedisClient(url: deployment.url)
         defer {
             client.close()
-            Task { await Self.destroy(deployment) }
+            Task { await deployment.destroy() }
         }
         try await client.set("before", "1")
         #expect(try await Self.serverPort(client) == deployment.master)
@@ -140,15 +110,14 @@ struct RedisSentinelLiveTests {
     /// durable. The master is killed; the sentinels promote the replica; the client finds it by
     /// itself. Every durable write is on the new master.
     @Test func aKilledMasterIsReplacedUnderLoadWithNoDurableWriteLost() async throws {
-        let deployment = try await Self.start()
-        let script = try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET")
+        let deployment = try await RedisSentinelDeployment.start()
         var configuration = try RedisConfiguration(url: deployment.url)
         configuration.commandTimeout = .seconds(2)
         configuration.connectTimeout = .seconds(2)
         let client = RedisClient(configuration: configuration)
         defer {
             client.close()
-            Task { await Self.destroy(deployment) }
+            Task { await deployment.destroy() }
         }
         let ledger = SentinelLedger()
         let load = Task {
@@ -182,7 +151,7 @@ struct RedisSentinelLiveTests {
         try await Task.sleep(for: .seconds(1))
         let durableBefore = ledger.durable.withLock { $0.count }
         #expect(durableBefore > 20, "writes were acknowledged by the replica before the kill: \(durableBefore)")
-        _ = try await runScript(script, ["kill-master", deployment.directory, deployment.password])
+        try await deployment.killMaster()
         let killedAt = ContinuousClock.now
         ledger.killedAt.withLock { $0 = killedAt }
         let writtenAtKill = ledger.written.load(ordering: .relaxed)

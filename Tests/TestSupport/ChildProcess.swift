@@ -25,6 +25,17 @@ public final class ChildProcess: Sendable {
 
     /// Starts the program (again).
     public func start() throws {
+        // Its output would interleave with the test report: send it to /dev/null.
+        let child = try Self.spawn(arguments) { files in
+            posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
+        }
+        pid.withLock { $0 = child }
+    }
+
+    /// Starts `arguments[0]` with the rest as its arguments and a cleared signal mask; `files`
+    /// sets where its descriptors go. Returns its pid; the caller reaps it.
+    public static func spawn(_ arguments: [String], files configure: (inout posix_spawn_file_actions_t) -> Void) throws(SpawnError) -> pid_t {
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var attributes = posix_spawnattr_t()
@@ -34,16 +45,14 @@ public final class ChildProcess: Sendable {
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        // Its output would interleave with the test report: send it to /dev/null.
         var files = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&files)
         defer { posix_spawn_file_actions_destroy(&files) }
-        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
+        configure(&files)
         var child: pid_t = 0
         let status = posix_spawn(&child, arguments[0], &files, &attributes, &argv, environ)
         guard status == 0 else { throw SpawnError(status: status, program: arguments[0]) }
-        pid.withLock { $0 = child }
+        return child
     }
 
     /// Kills the process (SIGKILL unless another signal is named) and waits for it.

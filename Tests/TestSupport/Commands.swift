@@ -116,25 +116,15 @@ public func runScript(_ script: String, _ arguments: [String]) async throws -> S
     defer { unlink(output) }
     let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
         Thread.detachNewThread {
-            var argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
-            defer { for pointer in argv { free(pointer) } }
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var empty = sigset_t()
-            sigemptyset(&empty)
-            posix_spawnattr_setsigmask(&attributes, &empty)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-            var files = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&files)
-            defer { posix_spawn_file_actions_destroy(&files) }
-            posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&files, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            posix_spawn_file_actions_adddup2(&files, 1, 2)
-            var child: pid_t = 0
-            let spawned = posix_spawn(&child, script, &files, &attributes, &argv, environ)
-            guard spawned == 0 else {
-                continuation.resume(throwing: ScriptFailed(description: "could not start \(script): \(String(cString: strerror(spawned)))"))
+            let child: pid_t
+            do {
+                child = try ChildProcess.spawn([script] + arguments) { files in
+                    posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
+                    posix_spawn_file_actions_addopen(&files, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                    posix_spawn_file_actions_adddup2(&files, 1, 2)
+                }
+            } catch {
+                continuation.resume(throwing: ScriptFailed(description: "\(error)"))
                 return
             }
             var status: Int32 = 0
@@ -145,4 +135,32 @@ public func runScript(_ script: String, _ arguments: [String]) async throws -> S
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     guard status == 0 else { throw ScriptFailed(description: "\(script) \(arguments.joined(separator: " ")) failed (\(status)): \(text)") }
     return text
+}
+
+/// A blocking TCP socket listening on 127.0.0.1 at a port the kernel picks, for the servers that
+/// tests write against the C API.
+public func listenOnLoopback() throws -> (descriptor: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            Glibc.bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+        }
+    }
+    guard bound, listen(descriptor, 64) == 0 else {
+        Glibc.close(descriptor)
+        throw CommandFailed(command: "bind 127.0.0.1:0", status: errno)
+    }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// Blocks SIGPIPE on the calling thread, for a blocking server thread whose peer may go away.
+public func blockSIGPIPEOnThisThread() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &set, nil)
 }

@@ -62,3 +62,46 @@ public enum LiveServer: String, Sendable, CaseIterable {
         public var description: String { "\(name) is not set: \(LiveServer.howToStart)" }
     }
 }
+
+/// A Redis master, its replica and three sentinels of a test's own, started by
+/// scripts/redis-sentinel-set.sh (INFRA_TEST_REDIS_SENTINEL_SET), with random passwords; the
+/// sentinels know the master as "infra-master".
+public struct RedisSentinelDeployment: Sendable {
+    public let directory: String
+    public let password: String
+    public let sentinelPassword: String
+    public let master: Int
+    public let replica: Int
+    public let sentinels: [Int]
+
+    /// A `redis+sentinel://` URL of the deployment.
+    public var url: String {
+        "redis+sentinel://:\(password)@" + sentinels.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            + "/infra-master?sentinel_password=\(sentinelPassword)"
+    }
+
+    /// Starts a deployment; returns once the replica is in sync and the sentinels know it.
+    public static func start() async throws -> RedisSentinelDeployment {
+        let script = try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(UUID().uuidString.prefix(8))").path
+        let password = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let sentinelPassword = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let printed = try await runScript(script, ["start", directory, password, sentinelPassword])
+        let ports = printed.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard ports.count == 5 else { throw ScriptFailed(description: "redis-sentinel-set.sh printed \(printed)") }
+        return RedisSentinelDeployment(
+            directory: directory, password: password, sentinelPassword: sentinelPassword, master: ports[0], replica: ports[1],
+            sentinels: Array(ports[2...]))
+    }
+
+    /// Kills the current master with SIGKILL (as a crash).
+    public func killMaster() async throws {
+        _ = try await runScript(try LiveServer.require("INFRA_TEST_REDIS_SENTINEL_SET"), ["kill-master", directory, password])
+    }
+
+    /// Stops every process of the deployment and removes its folder.
+    public func destroy() async {
+        guard let script = LiveServer.value("INFRA_TEST_REDIS_SENTINEL_SET") else { return }
+        _ = try? await runScript(script, ["destroy", directory])
+    }
+}

@@ -75,10 +75,14 @@ public final class RedisClientCache: Sendable {
         case miss(token: UInt64)
     }
 
-    /// A command's cache identity: its encoded bytes, and the keys it read.
+    /// A command's cache identity: its encoded bytes, and which of its arguments are keys.
     struct Request {
         let command: ByteBuffer
-        let keys: [ByteBuffer]
+        let arguments: [RESPArgument]
+        let keyRange: Range<Int>
+
+        /// The keys the command reads, as bytes: built on demand (a hit needs none).
+        var keys: [ByteBuffer] { arguments[keyRange].map(RedisClientCache.bytes(of:)) }
     }
 
     /// Counters, for tests and metrics.
@@ -148,6 +152,21 @@ public final class RedisClientCache: Sendable {
             statistics.bytes -= entry.size
         }
 
+        /// Removes reservation `token` from each of `keys`; true when every key still held it
+        /// (no invalidation or flush came since the lookup).
+        mutating func endReservation(_ token: UInt64, of keys: [ByteBuffer]) -> Bool {
+            var held = true
+            for key in keys {
+                guard var tokens = reservations[key], let position = tokens.firstIndex(of: token) else {
+                    held = false
+                    continue
+                }
+                tokens.remove(at: position)
+                reservations[key] = tokens.isEmpty ? nil : tokens
+            }
+            return held
+        }
+
         mutating func invalidate(_ key: ByteBuffer) {
             reservations[key] = nil
             guard let listed = byKey[key] else { return }
@@ -195,17 +214,13 @@ public final class RedisClientCache: Sendable {
     /// The cache identity of `arguments` when it is a cacheable read, else nil.
     func request(for arguments: [RESPArgument]) -> Request? {
         guard arguments.count >= 2, let name = Self.upperCasedName(arguments[0]), configuration.commands.contains(name) else { return nil }
-        let keyArguments = RedisClientCacheConfiguration.allArgumentsAreKeys.contains(name) ? arguments[1...] : arguments[1...1]
-        var keys: [ByteBuffer] = []
-        keys.reserveCapacity(keyArguments.count)
-        for argument in keyArguments {
-            let key = Self.bytes(of: argument)
-            if let prefixes, !prefixes.isEmpty, !prefixes.contains(where: { key.readableBytesView.starts(with: $0) }) { return nil }
-            keys.append(key)
+        let keyRange = RedisClientCacheConfiguration.allArgumentsAreKeys.contains(name) ? 1..<arguments.count : 1..<2
+        if let prefixes, !prefixes.isEmpty {
+            for index in keyRange where !prefixes.contains(where: { Self.argument(arguments[index], startsWith: $0) }) { return nil }
         }
         var command = ByteBuffer()
         RESPCommandEncoder.encode(arguments, into: &command)
-        return Request(command: command, keys: keys)
+        return Request(command: command, arguments: arguments, keyRange: keyRange)
     }
 
     /// The stored reply of `request`, or a reservation for it.
@@ -220,6 +235,7 @@ public final class RedisClientCache: Sendable {
             storage.statistics.misses += 1
             let token = storage.nextToken
             storage.nextToken &+= 1
+            // Only a miss builds the keys: it goes to the server anyway.
             for key in request.keys { storage.reservations[key, default: []].append(token) }
             return .miss(token: token)
         }
@@ -228,18 +244,10 @@ public final class RedisClientCache: Sendable {
     /// Stores `reply` for `request` unless an invalidation or flush came since its lookup; an
     /// error reply is never stored. Ends the reservation either way.
     func store(_ request: Request, token: UInt64, reply: RESPValue) {
-        let size = request.command.readableBytes + request.keys.reduce(0) { $0 + $1.readableBytes + 32 } + Self.size(of: reply) + 96
+        let keys = request.keys
+        let size = request.command.readableBytes + keys.reduce(0) { $0 + $1.readableBytes + 32 } + Self.size(of: reply) + 96
         storage.withLock { storage in
-            var valid = true
-            for key in request.keys {
-                guard var tokens = storage.reservations[key], let position = tokens.firstIndex(of: token) else {
-                    valid = false
-                    continue
-                }
-                tokens.remove(at: position)
-                storage.reservations[key] = tokens.isEmpty ? nil : tokens
-            }
-            guard valid else {
+            guard storage.endReservation(token, of: keys) else {
                 storage.statistics.discardedStores += 1
                 return
             }
@@ -253,7 +261,7 @@ public final class RedisClientCache: Sendable {
                 storage.remove(storage.oldest)
                 storage.statistics.evictions += 1
             }
-            let entry = Entry(command: request.command, keys: request.keys, reply: Self.compacted(reply), size: size, older: -1, newer: -1)
+            let entry = Entry(command: request.command, keys: keys, reply: Self.compacted(reply), size: size, older: -1, newer: -1)
             let index: Int
             if let reused = storage.free.popLast() {
                 index = reused
@@ -264,7 +272,7 @@ public final class RedisClientCache: Sendable {
             }
             storage.linkAsNewest(index)
             storage.byCommand[request.command] = index
-            for key in request.keys { storage.byKey[key, default: []].append(index) }
+            for key in keys { storage.byKey[key, default: []].append(index) }
             storage.statistics.entries += 1
             storage.statistics.bytes += size
             storage.statistics.stores += 1
@@ -273,13 +281,8 @@ public final class RedisClientCache: Sendable {
 
     /// Ends a reservation whose read failed.
     func cancel(_ request: Request, token: UInt64) {
-        storage.withLock { storage in
-            for key in request.keys {
-                guard var tokens = storage.reservations[key], let position = tokens.firstIndex(of: token) else { continue }
-                tokens.remove(at: position)
-                storage.reservations[key] = tokens.isEmpty ? nil : tokens
-            }
-        }
+        let keys = request.keys
+        storage.withLock { _ = $0.endReservation(token, of: keys) }
     }
 
     /// Handles what the connection's reader saw: an invalidation push drops its keys' entries
@@ -323,6 +326,15 @@ public final class RedisClientCache: Sendable {
         case .string(let name): name.utf8.count <= 16 ? name.uppercased() : nil
         case .bytes(let bytes): bytes.readableBytes <= 16 ? String(decoding: bytes.readableBytesView, as: UTF8.self).uppercased() : nil
         case .integer: nil
+        }
+    }
+
+    /// Whether `argument`'s bytes start with `prefix`, read in place.
+    private static func argument(_ argument: RESPArgument, startsWith prefix: [UInt8]) -> Bool {
+        switch argument {
+        case .string(let string): string.utf8.starts(with: prefix)
+        case .bytes(let bytes): bytes.readableBytesView.starts(with: prefix)
+        case .integer(let integer): String(integer).utf8.starts(with: prefix)
         }
     }
 

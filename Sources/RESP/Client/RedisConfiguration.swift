@@ -169,4 +169,14 @@ public struct RedisSentinelConfiguration: Sendable, Equatable {
         self.user = user
         self.password = password
     }
+
+    /// How to reach the sentinel at `address`: its credentials, and the TLS, timeout and
+    /// logger of the data connections' `configuration`.
+    func configuration(for address: Address, like configuration: RedisConfiguration) -> RedisConfiguration {
+        var asking = RedisConfiguration(
+            host: address.host, port: address.port, user: user, password: password, tls: configuration.tls,
+            connectTimeout: configuration.connectTimeout, commandTimeout: configuration.connectTimeout)
+        asking.logger = configuration.logger
+        return asking
+    }
 }

@@ -142,13 +142,9 @@ public final class RedisConnection: Sendable {
     {
         var failures: [String] = []
         for address in sentinel.sentinels {
-            var asking = RedisConfiguration(
-                host: address.host, port: address.port, user: sentinel.user, password: sentinel.password, tls: configuration.tls,
-                connectTimeout: configuration.connectTimeout, commandTimeout: configuration.connectTimeout)
-            asking.logger = configuration.logger
             let answer: RESPValue
             do {
-                let connection = try await connectDirectly(asking)
+                let connection = try await connectDirectly(sentinel.configuration(for: address, like: configuration))
                 defer { connection.close() }
                 answer = try await connection.send(["SENTINEL", "get-master-addr-by-name", .string(sentinel.masterName)])
             } catch {
@@ -526,7 +522,8 @@ public final class RedisConnection: Sendable {
     ) async throws -> Replies {
         // Register first, so that a reply can never arrive before its slot exists.
         let mayTakeFastPath = !keepingOnlyErrors && !connection.isTLS
-        var (id, mustFlush, fast) = try state.withLock { state throws(RedisError) -> (UInt64, Bool, FastPath?) in
+        // `alone`: the queued bytes (this caller's own) when it writes and reads by itself.
+        var (id, mustFlush, alone) = try state.withLock { state throws(RedisError) -> (UInt64, Bool, ByteBuffer?) in
             if let failure = state.failure { throw failure }
             let id = state.nextID
             state.nextID &+= 1
@@ -548,15 +545,15 @@ public final class RedisConnection: Sendable {
             state.readerActive = true
             let batch = state.writes.takePending()
             state.writingBytes = batch.readableBytes
-            return (id, true, FastPath(batch: batch))
+            return (id, true, batch)
         }
         registered?(id)
         defer {
             if registered != nil { state.withLock { _ = $0.pipelineOffsets.removeValue(forKey: id) } }
         }
         let deadline = timeout.map { Deadline.after($0) } ?? .never
-        if var fast = fast.take() {
-            if let outcome = await runFastPath(&fast.batch, for: id, deadline: deadline) {
+        if var batch = alone.take() {
+            if let outcome = await runFastPath(&batch, for: id, deadline: deadline) {
                 return try outcome.get()
             }
             // Nothing lost: the reply is still to come and this caller still leads the reading.
@@ -608,12 +605,6 @@ public final class RedisConnection: Sendable {
         } onCancel: {
             self.giveUp(id, RedisError(.cancelled, message: "cancelled; the reply will be discarded"))
         }
-    }
-
-    /// What a caller alone on the connection takes to write and read itself: the queued bytes
-    /// (its own).
-    private struct FastPath: Sendable {
-        var batch: ByteBuffer
     }
 
     /// The lone caller's path: sends its bytes and reads its reply on its own thread, with no

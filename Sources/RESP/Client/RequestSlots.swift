@@ -41,19 +41,8 @@ struct RequestSlots<Entry> {
                 return
             }
             entries[head + Int(offset)] = newValue
-            guard newValue == nil, offset == 0 else { return }
             // The oldest entry went: drop the holes after it too.
-            while head < entries.count, entries[head] == nil {
-                head += 1
-                firstID &+= 1
-            }
-            if head == entries.count {
-                entries.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 64, head * 2 >= entries.count {
-                entries.removeFirst(head)
-                head = 0
-            }
+            if newValue == nil, offset == 0 { dropLeadingHoles() }
         }
     }
 
@@ -62,12 +51,21 @@ struct RequestSlots<Entry> {
         for index in head..<entries.count where entries[index] != nil {
             body(firstID &+ UInt64(index - head), &entries[index])
         }
+        dropLeadingHoles()
+    }
+
+    /// Moves past removed entries at the front; empties the storage when nothing is left, and
+    /// compacts it once the dead front is half of it.
+    private mutating func dropLeadingHoles() {
         while head < entries.count, entries[head] == nil {
             head += 1
             firstID &+= 1
         }
         if head == entries.count {
             entries.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64, head * 2 >= entries.count {
+            entries.removeFirst(head)
             head = 0
         }
     }

@@ -54,11 +54,7 @@ final class SentinelWatcher: Sendable {
         while !Task.isCancelled {
             let address = sentinel.sentinels[next % sentinel.sentinels.count]
             next += 1
-            var asking = RedisConfiguration(
-                host: address.host, port: address.port, user: sentinel.user, password: sentinel.password, tls: configuration.tls,
-                connectTimeout: configuration.connectTimeout)
-            asking.logger = configuration.logger
-            let subscriber = RedisSubscriber(configuration: asking)
+            let subscriber = RedisSubscriber(configuration: sentinel.configuration(for: address, like: configuration))
             let stopped = state.withLock { state -> Bool in
                 if !state.isStopped { state.subscriber = subscriber }
                 return state.isStopped
