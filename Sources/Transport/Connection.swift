@@ -282,6 +282,7 @@ public final class Connection: Sendable {
     /// left): the bytes read (> 0), or 0 when the socket is empty, with the read readiness count
     /// seen before the call (for a wait). A short read marks the socket as drained; EINTR is
     /// retried; a closed peer throws `.endOfStream`.
+    @inline(never)  // inlined into the async reads, Swift 6.3 crashes splitting their coroutines
     private func receiveOnce(into buffer: inout ByteBuffer, limit: Int) throws(TransportError) -> (count: Int, epoch: UInt64) {
         let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
         let descriptor = registration.descriptor
