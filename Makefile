@@ -29,6 +29,7 @@ test:
 	scripts/test-servers.sh install
 	scripts/check-stack-files.sh
 	scripts/check-build.sh
+	scripts/check-build.sh --release
 	scripts/test-servers.sh run -- scripts/run-tests.sh
 
 # Skips the second NATS pass against the legacy server.
