@@ -375,10 +375,16 @@ public final class RedisConnection: Sendable {
             return try await submit(
                 replies: commands.count, keepingOnlyErrors: keepingOnlyErrors, timeout: timeout ?? commandTimeout, registered: { id = $0 }
             ) { outbound, changes, ends in
-                for command in commands {
-                    changes.record(command)
-                    RESPCommandEncoder.encode(command, into: &outbound)
-                    ends.append(outbound.readableBytes)
+                // Read in place: iterating would copy each command, retaining its array.
+                ends.reserveCapacity(commands.count)
+                commands.withUnsafeBufferPointer { commands in
+                    for index in commands.indices {
+                        commands[index].withUnsafeBufferPointer { command in
+                            changes.record(command)
+                            RESPCommandEncoder.encode(command, into: &outbound)
+                        }
+                        ends.append(outbound.readableBytes)
+                    }
                 }
             }
         } catch let error as RedisError {

@@ -19,7 +19,12 @@ public struct RedisSessionChanges: OptionSet, Sendable, Hashable {
     /// Updates the changes for a command about to be sent. Costs a few byte comparisons for
     /// the commands that change nothing, no allocation.
     mutating func record(_ arguments: [RESPArgument]) {
-        guard case .string(let name)? = arguments.first else { return }
+        arguments.withUnsafeBufferPointer { record($0) }
+    }
+
+    /// The same over borrowed arguments (a pipeline's commands, read in place).
+    mutating func record(_ arguments: UnsafeBufferPointer<RESPArgument>) {
+        guard !arguments.isEmpty, case .string(let name) = arguments[0] else { return }
         var utf8 = name.utf8
         let count = utf8.count
         guard count >= 4, count <= 9 else { return }
@@ -37,7 +42,7 @@ public struct RedisSessionChanges: OptionSet, Sendable, Hashable {
         case UInt8(ascii: "U"):
             if Self.equals(&utf8, "UNWATCH") { remove(.watching) }
         case UInt8(ascii: "C"):
-            guard Self.equals(&utf8, "CLIENT"), arguments.count > 1, case .string(let sub)? = arguments.dropFirst().first else { return }
+            guard Self.equals(&utf8, "CLIENT"), arguments.count > 1, case .string(let sub) = arguments[1] else { return }
             switch sub.uppercased() {
             case "SETNAME", "GETNAME", "ID", "INFO", "LIST", "KILL", "SETINFO", "NO-EVICT", "NO-TOUCH": break
             case "TRACKING", "CACHING": insert(.clientSettings)

@@ -28,9 +28,13 @@ public enum RESPCommandEncoder {
                 cursor.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
                 cursor += 1
                 switch arguments[index] {
-                case .string(var string):
-                    // A native string lends its UTF-8 without a copy; only a bridged one is copied.
-                    string.withUTF8 { putBytes(UnsafeRawBufferPointer($0), &cursor) }
+                case .string(let string):
+                    // A native string lends its UTF-8 in place (borrowed: no retain); only a
+                    // bridged one is copied.
+                    if string.utf8.withContiguousStorageIfAvailable({ putBytes(UnsafeRawBufferPointer($0), &cursor) }) == nil {
+                        var copy = string
+                        copy.withUTF8 { putBytes(UnsafeRawBufferPointer($0), &cursor) }
+                    }
                 case .bytes(let bytes):
                     bytes.withUnsafeReadableBytes { putBytes($0, &cursor) }
                 case .integer(let integer):
