@@ -25,12 +25,23 @@ public struct ConnectOptions: Sendable {
     /// at a time, so the task pool always keeps a running thread, and a wait gives its thread back
     /// as soon as the reactor resumes another task; then, or when it runs out, the read suspends
     /// on the reactor. Zero turns it off.
+    ///
+    /// A reply ends the wait the moment it comes: the budget only bounds the wait for a slow one.
+    /// The default, ``defaultInlineReadWait``, is one scheduler tick.
     public var inlineReadWait: Duration
+
+    /// 4 ms: one scheduler tick at the common 250 Hz. The wait's timer then never expires before
+    /// the CPU's next timer event, so arming and cancelling it reprograms no timer hardware. A
+    /// shorter budget becomes the CPU's next event on every wait and is cancelled when the reply
+    /// comes: two reprogrammings per round trip, each a trap to the hypervisor on a virtual
+    /// machine. On a 2-core VM that cost about 7 µs of CPU per round trip (250 µs against 4 ms,
+    /// Redis SET on loopback: 27.8 against 20.7 µs per command).
+    public static let defaultInlineReadWait: Duration = .milliseconds(4)
 
     /// Creates options; every parameter has the common default.
     public init(
         timeout: Duration = .seconds(10), noDelay: Bool = true, keepAlive: Bool = true,
-        tls: TLSContext? = nil, serverName: String? = nil, inlineReadWait: Duration = .microseconds(250)
+        tls: TLSContext? = nil, serverName: String? = nil, inlineReadWait: Duration = ConnectOptions.defaultInlineReadWait
     ) {
         self.timeout = timeout
         self.noDelay = noDelay

@@ -180,9 +180,10 @@ public struct PostgresConfiguration: Sendable {
     /// healthy server; a server that has not acted after seconds is stuck or unreachable.
     public var cancelGracePeriod: Duration = .seconds(5)
     /// How long a caller waiting for its reply may wait on its own thread before handing the
-    /// wait to the reactor (fewer thread hand-offs for one connection used sequentially). A pool
-    /// sets zero: with many connections busy at once, a thread blocked on one starves the others.
-    public var inlineReadWait: Duration = .microseconds(250)
+    /// wait to the reactor (fewer thread hand-offs for one connection used sequentially; see
+    /// ``Transport/ConnectOptions/defaultInlineReadWait`` for the default). A pool sets zero: with
+    /// many connections busy at once, a thread blocked on one starves the others.
+    public var inlineReadWait: Duration = ConnectOptions.defaultInlineReadWait
     /// Where the connection logs its lifecycle (connect, TLS, authentication method, losses,
     /// server and protocol errors) with its endpoint and connection id; never a password or a
     /// row. Silent by default.
