@@ -528,6 +528,7 @@ public final class RedisConnection: Sendable {
     ) async throws -> Replies {
         // Register first, so that a reply can never arrive before its slot exists.
         let mayTakeFastPath = !keepingOnlyErrors && !connection.isTLS
+        let now = Deadline.now  // one clock read for the idle check's record and the deadline
         // `alone`: the queued bytes (this caller's own) when it writes and reads by itself.
         var (id, mustFlush, alone) = try state.withLock { state throws(RedisError) -> (UInt64, Bool, ByteBuffer?) in
             if let failure = state.failure { throw failure }
@@ -535,7 +536,7 @@ public final class RedisConnection: Sendable {
             state.nextID &+= 1
             state.router.enqueue(id, replies: replies, keepingOnlyErrors: keepingOnlyErrors)
             state.slots[id] = .registered
-            state.lastRequestAt = Deadline.now.uptimeNanoseconds
+            state.lastRequestAt = now.uptimeNanoseconds
             let before = state.writes.pending.readableBytes
             let start = state.queuedBytes
             var ends: [Int] = []
@@ -557,7 +558,7 @@ public final class RedisConnection: Sendable {
         defer {
             if registered != nil { state.withLock { _ = $0.pipelineOffsets.removeValue(forKey: id) } }
         }
-        let deadline = timeout.map { Deadline.after($0) } ?? .never
+        let deadline = timeout.map { now.advanced(by: $0) } ?? .never
         if var batch = alone.take() {
             if let outcome = await runFastPath(&batch, for: id, deadline: deadline) {
                 return try outcome.get()
