@@ -104,9 +104,7 @@ func poolRate(_ configuration: PostgresConfiguration, seconds duration: Int) asy
         name: "bench", configuration: PoolConfiguration(minimumConnections: 10, maximumConnections: 10),
         logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
     ) { _ in
-        var pooled = configuration
-        pooled.inlineReadWait = .zero  // as ConnectionPool.postgres(settings:) configures its connections
-        return try await PostgresConnection.connect(pooled)
+        try await PostgresConnection.connect(configuration)  // as ConnectionPool.postgres(settings:) configures it
     }
     // Warm up: every connection open.
     try await withThrowingTaskGroup(of: Void.self) { group in

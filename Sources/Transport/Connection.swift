@@ -333,13 +333,13 @@ public final class Connection: Sendable {
     private func waitInline(deadline: Deadline) throws(TransportError) -> Bool {
         guard !Task.isCancelled else { return false }
         var budget = inlineReadWait
+        let now = MonotonicClock.nanoseconds()
         if deadline != .never {
-            let now = MonotonicClock.nanoseconds()
             guard deadline.uptimeNanoseconds > now else { return false }
             budget = Swift.min(budget, Int64(clamping: deadline.uptimeNanoseconds - now))
         }
         let reactor = registration.reactor
-        guard reactor.claimInlineWait() else { return false }
+        guard reactor.claimInlineWait(for: registration.id, now: now) else { return false }
         inlineWaits.wrappingAdd(1, ordering: .relaxed)
         var result: Int32 = 0
         defer { reactor.releaseInlineWait(hit: result > 0) }

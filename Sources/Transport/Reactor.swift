@@ -30,7 +30,15 @@ public final class Reactor: Sendable {
     private let inlineWaitSlotCount: Int
     private let inlineWaits = Atomic<Int>(0)
     private let inlineHits = Atomic<Int>(0)
+    private let inlineRefusals = Atomic<Int>(0)
     private let socketEvents = Atomic<Int>(0)
+    /// When this reactor last resumed a task (monotonic nanoseconds; 0: never), and whose: the id
+    /// of the one registration it resumed then, or `UInt64.max` for several or a timer. Written
+    /// by the reactor's thread, read by claims; a torn pair only misjudges one claim.
+    private let lastResumeAt = Atomic<UInt64>(0)
+    private let lastResumedID = Atomic<UInt64>(0)
+    /// How long after resuming another task the reactor counts as busy (see ``claimInlineWait(for:now:)``).
+    static let busyWindow: UInt64 = 1_000_000
 
     /// Starts a reactor with its own thread. Most code uses ``shared``; a separate reactor is
     /// useful where its counters must not be disturbed by other work.
@@ -127,12 +135,27 @@ public final class Reactor: Sendable {
     /// Socket readiness events epoll delivered to this reactor's thread: each one a wake-up of it.
     public var socketEventCount: Int { socketEvents.load(ordering: .relaxed) }
 
-    /// Claims the right to block the calling thread briefly on one socket: granted while a slot is
-    /// free. Whenever the reactor resumes a task while such a wait is on, it signals
-    /// ``inlineWakeDescriptor`` and the wait gives its thread back, so a thread is never held
-    /// while other work of this reactor is ready; sockets that merely sit parked (a subscriber,
-    /// a LISTEN) do not stop it. Pair with ``releaseInlineWait(hit:)``.
-    func claimInlineWait() -> Bool {
+    /// Reads that asked for an inline wait and were refused because the reactor was busy.
+    public var inlineWaitRefusalCount: Int { inlineRefusals.load(ordering: .relaxed) }
+
+    /// Claims the right to block the calling thread briefly on socket `registrationID`: granted
+    /// while a slot is free and the reactor is not busy. Whenever the reactor resumes a task while
+    /// such a wait is on, it signals ``inlineWakeDescriptor`` and the wait gives its thread back,
+    /// so a thread is never held while other work of this reactor is ready; sockets that merely
+    /// sit parked (a subscriber, a LISTEN) do not stop it. Busy means it resumed a task of
+    /// another socket within the last millisecond (``busyWindow``): then many connections are in
+    /// use at once (a pool under load), each wait would soon be cut short, and the thread is
+    /// better given to the tasks. Its own socket's resumption does not count, so a sequential
+    /// caller that once suspended waits inline again at its next read. Pair with
+    /// ``releaseInlineWait(hit:)``.
+    func claimInlineWait(for registrationID: UInt64, now: UInt64) -> Bool {
+        let busy = Self.isBusy(
+            now: now, lastResumeAt: lastResumeAt.load(ordering: .relaxed), lastResumedID: lastResumedID.load(ordering: .relaxed),
+            claimant: registrationID)
+        if busy {
+            inlineRefusals.wrappingAdd(1, ordering: .relaxed)
+            return false
+        }
         var slots = inlineWaitSlots.load(ordering: .relaxed)
         while slots > 0 {
             let (exchanged, original) = inlineWaitSlots.weakCompareExchange(
@@ -144,6 +167,12 @@ public final class Reactor: Sendable {
             slots = original
         }
         return false
+    }
+
+    /// Whether a reactor that last resumed `lastResumedID`'s task at `lastResumeAt` is busy for a
+    /// claim by `claimant` at `now`.
+    static func isBusy(now: UInt64, lastResumeAt: UInt64, lastResumedID: UInt64, claimant: UInt64) -> Bool {
+        lastResumeAt != 0 && now &- lastResumeAt < busyWindow && lastResumedID != claimant
     }
 
     /// Asks every thread in an inline wait to give up its wait now (a task became ready, or a
@@ -221,6 +250,8 @@ public final class Reactor: Sendable {
             }
             if stop { break }
             var resumed = !expired.isEmpty
+            // Whose task was resumed: one registration's id, or `.max` for several or a timer.
+            var resumedID: UInt64 = resumed ? .max : 0
             for entry in expired {
                 switch entry.action {
                 case .io(let registration, let direction): registration.deadlinePassed(token: entry.token, direction: direction)
@@ -257,9 +288,14 @@ public final class Reactor: Sendable {
             }
             for (registration, mask) in ready where registration.ready(mask: mask) {
                 resumed = true
+                resumedID = resumedID == 0 || resumedID == registration.id ? registration.id : .max
             }
             ready.removeAll(keepingCapacity: true)
-            if resumed { interruptInlineWaits() }
+            if resumed {
+                lastResumedID.store(resumedID, ordering: .relaxed)
+                lastResumeAt.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+                interruptInlineWaits()
+            }
         }
         Glibc.close(wakeDescriptor)
         Glibc.close(inlineWakeDescriptor)

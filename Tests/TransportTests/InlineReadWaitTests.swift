@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Transport
 
@@ -181,5 +182,61 @@ struct InlineReadWaitTests {
             Issue.record("a cancelled read must fail with .cancelled, got \(result)")
         }
         #expect(try await echo(connection, "after", mayWaitInline: true) == "after")
+    }
+
+    /// The busy rule: another socket's task resumed within the last millisecond; the claimant's
+    /// own, or a resumption older than that, does not count.
+    @Test func theReactorCountsAsBusyOnlyForOtherSocketsWithinAMillisecond() {
+        let now: UInt64 = 10_000_000_000
+        #expect(!Reactor.isBusy(now: now, lastResumeAt: 0, lastResumedID: 0, claimant: 7), "never resumed anything")
+        #expect(Reactor.isBusy(now: now, lastResumeAt: now - 500_000, lastResumedID: 8, claimant: 7))
+        #expect(Reactor.isBusy(now: now, lastResumeAt: now - 500_000, lastResumedID: .max, claimant: 7), "several, or a timer")
+        #expect(!Reactor.isBusy(now: now, lastResumeAt: now - 500_000, lastResumedID: 7, claimant: 7), "its own socket")
+        #expect(!Reactor.isBusy(now: now, lastResumeAt: now - Reactor.busyWindow, lastResumedID: 8, claimant: 7))
+        // A resumption stamped after the claimant read its clock (the reactor's thread raced it).
+        #expect(!Reactor.isBusy(now: now, lastResumeAt: now + 1_000, lastResumedID: 8, claimant: 7))
+    }
+
+    /// While the reactor keeps resuming other connections' tasks (a pool under load), a read
+    /// that may wait inline is refused and suspends as usual; once the others stop, it waits
+    /// inline again, its own resumptions notwithstanding.
+    @Test(.enabled(if: granted, "inline waits need a second processor"))
+    func aReactorBusyWithOtherConnectionsRefusesInlineWaits() async throws {
+        let reactor = Reactor(name: "test-inline-busy")
+        defer { reactor.shutdown() }
+        let server = try EchoServer.start()
+        defer { server.stop() }
+        let connection = try await Connection.connect(to: server.endpoint, reactor: reactor)
+        defer { connection.close() }
+        let others = try await withThrowingTaskGroup(of: Connection.self) { group in
+            for _ in 0..<4 { group.addTask { try await Connection.connect(to: server.endpoint, reactor: reactor) } }
+            return try await group.reduce(into: [Connection]()) { $0.append($1) }
+        }
+        defer { for other in others { other.close() } }
+        final class Flag: Sendable { let raised = Atomic<Bool>(false) }
+        let stop = Flag()
+        let load = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for other in others {
+                    group.addTask { while !stop.raised.load(ordering: .relaxed) { _ = try await echo(other, "load") } }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        let (waitsBefore, refusalsBefore) = (reactor.inlineWaitCount, reactor.inlineWaitRefusalCount)
+        for index in 0..<50 { #expect(try await echo(connection, "busy \(index)", mayWaitInline: true) == "busy \(index)") }
+        let refused = reactor.inlineWaitRefusalCount - refusalsBefore
+        let waited = reactor.inlineWaitCount - waitsBefore
+        stop.raised.store(true, ordering: .relaxed)
+        try await load.value
+        #expect(refused >= 10, "only \(refused) of 50 reads were refused while 4 other connections kept the reactor busy")
+        #expect(waited < 50 - 10, "\(waited) of 50 reads waited inline beside a busy reactor")
+
+        try await Task.sleep(for: .milliseconds(5))
+        let quietBefore = reactor.inlineWaitCount
+        for index in 0..<50 { #expect(try await echo(connection, "quiet \(index)", mayWaitInline: true) == "quiet \(index)") }
+        let quiet = reactor.inlineWaitCount - quietBefore
+        #expect(quiet >= 25, "only \(quiet) of 50 reads waited inline on a quiet reactor")
     }
 }

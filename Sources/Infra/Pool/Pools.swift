@@ -25,8 +25,9 @@ extension ConnectionPool where Connection == PostgresConnection {
     public static func postgres(
         settings: Settings, applicationName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(PostgresError) -> ConnectionPool<PostgresConnection> {
-        var connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
-        connection.inlineReadWait = .zero  // many connections busy at once: no thread blocks on one
+        // Inline read waits stay on: the reactor refuses them while it is resuming other tasks
+        // (a pool under load), so only a lone user of the pool waits on its own thread.
+        let connection = try PostgresConfiguration(settings: settings, applicationName: applicationName)
         return sized(
             "postgres", minimum: settings.postgres.poolMinimum, maximum: settings.postgres.poolMaximum,
             acquireTimeout: .seconds(settings.postgres.connectTimeoutSeconds), logger: logger, configure: configure
@@ -66,8 +67,8 @@ extension ConnectionPool where Connection == RedisConnection {
     public static func redis(
         settings: Settings, clientName: String? = nil, logger: Logger, configure: (inout PoolConfiguration) -> Void = { _ in }
     ) throws(RedisError) -> ConnectionPool<RedisConnection> {
-        var connection = try RedisConfiguration(settings: settings, clientName: clientName)
-        connection.inlineReadWait = .zero  // many connections busy at once: no thread blocks on one
+        // Inline read waits stay on, as for PostgreSQL above.
+        let connection = try RedisConfiguration(settings: settings, clientName: clientName)
         return sized(
             "redis", minimum: settings.redis.poolMinimum, maximum: settings.redis.poolMaximum,
             acquireTimeout: .seconds(settings.redis.timeoutSeconds), logger: logger, configure: configure

@@ -181,8 +181,9 @@ public struct PostgresConfiguration: Sendable {
     public var cancelGracePeriod: Duration = .seconds(5)
     /// How long a caller waiting for its reply may wait on its own thread before handing the
     /// wait to the reactor (fewer thread hand-offs for one connection used sequentially; see
-    /// ``Transport/ConnectOptions/defaultInlineReadWait`` for the default). A pool sets zero: with
-    /// many connections busy at once, a thread blocked on one starves the others.
+    /// ``Transport/ConnectOptions/defaultInlineReadWait`` for the default). While the reactor is
+    /// resuming other tasks (many connections busy at once, as in a loaded pool) it refuses the
+    /// wait, so no thread is held from them. Zero turns it off.
     public var inlineReadWait: Duration = ConnectOptions.defaultInlineReadWait
     /// Where the connection logs its lifecycle (connect, TLS, authentication method, losses,
     /// server and protocol errors) with its endpoint and connection id; never a password or a

@@ -27,9 +27,10 @@ public struct RedisConfiguration: Sendable {
     /// errors) with their endpoint and id; never a password or a value. Silent by default.
     public var logger = Logger(label: "resp", factory: { _ in SwiftLogNoOpLogHandler() })
     /// How long a caller waiting for its reply may wait on its own thread before handing the
-    /// wait to the reactor (see ``Transport/ConnectOptions/defaultInlineReadWait`` for the
-    /// default). A pool sets zero: with many connections busy at once, a thread blocked on one
-    /// starves the others.
+    /// wait to the reactor (fewer thread hand-offs for one connection used sequentially; see
+    /// ``Transport/ConnectOptions/defaultInlineReadWait`` for the default). While the reactor is
+    /// resuming other tasks (many connections busy at once, as in a loaded pool) it refuses the
+    /// wait, so no thread is held from them. Zero turns it off.
     public var inlineReadWait: Duration = ConnectOptions.defaultInlineReadWait
     /// Redis Sentinel: when set, ``host`` and ``port`` are not used; each connection asks the
     /// sentinels for the master's address and checks its ROLE (see ``RedisSentinelConfiguration``).
