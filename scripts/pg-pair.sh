@@ -51,7 +51,8 @@ case $command in
         ;;
     destroy)
         for data in "$dir/primary" "$dir/standby"; do
-            [[ -f "$data/postmaster.pid" ]] && "${run[@]}" "$bindir/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1
+            [[ -f "$data/postmaster.pid" ]] || continue
+            "${run[@]}" "$bindir/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
         done
         rm -rf "$dir"
         ;;

@@ -100,8 +100,10 @@ CONF
         die "no running master found"
         ;;
     destroy)
+        # A node already gone (a killed master) must not stop the others' kill under `set -e`.
         for file in "$dir"/*.pid; do
-            [[ -f $file ]] && kill -9 "$(cat "$file")" 2>/dev/null
+            [[ -f $file ]] || continue
+            kill -9 "$(cat "$file")" 2>/dev/null || true
         done
         rm -rf "$dir"
         ;;

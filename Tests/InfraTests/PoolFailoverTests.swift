@@ -103,34 +103,34 @@ struct PoolFailoverTests {
 @Suite("Connection pool: Redis Sentinel failover (live)", .serialized, .timeLimit(.minutes(3)), .enabled(if: LiveServer.redis.isAvailable))
 struct RedisPoolSentinelTests {
     @Test func thePoolFollowsTheSentinelsToThePromotedReplica() async throws {
-        let deployment = try await RedisSentinelDeployment.start()
-        defer { Task { await deployment.destroy() } }
-        var connection = try RedisConfiguration(url: deployment.url)
-        connection.connectTimeout = .seconds(2)
-        connection.commandTimeout = .seconds(2)
-        var configuration = PoolConfiguration(minimumConnections: 2, maximumConnections: 6)
-        configuration.acquireTimeout = .seconds(30)
-        configuration.maximumBackoff = .milliseconds(300)
-        let pool = ConnectionPool(name: "redis", configuration: configuration, logger: Logger(label: "sentinel", factory: { _ in SwiftLogNoOpLogHandler() })) {
-            [connection] _ in try await RedisConnection.connect(connection)
+        try await RedisSentinelDeployment.with { deployment in
+            var connection = try RedisConfiguration(url: deployment.url)
+            connection.connectTimeout = .seconds(2)
+            connection.commandTimeout = .seconds(2)
+            var configuration = PoolConfiguration(minimumConnections: 2, maximumConnections: 6)
+            configuration.acquireTimeout = .seconds(30)
+            configuration.maximumBackoff = .milliseconds(300)
+            let pool = ConnectionPool(name: "redis", configuration: configuration, logger: Logger(label: "sentinel", factory: { _ in SwiftLogNoOpLogHandler() })) {
+                [connection] _ in try await RedisConnection.connect(connection)
+            }
+            defer { Task { await pool.shutdown() } }
+            let (counters, load) = LoadCounters.start(tasks: 8) {
+                _ = try await pool.withConnection { try await $0.send(["INCR", "pool:counter"]) }
+            }
+            try await Task.sleep(for: .seconds(1))
+            try await deployment.killMaster()
+            let okAtKill = counters.ok
+            let (ok, failed) = try await counters.finish(after: okAtKill, more: 500, load)
+            #expect(ok > okAtKill + 500, "work goes on after the failover: \(okAtKill) before, \(ok) in all")
+            #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
+            let port = try await pool.withConnection { try await $0.send(["CONFIG", "GET", "port"]) }
+            var reached: String?
+            switch port.withoutAttributes {
+            case .map(let pairs): reached = pairs.first?.value.string
+            case .array(let values): reached = values.last?.string
+            default: break
+            }
+            #expect(reached == String(deployment.replica), "the pool's connections are on the promoted replica")
         }
-        defer { Task { await pool.shutdown() } }
-        let (counters, load) = LoadCounters.start(tasks: 8) {
-            _ = try await pool.withConnection { try await $0.send(["INCR", "pool:counter"]) }
-        }
-        try await Task.sleep(for: .seconds(1))
-        try await deployment.killMaster()
-        let okAtKill = counters.ok
-        let (ok, failed) = try await counters.finish(after: okAtKill, more: 500, load)
-        #expect(ok > okAtKill + 500, "work goes on after the failover: \(okAtKill) before, \(ok) in all")
-        #expect(!failed.contains { $0.hasPrefix("untyped") }, "\(failed.filter { $0.hasPrefix("untyped") }.prefix(3))")
-        let port = try await pool.withConnection { try await $0.send(["CONFIG", "GET", "port"]) }
-        var reached: String?
-        switch port.withoutAttributes {
-        case .map(let pairs): reached = pairs.first?.value.string
-        case .array(let values): reached = values.last?.string
-        default: break
-        }
-        #expect(reached == String(deployment.replica), "the pool's connections are on the promoted replica")
     }
 }

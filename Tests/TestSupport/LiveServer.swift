@@ -86,12 +86,35 @@ public struct RedisSentinelDeployment: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(UUID().uuidString.prefix(8))").path
         let password = UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let sentinelPassword = UUID().uuidString.replacingOccurrences(of: "-", with: "")
-        let printed = try await runScript(script, ["start", directory, password, sentinelPassword])
+        let printed: String
+        do {
+            printed = try await runScript(script, ["start", directory, password, sentinelPassword])
+        } catch {
+            _ = try? await runScript(script, ["destroy", directory])  // the nodes it did start
+            throw error
+        }
         let ports = printed.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-        guard ports.count == 5 else { throw ScriptFailed(description: "redis-sentinel-set.sh printed \(printed)") }
+        guard ports.count == 5 else {
+            _ = try? await runScript(script, ["destroy", directory])
+            throw ScriptFailed(description: "redis-sentinel-set.sh printed \(printed)")
+        }
         return RedisSentinelDeployment(
             directory: directory, password: password, sentinelPassword: sentinelPassword, master: ports[0], replica: ports[1],
             sentinels: Array(ports[2...]))
+    }
+
+    /// Runs `body` with a deployment of its own, and stops the deployment before returning or
+    /// throwing: its five servers are daemons, which nothing else would stop.
+    public static func with<Result>(_ body: (RedisSentinelDeployment) async throws -> Result) async throws -> Result {
+        let deployment = try await start()
+        do {
+            let result = try await body(deployment)
+            await deployment.destroy()
+            return result
+        } catch {
+            await deployment.destroy()
+            throw error
+        }
     }
 
     /// Kills the current master with SIGKILL (as a crash).
