@@ -148,13 +148,9 @@ struct RedisSentinelLiveTests {
             let killedAt = ContinuousClock.now
             ledger.killedAt.withLock { $0 = killedAt }
             let writtenAtKill = ledger.written.load(ordering: .relaxed)
-            var recoveredAfter: Duration?
-            for _ in 0..<600 {
-                if ledger.written.load(ordering: .relaxed) > writtenAtKill + 100, try await Self.serverPort(client) == deployment.replica {
-                    recoveredAfter = ContinuousClock.now - killedAt
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(50))
+            let recoveredAfter = try await elapsedUntil(since: killedAt, polls: 600) {
+                guard ledger.written.load(ordering: .relaxed) > writtenAtKill + 100 else { return false }
+                return try await Self.serverPort(client) == deployment.replica
             }
             ledger.running.store(false, ordering: .relaxed)
             await load.value

@@ -100,6 +100,30 @@ public func peakMemoryGrowth<Result: Sendable>(during work: () async throws -> R
     }
 }
 
+/// Runs `body`, then `cleanup` whether it returned or threw, awaiting both. For what a test
+/// starts outside its process (servers that daemonize): a cleanup `Task` left in a `defer` may
+/// never run if the test process exits first, and the servers outlive the run.
+public func withCleanup<Result>(_ body: () async throws -> Result, cleanup: () async -> Void) async throws -> Result {
+    do {
+        let result = try await body()
+        await cleanup()
+        return result
+    } catch {
+        await cleanup()
+        throw error
+    }
+}
+
+/// How long after `start` `condition` first held, polling every 50 ms for `polls` polls; nil if it
+/// never did (a failover test's time to recover).
+public func elapsedUntil(since start: ContinuousClock.Instant, polls: Int, _ condition: () async throws -> Bool) async throws -> Duration? {
+    for _ in 0..<polls {
+        if try await condition() { return ContinuousClock.now - start }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return nil
+}
+
 /// A script that ended with a non-zero status, with what it printed.
 public struct ScriptFailed: Error, CustomStringConvertible {
     public let description: String

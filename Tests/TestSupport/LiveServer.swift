@@ -107,14 +107,7 @@ public struct RedisSentinelDeployment: Sendable {
     /// throwing: its five servers are daemons, which nothing else would stop.
     public static func with<Result>(_ body: (RedisSentinelDeployment) async throws -> Result) async throws -> Result {
         let deployment = try await start()
-        do {
-            let result = try await body(deployment)
-            await deployment.destroy()
-            return result
-        } catch {
-            await deployment.destroy()
-            throw error
-        }
+        return try await withCleanup { try await body(deployment) } cleanup: { await deployment.destroy() }
     }
 
     /// Kills the current master with SIGKILL (as a crash).
