@@ -93,6 +93,8 @@ public final class Connection: Sendable {
     public var descriptor: Int32 { registration.descriptor }
     /// Whether ``close()`` was called.
     public var isClosed: Bool { registration.isClosed }
+    /// The reactor that serves this connection.
+    public var reactor: Reactor { registration.reactor }
     /// Whether TLS is active on this connection.
     public var isTLS: Bool { tlsActive.load(ordering: .acquiring) }
     /// Whether bytes are waiting or the peer hung up, asked without waiting (one `poll`). On a
@@ -373,6 +375,40 @@ public final class Connection: Sendable {
         // Empty: the next read waits for a newer edge instead of asking again.
         if received == 0 { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
         return received
+    }
+
+    // MARK: - Reading on the reactor's thread
+
+    /// Reads what has arrived into `buffer` (at most `maximumBytes`) without waiting: the bytes
+    /// read, or 0 when the socket is empty — then ``whenReadable(_:)`` waits for more. Made for
+    /// a reader driven by ``whenReadable(_:)``; plain connections only (throws `.tlsFailure`
+    /// with TLS active: a TLS record may need a write to go on, so TLS readers use
+    /// ``read(into:maximumBytes:deadline:mayWaitInline:)``). Throws `.endOfStream` when the
+    /// peer has closed, `.closed` after ``close()``.
+    public func receiveAvailable(into buffer: inout ByteBuffer, maximumBytes: Int = 65536) throws(TransportError) -> Int {
+        guard !tlsActive.load(ordering: .acquiring) else {
+            throw TransportError(.tlsFailure, endpoint: endpoint, message: "a TLS connection cannot be read on the reactor's thread")
+        }
+        drainedAtEpoch.store(0, ordering: .relaxed)
+        let (received, epoch) = try receiveOnce(into: &buffer, limit: Swift.max(1, maximumBytes))
+        if received == 0 { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+        return received
+    }
+
+    /// Calls `handler` once, on the reactor's thread, when input arrives after the last
+    /// ``receiveAvailable(into:maximumBytes:)`` that found the socket empty or read it short —
+    /// or with the error when the connection closes. Returns false, storing nothing, when more
+    /// may be there already: read again first.
+    ///
+    /// For a long-lived reader that hands what it reads to other tasks (a subscriber's
+    /// connection): reading where the readiness is seen takes one task wake-up off every
+    /// message's way. The handler runs where every socket of the reactor is served, so it must
+    /// be short and must never block or wait; it reads, routes, and calls this again. Calls are
+    /// never concurrent: each stores the handler for one call.
+    public func whenReadable(_ handler: @escaping @Sendable (TransportError?) -> Void) throws(TransportError) -> Bool {
+        let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
+        guard drained != 0 else { return false }
+        return try registration.notifyWhenReadable(seenEpoch: drained - 1, handler)
     }
 
     /// Sends what the socket takes of `buffer` right now, on the calling thread, never

@@ -65,7 +65,7 @@ final class IORegistration: Sendable {
                     if Task.isCancelled {
                         return .fail(TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage))
                     }
-                    let waiter = Waiter(token: token, continuation: continuation, hasDeadline: deadline != .never)
+                    let waiter = Waiter(token: token, resumption: .task(continuation), hasDeadline: deadline != .never)
                     switch direction {
                     case .read:
                         if state.readWaiter != nil { return .fail(concurrentError(direction)) }
@@ -91,10 +91,33 @@ final class IORegistration: Sendable {
             }
         } onCancel: {
             if let waiter = takeWaiter(direction, token: token) {
-                waiter.continuation.resume(
-                    throwing: TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage)
-                )
+                waiter.resume(throwing: TransportError(.cancelled, endpoint: endpoint, message: direction.cancelMessage))
             }
+        }
+    }
+
+    /// Stores `handler` as the read waiter, to be called once at the first read edge after
+    /// `seenEpoch` — on the reactor's thread — or with the error when the registration closes.
+    /// Returns false, storing nothing, when such an edge came already or the peer has shut its
+    /// side: read again instead. Throws when closed or when another read waits.
+    func notifyWhenReadable(seenEpoch: UInt64, _ handler: @escaping @Sendable (TransportError?) -> Void) throws(TransportError) -> Bool {
+        let token = reactor.makeToken()
+        let outcome = state.withLock { state -> WaitOutcome in
+            if state.isClosed { return .fail(closedError()) }
+            if state.readEpoch != seenEpoch || state.readClosed { return .retry }
+            if state.readWaiter != nil { return .fail(concurrentError(.read)) }
+            state.readWaiter = Waiter(token: token, resumption: .handler(handler), hasDeadline: false)
+            return .stored
+        }
+        switch outcome {
+        case .retry:
+            return false
+        case .fail(let error):
+            throw error
+        case .stored:
+            reactor.waiterStored()
+            armRead()
+            return true
         }
     }
 
@@ -165,7 +188,7 @@ final class IORegistration: Sendable {
     func deadlinePassed(token: UInt64, direction: IODirection) {
         guard let waiter = removeWaiter(direction, token: token) else { return }
         reactor.waiterTaken()
-        waiter.continuation.resume(throwing: TransportError(.timedOut, endpoint: endpoint, message: direction.timeoutMessage))
+        waiter.resume(throwing: TransportError(.timedOut, endpoint: endpoint, message: direction.timeoutMessage))
     }
 
     /// Closes the registration: wakes every waiter with `.closed` and closes the descriptor as
@@ -182,7 +205,7 @@ final class IORegistration: Sendable {
         for waiter in waiters {
             if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
             reactor.waiterTaken()
-            waiter.continuation.resume(throwing: closedError())
+            waiter.resume(throwing: closedError())
         }
         // A read of this socket may be waiting inline; it then sees the close at once.
         reactor.interruptInlineWaits()
@@ -222,7 +245,7 @@ final class IORegistration: Sendable {
     private func finish(_ waiter: Waiter) {
         if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
         reactor.waiterTaken()
-        waiter.continuation.resume()
+        waiter.resume()
     }
 
     func closedError() -> TransportError {
@@ -238,9 +261,26 @@ final class IORegistration: Sendable {
 }
 
 struct Waiter {
+    /// Who waits: a suspended task, or a handler called on the thread that ends the wait (the
+    /// reactor's, for an edge).
+    enum Resumption {
+        case task(UnsafeContinuation<Void, any Error>)
+        case handler(@Sendable (TransportError?) -> Void)
+    }
+
     let token: UInt64
-    let continuation: UnsafeContinuation<Void, any Error>
+    let resumption: Resumption
     let hasDeadline: Bool
+
+    /// Ends the wait: with nothing when the edge came, with `error` otherwise.
+    func resume(throwing error: TransportError? = nil) {
+        switch resumption {
+        case .task(let continuation):
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        case .handler(let handler):
+            handler(error)
+        }
+    }
 }
 
 struct IOState {
