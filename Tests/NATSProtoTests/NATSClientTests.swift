@@ -345,7 +345,8 @@ struct NATSClientTests {
             for try await _ in subscription { count += 1 }
             return count
         }
-        try await Task.sleep(for: .milliseconds(100))
+        // The request has gone round through the server before the close.
+        for _ in 0..<5000 where subscription.deliveredCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
         await client.close()
         let error = await #expect(throws: NATSError.self) { try await request.value }
         #expect(error?.kind == .closed)

@@ -35,6 +35,42 @@ struct NATSFakeServerTests {
         #expect(error?.kind == .closed)
     }
 
+    /// Connections are read on the reactor's thread, which serves every socket and timer of the
+    /// process: a connection whose input never runs dry (a server that writes faster than the
+    /// client parses) must not keep it. The flooding server has a reactor of its own, so its
+    /// writes never wait for the client's.
+    @Test func aConnectionThatNeverRunsDryDoesNotHoldTheReactor() async throws {
+        let serverReactor = Reactor(name: "test-flood")
+        defer { serverReactor.shutdown() }
+        let stop = Atomic<Bool>(false)
+        let server = try ScriptedNATSServer(reactor: serverReactor) { connection, _ in
+            _ = try await ScriptedNATSServer.readUntil("SUB flood 1\r\n", connection)
+            let chunk = ByteBuffer(string: String(repeating: "MSG flood 1 5\r\nhello\r\n", count: 3000))
+            let end = ContinuousClock.now + .seconds(30)
+            while !stop.load(ordering: .relaxed), ContinuousClock.now < end { try await connection.write(chunk) }
+        }
+        let client = try await NATSClient.connect(options(server))
+        let sink = try await client.subscribe(to: "flood", pendingLimits: NATSPendingLimits(messages: 1000, bytes: -1))
+        while sink.deliveredCount < 100_000 { try await Task.sleep(for: .milliseconds(1)) }
+        // The shared reactor still runs its timers while the flood goes on.
+        var slowest = Duration.zero
+        let timersStart = ContinuousClock.now
+        for _ in 0..<100 {
+            let start = ContinuousClock.now
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                _ = Reactor.shared.schedule(at: .after(.milliseconds(1))) { continuation.resume() }
+            }
+            slowest = max(slowest, ContinuousClock.now - start)
+        }
+        let deliveredDuringTimers = sink.deliveredCount
+        try await Task.sleep(for: .milliseconds(50))
+        let deliveredAfter = sink.deliveredCount
+        stop.store(true, ordering: .relaxed)
+        #expect(slowest < .seconds(1), "a 1 ms timer of the shared reactor took \(slowest) beside the flood (\((ContinuousClock.now - timersStart) / 100) on average, \(sink.deliveredCount) delivered)")
+        #expect(deliveredAfter > deliveredDuringTimers, "the flood was still being read")
+        await client.close()
+    }
+
     @Test func lameDuckAndDiscoveredServersAreReported() async throws {
         let server = try ScriptedNATSServer { connection, _ in
             let update = #"INFO {"server_id":"FAKE","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576,"#

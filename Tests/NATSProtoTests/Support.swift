@@ -89,8 +89,8 @@ final class ScriptedNATSServer: Sendable {
 
     static let info = #"INFO {"server_id":"FAKE","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}"# + "\r\n"
 
-    init(connections: Int = 1, script: @escaping @Sendable (Connection, Int) async throws -> Void) throws {
-        let listener = try Listener.bind()
+    init(connections: Int = 1, reactor: Reactor = .shared, script: @escaping @Sendable (Connection, Int) async throws -> Void) throws {
+        let listener = try Listener.bind(reactor: reactor)
         self.listener = listener
         task = Task {
             for index in 0..<connections {

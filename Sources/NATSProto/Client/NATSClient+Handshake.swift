@@ -186,7 +186,7 @@ extension NATSClient {
             return (link, discovered)
         }
         if !discovered.isEmpty { report(.serversDiscovered(discovered)) }
-        Task { await self.readLoop(link, buffer: buffer, parser: parser) }
+        startReading(link, buffer: buffer, parser: parser)
         Task { await self.writeLoop(link) }
     }
 

@@ -3,7 +3,19 @@ import Transport
 extension NATSClient {
     // MARK: - Reading
 
-    /// Parses what connection `link` sends and routes it, until the connection breaks.
+    /// Starts reading what connection `link` sends (beginning with what `buffer` holds), and
+    /// routing it, until the connection breaks. A plain connection is read on the reactor's
+    /// thread (``InputReader``), so a message reaches its consumer with one task wake-up; a TLS
+    /// connection by a task of its own.
+    func startReading(_ link: Link, buffer: ByteBuffer, parser: NATSParser) {
+        if link.connection.isTLS {
+            Task { await self.readLoop(link, buffer: buffer, parser: parser) }
+        } else {
+            InputReader(client: self, link: link, buffer: buffer, parser: parser).start()
+        }
+    }
+
+    /// Reads and routes a connection's input from a task of its own, until the connection breaks.
     func readLoop(_ link: Link, buffer initial: ByteBuffer, parser initialParser: NATSParser) async {
         var buffer = initial
         var parser = initialParser
@@ -11,30 +23,11 @@ extension NATSClient {
         var failure: NATSError
         while true {
             do throws(NATSError) {
-                while true {
-                    let operation: NATSServerOperation?
-                    do throws(NATSProtocolError) {
-                        operation = try parser.next(&buffer)
-                    } catch {
-                        throw NATSError(.protocolViolation, error.description, server: link.server.redacted)
-                    }
-                    guard let operation else { break }
-                    try handle(operation, link, &reader)
-                }
-                if reader.inMessages > 0 {
-                    let (messages, bytes) = (reader.inMessages, reader.inBytes)
-                    reader.inMessages = 0
-                    reader.inBytes = 0
-                    state.withLock { $0.machine.received(messages: messages, bytes: bytes) }
-                }
-                // Consumers are woken once per read, not once per message.
-                for consumer in reader.consumersToWake { consumer.resume() }
-                reader.consumersToWake.removeAll(keepingCapacity: true)
+                try process(&buffer, &parser, link, &reader)
                 do {
-                    _ = try await link.connection.read(into: &buffer, maximumBytes: 64 << 10)
+                    _ = try await link.connection.read(into: &buffer, maximumBytes: Self.readSize)
                 } catch {
-                    if let reported = reader.serverError { throw reported }
-                    throw Self.connectionError(error, link.server, doing: "reading")
+                    throw readFailure(error, link, reader)
                 }
             } catch {
                 failure = error
@@ -43,6 +36,39 @@ extension NATSClient {
         }
         for consumer in reader.consumersToWake { consumer.resume() }
         linkFailed(link, failure)
+    }
+
+    /// The most one read takes from the socket.
+    static let readSize = 64 << 10
+
+    /// Parses and routes every complete operation in `buffer`, then wakes the consumers that
+    /// got messages: once per read, not once per message.
+    func process(_ buffer: inout ByteBuffer, _ parser: inout NATSParser, _ link: Link, _ reader: inout ReaderState) throws(NATSError) {
+        while true {
+            let operation: NATSServerOperation?
+            do throws(NATSProtocolError) {
+                operation = try parser.next(&buffer)
+            } catch {
+                throw NATSError(.protocolViolation, error.description, server: link.server.redacted)
+            }
+            guard let operation else { break }
+            try handle(operation, link, &reader)
+        }
+        if reader.inMessages > 0 {
+            let (messages, bytes) = (reader.inMessages, reader.inBytes)
+            reader.inMessages = 0
+            reader.inBytes = 0
+            state.withLock { $0.machine.received(messages: messages, bytes: bytes) }
+        }
+        for consumer in reader.consumersToWake { consumer.resume() }
+        reader.consumersToWake.removeAll(keepingCapacity: true)
+    }
+
+    /// What a failed read means: the `-ERR` the server sent before closing, if any, or the
+    /// transport's error.
+    func readFailure(_ error: any Error, _ link: Link, _ reader: ReaderState) -> NATSError {
+        if let reported = reader.serverError { return reported }
+        return Self.connectionError(error, link.server, doing: "reading")
     }
 
     struct ReaderState {
@@ -57,7 +83,7 @@ extension NATSClient {
         var consumersToWake: [UnsafeContinuation<Void, Never>] = []
     }
 
-    private func handle(_ operation: NATSServerOperation, _ link: Link, _ reader: inout ReaderState) throws(NATSError) {
+    fileprivate func handle(_ operation: NATSServerOperation, _ link: Link, _ reader: inout ReaderState) throws(NATSError) {
         switch operation {
         case .message(let message):
             reader.inMessages &+= 1
@@ -166,5 +192,77 @@ extension NATSClient {
         }
         let message = NATSMessage(subject: inbound.subjectString, replyTo: inbound.replyToString, headers: headers, payload: inbound.payload)
         finishRequest(token, .success(message))
+    }
+}
+
+/// Reads a plain connection on the reactor's thread: the reactor calls it when input arrives,
+/// it reads what is there, routes it (replies to their requests, messages to their
+/// subscriptions' buffers) and waits again, so a message's consumer is the one task woken.
+/// Routing never blocks or suspends: it takes short locks and resumes continuations.
+final class InputReader: @unchecked Sendable {
+    // Safe: the mutable members are used only by `drain()`, and `drain()` never runs twice at
+    // once. It runs first from `start()`, before the handler is stored; after that only from
+    // the handler, which the connection stores for exactly one call and takes back under its
+    // registration's lock before calling it (so each run happens after the one that stored
+    // it), or from the one reactor timer a run arms instead of storing the handler.
+    private let client: NATSClient
+    private let link: NATSClient.Link
+    private var buffer: ByteBuffer
+    private var parser: NATSParser
+    private var reader = NATSClient.ReaderState()
+    /// The handler stored with the connection; it holds this reader, so it is dropped when
+    /// reading ends, which ends the cycle.
+    private var handler: (@Sendable (TransportError?) -> Void)?
+
+    /// Reads per turn before the reactor's other sockets are served (each up to
+    /// ``NATSClient/readSize``): a fast stream of messages cannot hold the reactor's thread.
+    static let readsPerTurn = 1
+
+    init(client: NATSClient, link: NATSClient.Link, buffer: ByteBuffer, parser: NATSParser) {
+        self.client = client
+        self.link = link
+        self.buffer = buffer
+        self.parser = parser
+    }
+
+    func start() {
+        handler = { [self] error in
+            if let error { fail(client.readFailure(error, link, reader)) } else { drain() }
+        }
+        drain()
+    }
+
+    /// Routes what is buffered, then reads until the socket is empty and the handler is
+    /// stored, or until the turn's reads are spent (then a timer of the reactor goes on).
+    private func drain() {
+        guard let handler else { return }
+        let connection = link.connection
+        var reads = 0
+        do throws(NATSError) {
+            while true {
+                try client.process(&buffer, &parser, link, &reader)
+                do {
+                    // Stored only after a read that emptied the socket or came back short.
+                    if try connection.whenReadable(handler) { return }
+                    if reads == Self.readsPerTurn {
+                        _ = connection.reactor.schedule(at: .now) { [self] in drain() }
+                        return
+                    }
+                    _ = try connection.receiveAvailable(into: &buffer, maximumBytes: NATSClient.readSize)
+                    reads += 1
+                } catch {
+                    throw client.readFailure(error, link, reader)
+                }
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    private func fail(_ error: NATSError) {
+        handler = nil
+        for consumer in reader.consumersToWake { consumer.resume() }
+        reader.consumersToWake.removeAll()
+        client.linkFailed(link, error)
     }
 }
