@@ -156,27 +156,36 @@ struct JetStreamClusterTests {
     /// the way: one that comes after a confirmed ack is the server's (or our) loss of the ack.
     static func consumeAll(
         _ js: JetStreamContext, stream: String, consumer: String, total: Int, killAfter: Int, fault: @Sendable () async throws -> Void
-    ) async throws -> (deliveries: [Int: Int], redeliveredAfterConfirmedAck: Int) {
+    ) async throws -> (deliveries: [Int: Int], redeliveredAfterConfirmedAck: [String]) {
         var options = ConsumeOptions(batch: 50)
         options.expires = .seconds(4)
         options.heartbeat = .seconds(1)
         var deliveries: [Int: Int] = [:]
-        var confirmed = Set<Int>()
-        var redeliveredAfterConfirmedAck = 0
+        // What the server said of each confirmed delivery, and at which receipt it came.
+        var confirmed: [Int: (metadata: MessageMetadata, receipt: Int)] = [:]
+        var redeliveredAfterConfirmedAck: [String] = []
         var faulted = false
         var received = 0
         for try await message in js.messages(consumer: consumer, stream: stream, options: options) {
             guard let index = Int(message.text.dropFirst()) else { continue }
             deliveries[index, default: 0] += 1
-            if confirmed.contains(index) { redeliveredAfterConfirmedAck += 1 }
             received += 1
+            if let first = confirmed[index] {
+                // Told apart for the report: the same delivery seen twice (same consumer
+                // sequence) would be the client's fault; a new one is the server's redelivery.
+                let again = message.metadata
+                redeliveredAfterConfirmedAck.append(
+                    "m\(index): confirmed at receipt \(first.receipt) (consumer seq \(first.metadata.consumerSequence), "
+                        + "delivery \(first.metadata.deliveryCount)), again at receipt \(received) (consumer seq "
+                        + "\(again.consumerSequence), delivery \(again.deliveryCount)); kill after receipt \(killAfter)")
+            }
             if received == killAfter, !faulted {
                 faulted = true
                 try await fault()
             }
             // An ack the server never confirmed (lost with its node) may be redelivered; a
             // confirmed one must not be.
-            if (try? await message.doubleAck(timeout: .seconds(2))) != nil { confirmed.insert(index) }
+            if (try? await message.doubleAck(timeout: .seconds(2))) != nil { confirmed[index] = (message.metadata, received) }
             if deliveries.count == total { break }
         }
         return (deliveries, redeliveredAfterConfirmedAck)
@@ -214,7 +223,7 @@ struct JetStreamClusterTests {
             cluster.servers[leader].stop()  // SIGKILL
         }
         #expect(deliveries.count == total, "every message was delivered: \(deliveries.count) of \(total)")
-        #expect(redelivered == 0, "no message whose ack the server confirmed came again")
+        #expect(redelivered.isEmpty, "no message whose ack the server confirmed came again: \(redelivered.count), first \(redelivered.prefix(5))")
         let info = try await js.consumerInfo("workers", stream: "WORK")
         #expect(info.cluster?.leader != cluster.names[leader], "a new consumer leader took over")
         try cluster.servers[leader].start()
@@ -273,7 +282,7 @@ struct JetStreamRestartTests {
             try server.start()
         }
         #expect(deliveries.count == total, "every message was delivered after the restart: \(deliveries.count) of \(total)")
-        #expect(redelivered == 0, "no message whose ack the server confirmed came again")
+        #expect(redelivered.isEmpty, "no message whose ack the server confirmed came again: \(redelivered.count), first \(redelivered.prefix(5))")
         #expect(events.withLock { $0.contains { $0.hasPrefix("reconnected") } }, "\(events.withLock { $0 })")
     }
 }
