@@ -1,7 +1,8 @@
 // The transport's loopback echo benchmark: 1-byte ping-pong round trips per second over N
 // connections, each driven by its own task on the shared reactor.
 // usage: transport-bench PORT CONNECTIONS SECONDS  -> prints round trips per second
-// TRANSPORT_BENCH_INLINE=1 reads with mayWaitInline, as the clients read for a lone request.
+// TRANSPORT_BENCH_INLINE=1 reads with mayWaitInline, as the clients read for a lone request;
+// TRANSPORT_BENCH_INLINE_WAIT_US sets that wait's budget (default: the transport's).
 
 import Transport
 
@@ -18,11 +19,15 @@ else {
 }
 
 let inline = getenv("TRANSPORT_BENCH_INLINE") != nil
+var options = ConnectOptions()
+if let budget = getenv("TRANSPORT_BENCH_INLINE_WAIT_US").flatMap({ Int(String(cString: $0)) }) {
+    options.inlineReadWait = .microseconds(budget)
+}
 
 func pingPong(port: Int, connections: Int, seconds: Double) async throws -> Double {
     let endpoint = Endpoint.tcp(host: "127.0.0.1", port: port)
     var opened: [Connection] = []
-    for _ in 0..<connections { opened.append(try await Connection.connect(to: endpoint)) }
+    for _ in 0..<connections { opened.append(try await Connection.connect(to: endpoint, options: options)) }
     let start = ContinuousClock.now
     let end = start + .milliseconds(Int(seconds * 1000))
     let total = try await withThrowingTaskGroup(of: Int.self) { group in
