@@ -18,13 +18,19 @@ public struct ConnectOptions: Sendable {
     /// The name sent as SNI and checked against the certificate; defaults to the endpoint's host.
     public var serverName: String?
     /// How long a read that finds no data, and whose caller says its thread would otherwise go
-    /// idle (`read(into:maximumBytes:deadline:mayWaitInline:)`), may wait on its own thread (a
-    /// `ppoll` on the socket) before it suspends on the reactor. A reply that comes within it
-    /// costs one wake-up instead of two (the reactor's thread, then a pool thread), which is most
-    /// of a loopback round trip's overhead. At most one thread fewer than the processors waits so
-    /// at a time, so the task pool always keeps a running thread, and a wait gives its thread back
-    /// as soon as the reactor resumes another task; then, or when it runs out, the read suspends
-    /// on the reactor. Zero turns it off.
+    /// idle (`read(into:maximumBytes:deadline:mayWaitInline:)`), may wait on its own thread
+    /// before it suspends on the reactor. A reply that comes within it costs one wake-up instead
+    /// of two (the reactor's thread, then a pool thread), which is most of a loopback round
+    /// trip's overhead. At most one thread fewer than the processors waits so at a time, so the
+    /// task pool always keeps a running thread; when the wait runs out, the read suspends on the
+    /// reactor. Zero turns it off.
+    ///
+    /// Up to 10 ms, the wait is the `recv` itself, blocking, with the budget as the socket's
+    /// receive timeout (the kernel counts it in scheduler ticks, so a shorter budget lasts up to
+    /// one tick): as cheap as a blocking C client's read. Such a wait runs its course even when
+    /// the reactor meanwhile resumes another task. A longer budget waits in a `ppoll`, which
+    /// costs more per round trip but gives its thread back as soon as the reactor resumes
+    /// another task.
     ///
     /// A reply ends the wait the moment it comes: the budget only bounds the wait for a slow one.
     /// The default, ``defaultInlineReadWait``, is one scheduler tick.
@@ -72,6 +78,8 @@ public final class Connection: Sendable {
     /// none). A short read emptied the socket, so the next read waits for a newer edge first
     /// instead of spending a system call on EAGAIN; reads are one at a time, so relaxed is enough.
     private let drainedAtEpoch = Atomic<UInt64>(0)
+    /// Whether inline waits are blocking `recv` calls (see ``enableBlockingInlineReads()``).
+    private let blockingInline = Atomic<Bool>(false)
     /// ``ConnectOptions/inlineReadWait`` in nanoseconds (0: off).
     private let inlineReadWait: Int64
 
@@ -180,6 +188,7 @@ public final class Connection: Sendable {
             try await connection.finishConnect(deadline: deadline) { descriptor in
                 address.withSockAddr { Glibc.connect(descriptor, $0, $1) }
             }
+            connection.enableBlockingInlineReads()
         } catch {
             connection.close()
             throw error
@@ -206,6 +215,7 @@ public final class Connection: Sendable {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(length)) }
                 }
             }
+            connection.enableBlockingInlineReads()
         } catch {
             connection.close()
             throw error
@@ -280,16 +290,103 @@ public final class Connection: Sendable {
         let inline = mayWaitInline && inlineReadWait > 0
         let limit = Swift.max(1, maximumBytes)
         let drained = drainedAtEpoch.exchange(0, ordering: .relaxed)
-        if try drained != 0 && !(inline && waitInline(deadline: deadline)) {
+        if drained != 0 {
+            if inline {
+                let received = try receiveInline(into: &buffer, limit: limit, deadline: deadline)
+                if received > 0 { return received }
+            }
             try await registration.wait(for: .read, seenEpoch: drained - 1, deadline: deadline)
         }
         while true {
             let (received, epoch) = try receiveOnce(into: &buffer, limit: limit)
             if received > 0 { return received }
-            if try inline && waitInline(deadline: deadline) { continue }
+            if inline {
+                let received = try receiveInline(into: &buffer, limit: limit, deadline: deadline)
+                if received > 0 { return received }
+            }
             try await registration.wait(for: .read, seenEpoch: epoch, deadline: deadline)
         }
     }
+
+    /// Waits for input on the calling thread and reads it, when the reactor grants an inline
+    /// wait (see ``ConnectOptions/inlineReadWait``): the bytes read, or 0 when the wait was not
+    /// granted or ended with nothing (the caller then suspends on the reactor; an edge that
+    /// came meanwhile is in the readiness count, so nothing is missed).
+    ///
+    /// On a socket set up for it (``enableBlockingInlineReads()``) the wait is the `recv`
+    /// itself, blocking for at most the budget: on this kind of machine that costs what a
+    /// blocking C client's read costs, where a `ppoll` and then a `recv` cost a fifth more per
+    /// round trip. Such a wait is not cut short when the reactor resumes another task (only by
+    /// its budget, a few milliseconds at most); a close ends it at once. Longer budgets, and
+    /// waits a near deadline shortens, use the interruptible `ppoll`.
+    @inline(never)  // inlined into the async reads, Swift 6.3 crashes splitting their coroutines
+    private func receiveInline(into buffer: inout ByteBuffer, limit: Int, deadline: Deadline) throws(TransportError) -> Int {
+        if blockingInline.load(ordering: .relaxed),
+            deadline == .never || deadline.uptimeNanoseconds >= MonotonicClock.nanoseconds() &+ UInt64(inlineReadWait)
+        {
+            return try receiveBlocking(into: &buffer, limit: limit)
+        }
+        guard try waitInline(deadline: deadline) else { return 0 }
+        return try receiveOnce(into: &buffer, limit: limit).count
+    }
+
+    /// A blocking `recv` of at most `limit` bytes, bounded by the socket's receive timeout (the
+    /// inline budget), when the reactor grants the wait; 0 when not granted, timed out or
+    /// interrupted. Throws `.closed` when ``close()`` ended it, `.endOfStream` when the peer did.
+    private func receiveBlocking(into buffer: inout ByteBuffer, limit: Int) throws(TransportError) -> Int {
+        guard !Task.isCancelled else { return 0 }
+        let reactor = registration.reactor
+        guard reactor.claimInlineWait(for: registration.id, now: MonotonicClock.nanoseconds()) else { return 0 }
+        inlineWaits.wrappingAdd(1, ordering: .relaxed)
+        var received = 0
+        defer { reactor.releaseInlineWait(hit: received > 0) }
+        // Counted as a blocking call in flight: a close() shuts the socket down to end it, and
+        // cannot free the descriptor's number while the call holds it.
+        let epoch = try registration.beginBlockingRead()
+        // Input is unwatched during the wait, as for the ppoll wait (see disarmRead()).
+        registration.disarmRead()
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        let descriptor = registration.descriptor
+        var code: Int32 = 0
+        var requested = 0
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
+            requested = Swift.min(region.count, limit)
+            received = recv(descriptor, region.baseAddress, requested, 0)
+            if received < 0 { code = errno }
+            return Swift.max(received, 0)
+        }
+        registration.endBlockingRead()
+        readCalls.wrappingAdd(1, ordering: .relaxed)
+        if received > 0 {
+            if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+            return received
+        }
+        if registration.isClosed { throw registration.closedError() }
+        if received == 0 { throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer") }
+        received = 0
+        switch code {
+        case EAGAIN, EWOULDBLOCK, EINTR: return 0
+        default: throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
+        }
+    }
+
+    /// Makes inline waits blocking `recv` calls (see ``receiveInline(into:limit:deadline:)``),
+    /// for a budget of at most ``blockingInlineLimit``: clears the socket's O_NONBLOCK and sets
+    /// its receive timeout to the budget. Every other call on the socket passes MSG_DONTWAIT,
+    /// so it never blocks. Called once, after the connect; if a call fails, waits stay `ppoll`s.
+    private func enableBlockingInlineReads() {
+        guard inlineReadWait > 0, inlineReadWait <= Self.blockingInlineLimit else { return }
+        let descriptor = registration.descriptor
+        var timeout = timeval(tv_sec: Int(inlineReadWait / 1_000_000_000), tv_usec: Int(inlineReadWait % 1_000_000_000 / 1000))
+        guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return }
+        let flags = fcntl(descriptor, F_GETFL)
+        guard flags >= 0, fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) == 0 else { return }
+        blockingInline.store(true, ordering: .relaxed)
+    }
+
+    /// The longest inline budget served by a blocking `recv` (nanoseconds): such a wait does not
+    /// give its thread back when the reactor resumes another task, so it must stay short.
+    static let blockingInlineLimit: Int64 = 10_000_000
 
     /// One `recv` into `buffer` (at most `limit` bytes; the buffer grows when little room is
     /// left): the bytes read (> 0), or 0 when the socket is empty, with the read readiness count
@@ -306,7 +403,7 @@ public final class Connection: Sendable {
             var requested = 0
             _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
                 requested = Swift.min(region.count, limit)
-                received = recv(descriptor, region.baseAddress, requested, 0)
+                received = recv(descriptor, region.baseAddress, requested, Int32(MSG_DONTWAIT))
                 if received < 0 { code = errno }
                 return Swift.max(received, 0)
             }
@@ -365,7 +462,8 @@ public final class Connection: Sendable {
     public func readNow(into buffer: inout ByteBuffer, maximumBytes: Int = 65536, deadline: Deadline, waitingInline: Bool) throws(TransportError) -> Int {
         guard !tlsActive.load(ordering: .acquiring), inlineReadWait > 0 || !waitingInline else { return 0 }
         if waitingInline {
-            guard try waitInline(deadline: deadline) else { return 0 }
+            drainedAtEpoch.store(0, ordering: .relaxed)
+            return try receiveInline(into: &buffer, limit: Swift.max(1, maximumBytes), deadline: deadline)
         } else if drainedAtEpoch.load(ordering: .relaxed) != 0 {
             return 0  // the last read emptied the socket and no wait says more came
         }
@@ -424,7 +522,7 @@ public final class Connection: Sendable {
             _ = try registration.begin(.write)
             var code: Int32 = 0
             let count = buffer.withUnsafeReadableBytes { raw -> Int in
-                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 if result < 0 { code = errno }
                 return result
             }
@@ -510,7 +608,7 @@ public final class Connection: Sendable {
             let descriptor = registration.descriptor
             var code: Int32 = 0
             let count = remaining.withUnsafeReadableBytes { raw -> Int in
-                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                let result = send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 if result < 0 { code = errno }
                 return result
             }
@@ -555,7 +653,7 @@ public final class Connection: Sendable {
                     var header = msghdr()
                     header.msg_iov = vectors.baseAddress
                     header.msg_iovlen = count
-                    let result = sendmsg(descriptor, &header, Int32(MSG_NOSIGNAL))
+                    let result = sendmsg(descriptor, &header, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                     return (result, result < 0 ? errno : 0)
                 }
                 return buffers[base + position].withUnsafeReadableBytes { raw in

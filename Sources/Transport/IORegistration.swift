@@ -37,6 +37,24 @@ final class IORegistration: Sendable {
         return result
     }
 
+    /// ``begin(_:)`` for a `recv` that blocks (an inline wait): ``close()`` shuts the socket
+    /// down while one is in flight, which ends it at once. Pair with ``endBlockingRead()``.
+    func beginBlockingRead() throws(TransportError) -> UInt64 {
+        let result = state.withLock { state -> UInt64? in
+            if state.isClosed { return nil }
+            state.callsInFlight += 1
+            state.blockingReads += 1
+            return state.readEpoch
+        }
+        guard let result else { throw closedError() }
+        return result
+    }
+
+    func endBlockingRead() {
+        state.withLock { $0.blockingReads -= 1 }
+        end()
+    }
+
     /// Marks a system call begun with ``begin(_:)`` as finished.
     func end() {
         let mustRelease = state.withLock { state -> Bool in
@@ -194,14 +212,17 @@ final class IORegistration: Sendable {
     /// Closes the registration: wakes every waiter with `.closed` and closes the descriptor as
     /// soon as no system call is in flight. Calling it again does nothing.
     func close() {
-        let (waiters, mustRelease) = state.withLock { state -> ([Waiter], Bool) in
-            if state.isClosed { return ([], false) }
+        let (waiters, mustRelease, blocked) = state.withLock { state -> ([Waiter], Bool, Bool) in
+            if state.isClosed { return ([], false, false) }
             state.isClosed = true
             let waiters = [state.readWaiter, state.writeWaiter].compactMap { $0 }
             state.readWaiter = nil
             state.writeWaiter = nil
-            return (waiters, state.claimRelease())
+            return (waiters, state.claimRelease(), state.blockingReads > 0)
         }
+        // A blocking inline read holds the descriptor (so it is not released yet): shutting the
+        // socket down ends that read now.
+        if blocked { _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR)) }
         for waiter in waiters {
             if waiter.hasDeadline { reactor.disarmTimer(token: waiter.token) }
             reactor.waiterTaken()
@@ -295,6 +316,8 @@ struct IOState {
     var writeWaiter: Waiter?
     var isClosed = false
     var callsInFlight = 0
+    /// Blocking inline reads in flight (see ``IORegistration/beginBlockingRead()``).
+    var blockingReads = 0
     var isReleased = false
 
     /// Returns true exactly once: when closed and no call is in flight.

@@ -140,9 +140,10 @@ public final class Reactor: Sendable {
 
     /// Claims the right to block the calling thread briefly on socket `registrationID`: granted
     /// while a slot is free and the reactor is not busy. Whenever the reactor resumes a task while
-    /// such a wait is on, it signals ``inlineWakeDescriptor`` and the wait gives its thread back,
-    /// so a thread is never held while other work of this reactor is ready; sockets that merely
-    /// sit parked (a subscriber, a LISTEN) do not stop it. Busy means it resumed a task of
+    /// a `ppoll` wait is on, it signals ``inlineWakeDescriptor`` and the wait gives its thread
+    /// back, so a thread is never held while other work of this reactor is ready (a blocking
+    /// `recv` wait, a few milliseconds at most, runs its course); sockets that merely sit parked
+    /// (a subscriber, a LISTEN) do not stop it. Busy means it resumed a task of
     /// another socket within the last millisecond (``busyWindow``): then many connections are in
     /// use at once (a pool under load), each wait would soon be cut short, and the thread is
     /// better given to the tasks. Its own socket's resumption does not count, so a sequential

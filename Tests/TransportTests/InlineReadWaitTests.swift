@@ -164,6 +164,59 @@ struct InlineReadWaitTests {
         }
     }
 
+    /// With a budget of a few milliseconds the inline wait is a blocking `recv` on a socket
+    /// whose O_NONBLOCK is cleared. A close during that `recv` ends it as a close, never as the
+    /// peer's end of stream; and nothing else on the socket ever blocks: a write the peer does
+    /// not read still times out at its deadline.
+    @Test func aBlockingInlineWaitEndsAtACloseAndOtherCallsNeverBlock() async throws {
+        let listener = try Listener.bind()
+        defer { listener.close() }
+        for attempt in 0..<50 {
+            async let accepted = listener.accept()
+            let connection = try await Connection.connect(to: listener.endpoint, options: ConnectOptions(inlineReadWait: .milliseconds(8)))
+            let peer = try await accepted
+            defer { peer.close() }
+            let reader = Task {
+                var buffer = ByteBuffer()
+                while true { try await connection.read(into: &buffer, deadline: .after(.seconds(30)), mayWaitInline: true) }
+            }
+            try await Task.sleep(for: .microseconds(200 * (attempt % 10)))
+            connection.close()
+            let result = await reader.result
+            guard case .failure(let error as TransportError) = result else {
+                Issue.record("a read pending at close must fail, got \(result)")
+                continue
+            }
+            #expect(error.kind == .closed, "attempt \(attempt): \(error)")
+        }
+        // Writes to a peer that reads nothing fill the socket and then wait on the reactor.
+        async let accepted = listener.accept()
+        let connection = try await Connection.connect(to: listener.endpoint, options: ConnectOptions(inlineReadWait: .milliseconds(4)))
+        let peer = try await accepted
+        defer { connection.close(); peer.close() }
+        // A round trip first: the blocking wait reads the reply.
+        try await connection.write(ByteBuffer(string: "ping"))
+        var request = ByteBuffer()
+        try await readExactly(4, from: peer, into: &request)
+        try await peer.write(request)
+        var reply = ByteBuffer()
+        try await readExactly(4, from: connection, into: &reply, mayWaitInline: true)
+        #expect(String(decoding: reply.readableBytesView, as: UTF8.self) == "ping")
+        let block = ByteBuffer(bytes: [UInt8](repeating: 0x7A, count: 1 << 20))
+        var sentNow = 0
+        for _ in 0..<256 {
+            let sent = try connection.sendNow(block)
+            sentNow += sent
+            if sent < block.readableBytes { break }
+        }
+        #expect(sentNow < 256 << 20, "sendNow kept taking bytes the peer never read")
+        let start = ContinuousClock.now
+        await #expect(throws: TransportError.self) {
+            for _ in 0..<64 { try await connection.write(block, deadline: .after(.milliseconds(300))) }
+        }
+        #expect(ContinuousClock.now - start < .seconds(5), "a write blocked past its deadline")
+    }
+
     @Test func cancellationEndsAReadWithALongInlineBudget() async throws {
         let server = try EchoServer.start()
         defer { server.stop() }
