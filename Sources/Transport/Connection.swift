@@ -509,6 +509,14 @@ public final class Connection: Sendable {
         return try registration.notifyWhenReadable(seenEpoch: drained - 1, handler)
     }
 
+    /// Takes back the handler ``whenReadable(_:)`` stored, if it still waits (it will then not
+    /// be called): true when taken. The caller reads in the handler's place — for instance
+    /// with ``readNow(into:maximumBytes:deadline:waitingInline:)`` on the thread of a task
+    /// that waits for a reply — and then stores a handler again with ``whenReadable(_:)``.
+    public func takeReadHandler() -> Bool {
+        registration.takeReadHandler()
+    }
+
     /// Sends what the socket takes of `buffer` right now, on the calling thread, never
     /// suspending: for a client's fast path, which writes the rest with ``write(_:deadline:)``.
     /// Returns the bytes sent: 0 when the socket is full, another write is in progress, or TLS is

@@ -139,6 +139,19 @@ final class IORegistration: Sendable {
         }
     }
 
+    /// Takes back a handler stored with ``notifyWhenReadable(seenEpoch:_:)`` that still waits:
+    /// true when it was there (it will not be called). For a caller about to read in the
+    /// handler's place; it must store a handler again (or end reading) when done.
+    func takeReadHandler() -> Bool {
+        let taken = state.withLock { state -> Bool in
+            guard let waiter = state.readWaiter, case .handler = waiter.resumption else { return false }
+            state.readWaiter = nil
+            return true
+        }
+        if taken { reactor.waiterTaken() }
+        return taken
+    }
+
     /// Stops the reactor watching for input, for a reader about to wait for it inline on its own
     /// thread: an edge the reactor saw would only wake the reactor's thread for data the inline
     /// wait takes, a second context switch per round trip. Input stays unwatched until a reader
@@ -173,9 +186,19 @@ final class IORegistration: Sendable {
         end()
     }
 
-    /// Called by the reactor with the epoll event mask; true when it resumed a waiter.
+    /// What ``ready(mask:)`` did.
+    enum Readiness {
+        /// Nobody waited.
+        case none
+        /// A suspended task was resumed.
+        case resumedTask
+        /// Only a handler ran (on the reactor's thread).
+        case ranHandler
+    }
+
+    /// Called by the reactor with the epoll event mask: whether it resumed a task or ran a handler.
     @discardableResult
-    func ready(mask: UInt32) -> Bool {
+    func ready(mask: UInt32) -> Readiness {
         let readable = mask & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let writable = mask & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let (reader, writer) = state.withLock { state -> (Waiter?, Waiter?) in
@@ -199,7 +222,8 @@ final class IORegistration: Sendable {
         }
         if let reader { finish(reader) }
         if let writer { finish(writer) }
-        return reader != nil || writer != nil
+        if reader?.isTask == true || writer?.isTask == true { return .resumedTask }
+        return reader != nil || writer != nil ? .ranHandler : .none
     }
 
     /// Called by the reactor when a waiter's deadline passes (its timer is already out of the heap).
@@ -292,6 +316,12 @@ struct Waiter {
     let token: UInt64
     let resumption: Resumption
     let hasDeadline: Bool
+
+    /// Whether a suspended task waits (not a handler).
+    var isTask: Bool {
+        if case .task = resumption { return true }
+        return false
+    }
 
     /// Ends the wait: with nothing when the edge came, with `error` otherwise.
     func resume(throwing error: TransportError? = nil) {

@@ -144,7 +144,8 @@ public final class Reactor: Sendable {
     /// back, so a thread is never held while other work of this reactor is ready (a blocking
     /// `recv` wait, a few milliseconds at most, runs its course); sockets that merely sit parked
     /// (a subscriber, a LISTEN) do not stop it. Busy means it resumed a task of
-    /// another socket within the last millisecond (``busyWindow``): then many connections are in
+    /// another socket within the last millisecond (``busyWindow``; a handler it ran, such as a
+    /// NATS connection's reader, does not count): then many connections are in
     /// use at once (a pool under load), each wait would soon be cut short, and the thread is
     /// better given to the tasks. Its own socket's resumption does not count, so a sequential
     /// caller that once suspended waits inline again at its next read. Pair with
@@ -287,16 +288,27 @@ public final class Reactor: Sendable {
                     _ = withUnsafeMutableBytes(of: &value) { Glibc.read(wakeDescriptor, $0.baseAddress, 8) }
                 }
             }
-            for (registration, mask) in ready where registration.ready(mask: mask) {
-                resumed = true
-                resumedID = resumedID == 0 || resumedID == registration.id ? registration.id : .max
+            // A handler (a reader run on this thread) may have resumed tasks too: that asks for
+            // `ppoll` waits' threads back, but does not make the reactor busy, so a requester
+            // may still wait inline beside a connection whose handler serves its responder.
+            var ranHandler = false
+            for (registration, mask) in ready {
+                switch registration.ready(mask: mask) {
+                case .none:
+                    break
+                case .resumedTask:
+                    resumed = true
+                    resumedID = resumedID == 0 || resumedID == registration.id ? registration.id : .max
+                case .ranHandler:
+                    ranHandler = true
+                }
             }
             ready.removeAll(keepingCapacity: true)
             if resumed {
                 lastResumedID.store(resumedID, ordering: .relaxed)
                 lastResumeAt.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
-                interruptInlineWaits()
             }
+            if resumed || ranHandler { interruptInlineWaits() }
         }
         Glibc.close(wakeDescriptor)
         Glibc.close(inlineWakeDescriptor)
