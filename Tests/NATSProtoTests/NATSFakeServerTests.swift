@@ -71,6 +71,23 @@ struct NATSFakeServerTests {
         await client.close()
     }
 
+    /// A server that takes a request and closes the connection: the requester, reading for its
+    /// reply on its own thread, sees the end, and the request fails at once.
+    @Test func aConnectionLostWhileTheRequesterReadsEndsTheRequestAtOnce() async throws {
+        let server = try ScriptedNATSServer { connection, _ in
+            _ = try await ScriptedNATSServer.readUntil("PUB service", connection)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        var options = options(server)
+        options.allowReconnect = false
+        let client = try await NATSClient.connect(options)
+        let start = ContinuousClock.now
+        let error = await #expect(throws: NATSError.self) { try await client.request("x", subject: "service", timeout: .seconds(20)) }
+        #expect(error?.kind == .interrupted || error?.kind == .closed, "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        await client.close()
+    }
+
     @Test func lameDuckAndDiscoveredServersAreReported() async throws {
         let server = try ScriptedNATSServer { connection, _ in
             let update = #"INFO {"server_id":"FAKE","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576,"#

@@ -11,7 +11,9 @@ extension NATSClient {
         if link.connection.isTLS {
             Task { await self.readLoop(link, buffer: buffer, parser: parser) }
         } else {
-            InputReader(client: self, link: link, buffer: buffer, parser: parser).start()
+            let reader = InputReader(client: self, link: link, buffer: buffer, parser: parser)
+            state.withLock { if $0.link === link { $0.inputReader = reader } }
+            reader.start()
         }
     }
 
@@ -200,11 +202,14 @@ extension NATSClient {
 /// subscriptions' buffers) and waits again, so a message's consumer is the one task woken.
 /// Routing never blocks or suspends: it takes short locks and resumes continuations.
 final class InputReader: @unchecked Sendable {
-    // Safe: the mutable members are used only by `drain()`, and `drain()` never runs twice at
-    // once. It runs first from `start()`, before the handler is stored; after that only from
-    // the handler, which the connection stores for exactly one call and takes back under its
-    // registration's lock before calling it (so each run happens after the one that stored
-    // it), or from the one reactor timer a run arms instead of storing the handler.
+    // Safe: the mutable members are used by one owner at a time. The first is `start()`,
+    // before the handler is stored. After that, ownership passes only through the handler:
+    // the connection stores it for exactly one call and takes it back under its
+    // registration's lock, either to call it (the reactor) or for a requester that reads in
+    // its place (`takeOver()`, then `readForReply`, which ends in `drain()` and so stores it
+    // again). So each owner's use happens after the previous owner stored the handler. The one
+    // other way is the reactor timer a `drain()` arms instead of storing the handler, while
+    // nobody can take it over.
     private let client: NATSClient
     private let link: NATSClient.Link
     private var buffer: ByteBuffer
@@ -258,6 +263,41 @@ final class InputReader: @unchecked Sendable {
             fail(error)
         }
     }
+
+    /// Takes the reader over from the reactor, when it is parked waiting for input: true when
+    /// the caller now reads in its place (and must end with ``readForReply(until:deadline:)``).
+    func takeOver() -> Bool {
+        link.connection.takeReadHandler()
+    }
+
+    /// For a requester that took the reader over: reads on the calling thread (the transport's
+    /// inline wait) and routes what comes, until `finished` says the reply is in (checked
+    /// first: the reactor may have routed it just before the take-over), nothing came within
+    /// the wait, or a few reads went to other messages; then hands the reader back.
+    func readForReply(until finished: () -> Bool, deadline: Deadline) {
+        let connection = link.connection
+        for _ in 0..<Self.readsForAReply {
+            if finished() { break }
+            let received: Int
+            do {
+                received = try connection.readNow(into: &buffer, maximumBytes: NATSClient.readSize, deadline: deadline, waitingInline: true)
+            } catch {
+                fail(client.readFailure(error, link, reader))
+                return
+            }
+            if received == 0 { break }
+            do throws(NATSError) {
+                try client.process(&buffer, &parser, link, &reader)
+            } catch {
+                fail(error)
+                return
+            }
+        }
+        drain()
+    }
+
+    /// Reads a requester makes on its own thread before it gives up and waits as usual.
+    static let readsForAReply = 4
 
     private func fail(_ error: NATSError) {
         handler = nil

@@ -9,7 +9,10 @@ extension NATSClient {
                 return nil
             }
             var work = LinkFailure(reconnect: loss.reconnect)
-            if state.link === link { state.link = nil }
+            if state.link === link {
+                state.link = nil
+                state.inputReader = nil
+            }
             for id in loss.failedFlushes {
                 if let waiter = state.flushWaiters.removeValue(forKey: id) { work.flushes.append(waiter) }
                 if let timer = state.flushTimers.removeValue(forKey: id) { work.timers.append(timer) }

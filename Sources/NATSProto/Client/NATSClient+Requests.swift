@@ -17,11 +17,13 @@ extension NATSClient {
         let deadline = Deadline.after(timeout)
         // Queue the PUB with a slot for the reply; write it (inline when the writer is idle);
         // then wait, unless the reply or an error already filled the slot.
-        func enqueue(_ bytes: UnsafeRawBufferPointer) -> Result<WriteWork, NATSError> {
-            state.withLock { state -> Result<WriteWork, NATSError> in
+        // A lone request (none other in flight) may read its reply on its own thread.
+        func enqueue(_ bytes: UnsafeRawBufferPointer) -> Result<(WriteWork, InputReader?), NATSError> {
+            state.withLock { state -> Result<(WriteWork, InputReader?), NATSError> in
                 do throws(NATSError) {
                     let action = try state.machine.request(token: token, bytes, subject: subject, headers: headers, headerLength: headerLength)
-                    return .success(state.work(for: action))
+                    let reader = state.machine.requests.count == 1 ? state.inputReader : nil
+                    return .success((state.work(for: action), reader))
                 } catch {
                     return .failure(error)
                 }
@@ -30,8 +32,11 @@ extension NATSClient {
         let queued = payload.withContiguousStorageIfAvailable { enqueue(UnsafeRawBufferPointer($0)) }
             ?? Array(payload).withUnsafeBytes { enqueue($0) }
         switch queued {
-        case .failure(let error): throw error
-        case .success(let work): await perform(work)
+        case .failure(let error):
+            throw error
+        case .success(let (work, reader)):
+            await perform(work)
+            if let reader { readReplyInline(reader, token: token, deadline: deadline) }
         }
         let timer = Reactor.shared.schedule(at: deadline) { [self] in
             finishRequest(token, .failure(NATSError(.timedOut, "no reply to the request on \"\(subject)\" within \(timeout)")))
@@ -67,6 +72,23 @@ extension NATSClient {
         -> NATSMessage
     {
         try await request(text.utf8, subject: subject, headers: headers, timeout: timeout)
+    }
+
+    /// Reads for request `token` on the calling thread, when the connection's reader is parked
+    /// and can be taken over: a reply that comes within the transport's inline wait then costs
+    /// the requester one wake-up (its own `recv`), not two (the reactor's, then a pool thread's).
+    func readReplyInline(_ reader: InputReader, token: UInt64, deadline: Deadline) {
+        guard !Task.isCancelled, reader.takeOver() else { return }
+        var read = false
+        reader.readForReply(until: { [self] in
+            let finished = state.withLock { state in
+                if case .sent? = state.machine.requests[token] { return false }
+                return true
+            }
+            if finished && read { repliesReadInline.wrappingAdd(1, ordering: .relaxed) }
+            read = true
+            return finished
+        }, deadline: deadline)
     }
 
     /// Completes a request once: with its reply, its timeout, a cancellation or the close.

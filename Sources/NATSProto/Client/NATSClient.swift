@@ -37,6 +37,8 @@ public final class NATSClient: Sendable {
     let authentication: Authentication
     let state: Mutex<State>
     let requestTokens = Atomic<UInt64>(0)
+    /// Requests whose reply their own caller read (``readReplyInline(_:token:deadline:)``).
+    let repliesReadInline = Atomic<Int>(0)
     let tlsContext = Mutex<TLSContext?>(nil)
 
     // MARK: - State
@@ -70,6 +72,9 @@ public final class NATSClient: Sendable {
     struct State: ~Copyable {
         var machine: NATSConnectionStateMachine
         var link: Link?
+        /// The current plain connection's reader, which a lone request may take over to read
+        /// its reply on its own thread (see ``NATSClient/readReplyInline(_:token:deadline:)``).
+        var inputReader: InputReader?
         var writer: UnsafeContinuation<Bool, Never>?
         var capacityWaiters: [UnsafeContinuation<Void, Never>] = []
         var flushWaiters: [UInt64: UnsafeContinuation<Result<Void, NATSError>, Never>] = [:]
