@@ -287,6 +287,25 @@ struct NATSClientTests {
         await client.close()
     }
 
+    /// A closed client is freed: its connection's reader (which holds the client while it
+    /// reads) lets go of it.
+    @Test func aClosedClientIsFreed() async throws {
+        weak var weakClient: NATSClient?
+        do {
+            let client = try await LiveServer.natsClient()
+            weakClient = client
+            let subject = LiveServer.natsSubject("freed")
+            let service = try await client.subscribe(to: subject)
+            let responder = Task { for try await request in service { try await client.respond(to: request, with: "ok") } }
+            #expect(try await client.request("x", subject: subject).text == "ok")
+            responder.cancel()
+            await client.close()
+            _ = await responder.result
+        }
+        for _ in 0..<200 where weakClient != nil { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(weakClient == nil, "the closed client is still referenced")
+    }
+
     @Test func requestsAnsweredAtOnceLeaveNoTimerBehind() async throws {
         // A reply can finish a request before its timer is registered; that timer must not be
         // kept (it was, one per such request: a slow leak under a request load).

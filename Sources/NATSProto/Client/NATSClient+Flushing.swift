@@ -133,6 +133,8 @@ extension NATSClient {
             guard state.machine.close(reason: reason) else { return nil }
             var work = ShutDownWork()
             work.link = state.link.take()
+            // The reader holds the client: dropping it here ends that cycle.
+            state.inputReader = nil
             work.writer = state.writer.take()
             swap(&work.capacityWaiters, &state.capacityWaiters)
             work.flushes = Array(state.flushWaiters.values)
