@@ -345,25 +345,12 @@ public final class Connection: Sendable {
         let epoch = try registration.beginBlockingRead()
         // Input is unwatched during the wait, as for the ppoll wait (see disarmRead()).
         registration.disarmRead()
-        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
-        let descriptor = registration.descriptor
-        var code: Int32 = 0
-        var requested = 0
-        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
-            requested = Swift.min(region.count, limit)
-            received = recv(descriptor, region.baseAddress, requested, 0)
-            if received < 0 { code = errno }
-            return Swift.max(received, 0)
-        }
+        let code: Int32
+        (received, code) = receive(into: &buffer, limit: limit, flags: 0, epoch: epoch)
         registration.endBlockingRead()
-        readCalls.wrappingAdd(1, ordering: .relaxed)
-        if received > 0 {
-            if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
-            return received
-        }
+        if received > 0 { return received }
         if registration.isClosed { throw registration.closedError() }
         if received == 0 { throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer") }
-        received = 0
         switch code {
         case EAGAIN, EWOULDBLOCK, EINTR: return 0
         default: throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
@@ -394,25 +381,11 @@ public final class Connection: Sendable {
     /// retried; a closed peer throws `.endOfStream`.
     @inline(never)  // inlined into the async reads, Swift 6.3 crashes splitting their coroutines
     private func receiveOnce(into buffer: inout ByteBuffer, limit: Int) throws(TransportError) -> (count: Int, epoch: UInt64) {
-        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
-        let descriptor = registration.descriptor
         while true {
             let epoch = try registration.begin(.read)
-            var code: Int32 = 0
-            var received = 0
-            var requested = 0
-            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
-                requested = Swift.min(region.count, limit)
-                received = recv(descriptor, region.baseAddress, requested, Int32(MSG_DONTWAIT))
-                if received < 0 { code = errno }
-                return Swift.max(received, 0)
-            }
+            let (received, code) = receive(into: &buffer, limit: limit, flags: Int32(MSG_DONTWAIT), epoch: epoch)
             registration.end()
-            readCalls.wrappingAdd(1, ordering: .relaxed)
-            if received > 0 {
-                if received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
-                return (received, epoch)
-            }
+            if received > 0 { return (received, epoch) }
             if received == 0 {
                 throw TransportError(.endOfStream, endpoint: endpoint, message: "connection closed by peer")
             }
@@ -422,6 +395,27 @@ public final class Connection: Sendable {
             default: throw TransportError.fromErrno(code, operation: "read", endpoint: endpoint)
             }
         }
+    }
+
+    /// The `recv` both reads make, with `flags`, into `buffer` (at most `limit` bytes; the buffer
+    /// grows when little room is left): its result and errno. Counts the call, and marks the
+    /// socket as drained at `epoch` (the readiness count seen before it) after a short read.
+    /// Call within the registration's begin and end.
+    private func receive(into buffer: inout ByteBuffer, limit: Int, flags: Int32, epoch: UInt64) -> (received: Int, code: Int32) {
+        let minimum = buffer.writableBytes >= Swift.min(limit, 4096) ? 0 : Swift.min(limit, 16384)
+        let descriptor = registration.descriptor
+        var code: Int32 = 0
+        var received = 0
+        var requested = 0
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: minimum) { region in
+            requested = Swift.min(region.count, limit)
+            received = recv(descriptor, region.baseAddress, requested, flags)
+            if received < 0 { code = errno }
+            return Swift.max(received, 0)
+        }
+        readCalls.wrappingAdd(1, ordering: .relaxed)
+        if received > 0, received < requested { drainedAtEpoch.store(epoch &+ 1, ordering: .relaxed) }
+        return (received, code)
     }
 
     /// Waits up to ``ConnectOptions/inlineReadWait`` (and never past `deadline`) for data on the

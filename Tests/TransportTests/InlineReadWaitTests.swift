@@ -12,16 +12,6 @@ struct InlineReadWaitTests {
     /// Whether this machine grants inline waits at all (one processor: never).
     static let granted = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
 
-    /// Waits until `condition` holds, for at most `limit`; returns whether it did.
-    private func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while !condition() {
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        return true
-    }
-
     /// Inline waits happen when the connection allows them and the reader asks for them.
     @Test(arguments: [(Duration.microseconds(250), true), (.zero, true), (.microseconds(250), false)])
     func roundTripsWaitOnTheirOwnThreadWhenEnabled(budget: Duration, mayWaitInline: Bool) async throws {

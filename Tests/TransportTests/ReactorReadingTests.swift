@@ -64,15 +64,6 @@ private func connectedPair(reactor: Reactor) async throws -> (client: Connection
     return (client, try await accepted, listener)
 }
 
-private func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        try await Task.sleep(for: .milliseconds(1))
-    }
-    return true
-}
-
 @Suite("Reading on the reactor's thread")
 struct ReactorReadingTests {
     @Test func everyByteReachesTheHandlerOnTheReactorsThreadAndTheEndIsReported() async throws {

@@ -87,3 +87,13 @@ func milliseconds(_ body: () async throws -> Void) async rethrows -> Double {
 func threadCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
 }
+
+/// Waits until `condition` holds, for at most `limit`; returns whether it did.
+func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while !condition() {
+        if ContinuousClock.now >= deadline { return false }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+    return true
+}
