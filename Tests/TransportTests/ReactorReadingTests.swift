@@ -102,7 +102,11 @@ struct ReactorReadingTests {
         defer { server.close() }
         let handled = Atomic<Int>(0)
         let handler: @Sendable (TransportError?) -> Void = { _ in handled.add(1, ordering: .relaxed) }
+        let eventsBefore = reactor.socketEventCount
         try await server.write(ByteBuffer(bytes: Array("0123456789".utf8)))
+        // The reactor sees the input's edge before the reads below: an edge counted after the
+        // last read would rightly keep the handler from being stored.
+        _ = try await eventually(within: .seconds(10)) { reactor.socketEventCount > eventsBefore }
         var buffer = ByteBuffer()
         // Nothing read yet: more may be there, so the caller is told to read first.
         #expect(try client.whenReadable(handler) == false)
