@@ -3,6 +3,7 @@
 // Modes: select1 (simple protocol), prepared (SELECT $1::int, cached statement), fetch (COUNT rows
 // of (int8, text, timestamptz) decoded into (Int, String, Date)), insert (COUNT rows
 // with executeMany, pipelined on one connection), copy (COUNT rows by COPY FROM STDIN, text),
+// copy-rows (COUNT typed rows by copyIn(into:columns:), binary),
 // connect (connect + SCRAM + close), pool (50 tasks doing SELECT 1 through a pool of 10 for COUNT
 // seconds; the acquire wait's p50 and p99 go to standard error), migrate-noop (COUNT times: connect,
 // take the migration lock and find migrations/ fully applied; prints the mean milliseconds per run).
@@ -89,6 +90,14 @@ func run(_ arguments: [String]) async throws -> Double {
         let start = ContinuousClock.now
         let copied = try await connection.copyIn("COPY bench_pgwire FROM STDIN") { writer in
             for index in 0..<count { try await writer.write("\(index)\tname-\(index)\n") }
+        }
+        precondition(copied == count)
+        return Double(count) / seconds(since: start)
+    case "copy-rows":
+        _ = try await connection.simpleQuery("DROP TABLE IF EXISTS bench_pgwire; CREATE UNLOGGED TABLE bench_pgwire (id int, name text)")
+        let start = ContinuousClock.now
+        let copied = try await connection.copyIn(into: "bench_pgwire", columns: ["id", "name"]) { writer in
+            for index in 0..<count { try await writer.writeRow(index, "name-\(index)") }
         }
         precondition(copied == count)
         return Double(count) / seconds(since: start)
