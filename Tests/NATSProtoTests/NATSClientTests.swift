@@ -171,6 +171,8 @@ struct NATSClientTests {
         for bad in ["", "a..b", "a b", "foo.*", "foo.>", ".a", "a.", "tab\there"] {
             let error = await #expect(throws: NATSError.self) { try await client.publish("x", to: bad) }
             #expect(error?.kind == .usage, "publish to \"\(bad)\"")
+            // A valid subject published just before (the one a publish remembers) changes nothing.
+            try await client.publish("x", to: "valid.subject")
         }
         for bad in ["foo.>.bar", "a..b", ""] {
             let error = await #expect(throws: NATSError.self) { try await client.subscribe(to: bad) }
@@ -183,6 +185,26 @@ struct NATSClientTests {
         try await client.flush()
         try await client.publish([UInt8](repeating: 7, count: limit), to: subject)
         #expect(try await subscription.collect(1).first?.payload.readableBytes == limit)
+        await client.close()
+    }
+
+    @Test func payloadsOfEverySmallLengthArriveWhole() async throws {
+        let client = try await LiveServer.natsClient()
+        let prefix = LiveServer.natsSubject("len")
+        let subscription = try await client.subscribe(to: prefix + ".>")
+        try await client.flush()
+        var sent: [(String, [UInt8])] = []
+        for length in 0...40 {
+            // Payloads of 0 to 40 bytes: every branch of the small-copy path and past it.
+            let subject = prefix + "." + String(repeating: "s", count: length + 1)
+            let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ length) }
+            try await client.publish(payload, to: subject)
+            sent.append((subject, payload))
+        }
+        try await client.flush()
+        let received = try await subscription.collect(sent.count)
+        #expect(received.map(\.subject) == sent.map(\.0))
+        #expect(received.map { Array($0.payload.readableBytesView) } == sent.map(\.1))
         await client.close()
     }
 

@@ -78,10 +78,13 @@ extension NATSClient {
         failure: inout NATSError?
     ) -> Queued? {
         do throws(NATSError) {
-            try NATSSubject.validate(subject, wildcards: false, as: "subject")
             if let replyTo { try NATSSubject.validate(replyTo, wildcards: false, as: "reply subject") }
             let headerLength = try Self.headerLength(headers)
             return try state.withLock { state throws(NATSError) -> Queued? in
+                if subject != state.lastPublishSubject {
+                    try NATSSubject.validate(subject, wildcards: false, as: "subject")
+                    state.lastPublishSubject = subject
+                }
                 let action = try state.machine.publish(
                     payload, subject: subject, replyTo: replyTo, headers: headers, headerLength: headerLength, promptly: promptly)
                 let mustWait = state.machine.isOverHighWaterMark

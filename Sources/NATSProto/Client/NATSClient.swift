@@ -85,6 +85,9 @@ public final class NATSClient: Sendable {
         /// The subscriptions' objects, by sid (the machine keeps what a reconnect needs).
         var subscriptions: [UInt64: NATSSubscription] = [:]
         var pinger: Task<Void, Never>?
+        /// The last subject a publish validated: a stream of publishes to one subject checks it
+        /// once (a comparison of two small strings, or of one storage, is cheaper than the scan).
+        var lastPublishSubject: String?
 
         /// Turns the machine's write action into the work to do after the lock.
         mutating func work(for action: NATSConnectionStateMachine.WriteAction) -> WriteWork {

@@ -192,31 +192,44 @@ struct NATSConnectionStateMachine: ~Copyable {
     // noncopyable state, reached through the client's lock, is handed a bitwise copy of all of
     // it (some 500 bytes per call on the publish path); a mutating one gets its address.
 
-    /// Refuses an operation on a closed client.
+    /// Refuses an operation on a closed client. The checks run on every publish: the test is
+    /// inlined, the error built out of line.
+    @inline(__always)
     mutating func checkOpen() throws(NATSError) {
-        if phase == .closed {
-            throw closeReason.map { NATSError(.closed, "the client is closed: \($0.message)", server: $0.server) }
-                ?? NATSError(.closed, "the client is closed")
-        }
+        if phase == .closed { throw closedError() }
+    }
+
+    @inline(never)
+    func closedError() -> NATSError {
+        closeReason.map { NATSError(.closed, "the client is closed: \($0.message)", server: $0.server) }
+            ?? NATSError(.closed, "the client is closed")
     }
 
     /// Refuses a message larger than the server's max_payload.
+    @inline(__always)
     mutating func checkPayload(_ size: Int) throws(NATSError) {
-        if size > maximumPayload {
-            throw NATSError(
-                .maximumPayloadExceeded, "a message of \(size) bytes exceeds the server's max_payload of \(maximumPayload) bytes",
-                server: phase == .connected ? server?.redacted : nil)
-        }
+        if size > maximumPayload { throw payloadError(size) }
+    }
+
+    @inline(never)
+    func payloadError(_ size: Int) -> NATSError {
+        NATSError(
+            .maximumPayloadExceeded, "a message of \(size) bytes exceeds the server's max_payload of \(maximumPayload) bytes",
+            server: phase == .connected ? server?.redacted : nil)
     }
 
     /// Refuses bytes the outbound buffer cannot take while disconnected.
+    @inline(__always)
     mutating func checkRoom(for size: Int) throws(NATSError) {
-        if phase != .connected, outgoing.pending.readableBytes + size > limits.reconnectBufferSize {
-            throw NATSError(
-                .reconnectBufferExceeded,
-                "\(outgoing.pending.readableBytes) bytes are already buffered while reconnecting; \(size) more exceed the bound of \(limits.reconnectBufferSize)"
-            )
-        }
+        if phase != .connected, outgoing.pending.readableBytes + size > limits.reconnectBufferSize { throw roomError(size) }
+    }
+
+    @inline(never)
+    func roomError(_ size: Int) -> NATSError {
+        NATSError(
+            .reconnectBufferExceeded,
+            "\(outgoing.pending.readableBytes) bytes are already buffered while reconnecting; \(size) more exceed the bound of \(limits.reconnectBufferSize)"
+        )
     }
 
     /// Whether a publisher must wait for the writer: the outbound buffer is over the high-water

@@ -68,7 +68,7 @@ public enum NATSClientOperation {
             cursor.storeBytes(of: UInt16(bigEndian: 0x0D0A), as: UInt16.self)
             cursor += 2
             let copied: Bool? = payload.withContiguousStorageIfAvailable { bytes in
-                if let from = bytes.baseAddress { cursor.copyMemory(from: from, byteCount: bytes.count) }
+                if let from = bytes.baseAddress { RawWriter.bytes(UnsafeRawPointer(from), bytes.count, to: cursor) }
                 return true
             }
             if copied == nil {
@@ -144,10 +144,32 @@ enum RawWriter {
     static func copy(_ text: inout String, _ cursor: inout UnsafeMutableRawPointer) {
         let target = cursor
         let count = text.withUTF8 { utf8 -> Int in
-            if let from = utf8.baseAddress { target.copyMemory(from: from, byteCount: utf8.count) }
+            if let from = utf8.baseAddress { bytes(UnsafeRawPointer(from), utf8.count, to: target) }
             return utf8.count
         }
         cursor += count
+    }
+
+    /// Copies `count` bytes. Up to 16 bytes (a subject, a small payload) are moved with two
+    /// overlapping loads and stores in place of a call to `memmove`.
+    @inline(__always)
+    static func bytes(_ from: UnsafeRawPointer, _ count: Int, to target: UnsafeMutableRawPointer) {
+        switch count {
+        case 8...16:
+            let head = from.loadUnaligned(as: UInt64.self)
+            let tail = from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            target.storeBytes(of: head, as: UInt64.self)
+            target.storeBytes(of: tail, toByteOffset: count - 8, as: UInt64.self)
+        case 4..<8:
+            let head = from.loadUnaligned(as: UInt32.self)
+            let tail = from.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+            target.storeBytes(of: head, as: UInt32.self)
+            target.storeBytes(of: tail, toByteOffset: count - 4, as: UInt32.self)
+        case 0..<4:
+            for offset in 0..<count { target.storeBytes(of: from.load(fromByteOffset: offset, as: UInt8.self), toByteOffset: offset, as: UInt8.self) }
+        default:
+            target.copyMemory(from: from, byteCount: count)
+        }
     }
 
     /// The decimal digits of `value` (at most 20).
