@@ -66,6 +66,16 @@ public struct NATSParser: Sendable {
         var reply: ByteBuffer?
         var headerLength: Int
         var totalLength: Int
+
+        /// The message, its payload cut from the front of `buffer` (checked by `payloadArrived`)
+        /// and the CRLF after it consumed.
+        consuming func take(from buffer: inout ByteBuffer, streamOffset: inout Int) -> NATSServerOperation {
+            let headerBlock = headerLength > 0 ? buffer.getSlice(at: 0, count: headerLength) : nil
+            let body = buffer.getSlice(at: headerLength, count: totalLength - headerLength) ?? ByteBuffer()
+            buffer.moveReaderIndex(forwardBy: totalLength + 2)
+            streamOffset += totalLength + 2
+            return .message(NATSInboundMessage(subject: subject, subscriptionID: sid, replyTo: reply, headerBlock: headerBlock, payload: body))
+        }
     }
 
     private var pending: Pending?
@@ -82,8 +92,9 @@ public struct NATSParser: Sendable {
 
     /// The next operation, or nil when more bytes are needed.
     public mutating func next(_ buffer: inout ByteBuffer) throws(NATSProtocolError) -> NATSServerOperation? {
-        if let message = pending {
-            return try payload(of: message, &buffer)
+        if let totalLength = pending?.totalLength {
+            guard try payloadArrived(totalLength, buffer), let message = pending.take() else { return nil }
+            return message.take(from: &buffer, streamOffset: &streamOffset)
         }
         // Find the end of the control line, resuming the scan where the last call stopped.
         let limit = maximumControlLine + 2
@@ -106,8 +117,12 @@ public struct NATSParser: Sendable {
             let message = try messageLine(fields, headers: operation == .hmsg, at: lineStart, buffer)
             buffer.moveReaderIndex(forwardBy: newline + 1)
             streamOffset += newline + 1
-            pending = message
-            return try payload(of: message, &buffer)
+            // Usually the payload is there already: the message is built without being stored.
+            guard try payloadArrived(message.totalLength, buffer) else {
+                pending = message
+                return nil
+            }
+            return message.take(from: &buffer, streamOffset: &streamOffset)
         }
         defer {
             buffer.moveReaderIndex(forwardBy: newline + 1)
@@ -199,25 +214,14 @@ public struct NATSParser: Sendable {
         return Pending(subject: subject, sid: sid, reply: reply, headerLength: Int(headerLength), totalLength: Int(total))
     }
 
-    /// The message once its payload and the CRLF after it have arrived.
-    private mutating func payload(of message: Pending, _ buffer: inout ByteBuffer) throws(NATSProtocolError) -> NATSServerOperation? {
-        guard buffer.readableBytes >= message.totalLength + 2 else { return nil }
-        guard buffer.getInteger(at: message.totalLength, as: UInt8.self) == UInt8(ascii: "\r"),
-            buffer.getInteger(at: message.totalLength + 1, as: UInt8.self) == UInt8(ascii: "\n")
-        else {
-            throw NATSProtocolError(message: "payload of \(message.totalLength) bytes is not followed by CRLF", offset: streamOffset)
+    /// Whether a payload of `totalLength` bytes and the CRLF after it are at the front of
+    /// `buffer`; throws when the CRLF is missing.
+    private func payloadArrived(_ totalLength: Int, _ buffer: ByteBuffer) throws(NATSProtocolError) -> Bool {
+        guard buffer.readableBytes >= totalLength + 2 else { return false }
+        guard buffer.getInteger(at: totalLength, as: UInt16.self) == 0x0D0A else {
+            throw NATSProtocolError(message: "payload of \(totalLength) bytes is not followed by CRLF", offset: streamOffset)
         }
-        let headerBlock = message.headerLength > 0 ? buffer.readSlice(count: message.headerLength) : nil
-        guard let body = buffer.readSlice(count: message.totalLength - message.headerLength) else {
-            throw NATSProtocolError(message: "payload of \(message.totalLength) bytes is not followed by CRLF", offset: streamOffset)
-        }
-        buffer.moveReaderIndex(forwardBy: 2)
-        streamOffset += message.totalLength + 2
-        pending = nil
-        return .message(
-            NATSInboundMessage(
-                subject: message.subject, subscriptionID: message.sid, replyTo: message.reply,
-                headerBlock: headerBlock, payload: body))
+        return true
     }
 
     /// A non-negative decimal of 1 to 18 digits at `start..<start+length` of `raw`.
@@ -236,8 +240,10 @@ public struct NATSParser: Sendable {
 /// Where the space- or tab-separated fields of a control line are (at most 7; more makes the
 /// count 8, which no operation accepts).
 struct LineFields {
-    private var starts = SIMD8<Int32>()
-    private var lengths = SIMD8<Int32>()
+    // Inline arrays, not SIMD vectors: a SIMD lane written at a run-time index goes through the
+    // stack and back into a register, a stall on every field (three quarters of the scan's time).
+    private var starts = InlineArray<8, Int32>(repeating: 0)
+    private var lengths = InlineArray<8, Int32>(repeating: 0)
     private(set) var count = 0
 
     init(scanning raw: UnsafeRawBufferPointer, length: Int) {
