@@ -155,7 +155,7 @@ extension NATSClient {
         let message = NATSMessage(
             subject: inbound.subjectString, replyTo: inbound.replyToString, headers: try headers(of: inbound, link),
             payload: inbound.payload)
-        let outcome = subscription.deliver(message)
+        let outcome = subscription.deliver(consume message)
         if let consumer = outcome.consumer { reader.consumersToWake.append(consumer) }
         if outcome.becameSlow {
             report(.slowConsumer(subject: subscription.subject, sid: sid, dropped: subscription.droppedCount))

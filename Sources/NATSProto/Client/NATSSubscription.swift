@@ -120,8 +120,11 @@ public final class NATSSubscription: AsyncSequence, Sendable {
     // MARK: - Called by the client
 
     /// Hands a message over (from the client's reader); the caller resumes `consumer`.
-    func deliver(_ message: NATSMessage) -> Delivery {
-        state.withLock { state -> Delivery in
+    func deliver(_ message: consuming NATSMessage) -> Delivery {
+        // Moved, not copied, into the buffer: a copy costs a retain and a release of every field.
+        var handed: NATSMessage? = consume message
+        return state.withLock { state -> Delivery in
+            guard let message = handed.take() else { return Delivery() }
             let outcome = state.subscription.deliver(message)
             return Delivery(
                 becameSlow: outcome.becameSlow, reachedMaximum: outcome.reachedMaximum, consumer: state.consumer(if: outcome.wakeConsumer))
@@ -185,16 +188,40 @@ public final class NATSSubscription: AsyncSequence, Sendable {
 
     /// Iterates the messages.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let subscription: NATSSubscription
-        var batch: [NATSMessage] = []
-        var index = 0
+        @usableFromInline let subscription: NATSSubscription
+        /// Messages taken from the subscription in one go, handed out from `index` on.
+        @usableFromInline var batch: [NATSMessage] = []
+        @usableFromInline var index = 0
+
+        init(subscription: NATSSubscription) {
+            self.subscription = subscription
+        }
 
         /// The next message; nil once the subscription has ended (or the task was cancelled).
-        public mutating func next() async throws -> NATSMessage? {
+        /// A message already taken is returned inline, on the caller's executor: no call, no
+        /// executor switch; only an empty batch goes to the subscription.
+        @inlinable
+        nonisolated(nonsending) public mutating func next() async throws -> NATSMessage? {
             if index < batch.count {
                 index += 1
                 return batch[index - 1]
             }
+            return try await refill()
+        }
+
+        /// The same, as `for try await` calls it.
+        @inlinable
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> NATSMessage? {
+            if index < batch.count {
+                index += 1
+                return batch[index - 1]
+            }
+            return try await refill()
+        }
+
+        /// Takes the messages waiting, or waits for some.
+        @usableFromInline
+        nonisolated(nonsending) mutating func refill() async throws -> NATSMessage? {
             batch.removeAll(keepingCapacity: true)
             index = 0
             while true {

@@ -54,7 +54,7 @@ struct NATSSubscriptionState: Sendable {
     }
 
     /// A message arrived for the subscription.
-    mutating func deliver(_ message: NATSMessage) -> Delivery {
+    mutating func deliver(_ message: consuming NATSMessage) -> Delivery {
         var outcome = Delivery()
         guard end == nil else { return outcome }
         delivered += 1
@@ -66,7 +66,6 @@ struct NATSSubscriptionState: Sendable {
             outcome.becameSlow = !isSlow
             isSlow = true
         } else {
-            var message = message
             // The consumer is behind and the pinned read buffers would pass a quarter of the
             // byte limit: keep a copy of the payload instead of its read buffer, so memory stays
             // within about 1.25 times the limit rather than a multiple of it.
