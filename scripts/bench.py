@@ -288,6 +288,12 @@ def transport_workloads(tools):
                 Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True,
                        env=dict(os.environ, TRANSPORT_BENCH_INLINE="1")),
                 Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
+            ], target=("blocking C", 0.95)),
+        Workload(
+            "transport.echo-reactor", "transport", "1-byte echo, 1 connection, task on the reactor's thread", "round trips/s", 2, [
+                Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True,
+                       env=dict(os.environ, TRANSPORT_BENCH_ON_REACTOR="1")),
+                Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
             ], target=("blocking C", 0.95))]
 
 

@@ -3,6 +3,8 @@
 // usage: transport-bench PORT CONNECTIONS SECONDS  -> prints round trips per second
 // TRANSPORT_BENCH_INLINE=1 reads with mayWaitInline, as the clients read for a lone request;
 // TRANSPORT_BENCH_INLINE_WAIT_US sets that wait's budget (default: the transport's).
+// TRANSPORT_BENCH_ON_REACTOR=1 runs each connection's task on the reactor's thread (the reactor
+// as the task's executor).
 
 import Transport
 
@@ -19,6 +21,7 @@ else {
 }
 
 let inline = getenv("TRANSPORT_BENCH_INLINE") != nil
+let onReactor = getenv("TRANSPORT_BENCH_ON_REACTOR") != nil
 var options = ConnectOptions()
 if let budget = getenv("TRANSPORT_BENCH_INLINE_WAIT_US").flatMap({ Int(String(cString: $0)) }) {
     options.inlineReadWait = .microseconds(budget)
@@ -32,7 +35,7 @@ func pingPong(port: Int, connections: Int, seconds: Double) async throws -> Doub
     let end = start + .milliseconds(Int(seconds * 1000))
     let total = try await withThrowingTaskGroup(of: Int.self) { group in
         for connection in opened {
-            group.addTask {
+            group.addTask(executorPreference: onReactor ? connection.reactor : nil) {
                 let ping = ByteBuffer(bytes: [UInt8(ascii: "x")])
                 var reply = ByteBuffer(capacity: 4096)
                 var count = 0

@@ -36,6 +36,9 @@ public final class Reactor: Sendable {
     /// of the one registration it resumed then, or `UInt64.max` for several or a timer. Written
     /// by the reactor's thread, read by claims; a torn pair only misjudges one claim.
     private let lastResumeAt = Atomic<UInt64>(0)
+    /// The reactor thread's `pthread_self()` (0 until it starts).
+    private let threadID = Atomic<UInt>(0)
+    private let jobsRun = Atomic<Int>(0)
     private let lastResumedID = Atomic<UInt64>(0)
     /// How long after resuming another task the reactor counts as busy (see ``claimInlineWait(for:now:)``).
     static let busyWindow: UInt64 = 1_000_000
@@ -151,6 +154,11 @@ public final class Reactor: Sendable {
     /// caller that once suspended waits inline again at its next read. Pair with
     /// ``releaseInlineWait(hit:)``.
     func claimInlineWait(for registrationID: UInt64, now: UInt64) -> Bool {
+        // A task run by this reactor as its executor must never block the thread that polls.
+        if isReactorThread {
+            inlineRefusals.wrappingAdd(1, ordering: .relaxed)
+            return false
+        }
         let busy = Self.isBusy(
             now: now, lastResumeAt: lastResumeAt.load(ordering: .relaxed), lastResumedID: lastResumedID.load(ordering: .relaxed),
             claimant: registrationID)
@@ -217,6 +225,9 @@ public final class Reactor: Sendable {
         state.withLock { _ = $0.timers.remove(token: token) }
     }
 
+    /// Whether the calling thread is this reactor's.
+    public var isReactorThread: Bool { threadID.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+
     private func wake() {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { Glibc.write(wakeDescriptor, $0.baseAddress, 8) }
@@ -225,6 +236,7 @@ public final class Reactor: Sendable {
     // MARK: - The loop
 
     private func run() {
+        threadID.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
         let capacity = 256
         let eventSize = ctransport_epoll_event_size()
         let events = UnsafeMutableRawPointer.allocate(byteCount: eventSize * capacity, alignment: 16)
@@ -232,14 +244,17 @@ public final class Reactor: Sendable {
         var ready: [(IORegistration, UInt32)] = []
         ready.reserveCapacity(capacity)
         var expired: [TimerEntry] = []
+        var jobs: [UnownedJob] = []
 
         while true {
             let now = MonotonicClock.nanoseconds()
             let (timeout, stop) = state.withLock { state -> (Int32, Bool) in
-                if state.isShuttingDown && state.registrations.isEmpty { return (0, true) }
+                if state.isShuttingDown && state.registrations.isEmpty && state.jobs.isEmpty { return (0, true) }
                 while let first = state.timers.first, first.deadline <= now {
                     expired.append(state.timers.removeFirst())
                 }
+                // Tasks are queued to run here: poll without sleeping, then run them.
+                if !state.jobs.isEmpty { return (0, false) }
                 guard let first = state.timers.first else {
                     // Idle, wake once a second anyway: a timer armed meanwhile for a second or
                     // more ahead (a request's timeout) then needs no wake-up write.
@@ -304,6 +319,7 @@ public final class Reactor: Sendable {
                 }
             }
             ready.removeAll(keepingCapacity: true)
+            runJobs(&jobs)
             if resumed {
                 lastResumedID.store(resumedID, ordering: .relaxed)
                 lastResumeAt.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
@@ -316,6 +332,43 @@ public final class Reactor: Sendable {
     }
 }
 
+// MARK: - The reactor as a task executor
+
+/// A task that prefers the reactor as its executor (`withTaskExecutorPreference(reactor)` or
+/// `Task(executorPreference: reactor)`) runs on the reactor's thread: when one of its sockets
+/// becomes ready, the reactor resumes it in the same turn, with no other thread to wake, as a
+/// SwiftNIO event loop runs its channel's code. Such a task must not block or compute for long:
+/// while it runs, no socket of the reactor is served. Reads never wait inline there (the wait
+/// would stop the polling); they suspend and are resumed by the next turn.
+extension Reactor: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let mustWake = state.withLock { state -> Bool in
+            state.jobs.append(job)
+            // Asleep in epoll_wait (or about to be): a write to the eventfd wakes it. From its
+            // own thread, or while it polls without sleeping, the job waits for the turn's end.
+            return state.sleepingUntil != 0
+        }
+        if mustWake { wake() }
+    }
+
+    /// Jobs this reactor has run as a task executor.
+    public var executorJobCount: Int { jobsRun.load(ordering: .relaxed) }
+
+    /// Runs the jobs queued so far (those they queue run in the next turn, after the sockets).
+    fileprivate func runJobs(_ jobs: inout [UnownedJob]) {
+        state.withLock { state in
+            guard !state.jobs.isEmpty else { return }
+            swap(&jobs, &state.jobs)
+        }
+        guard !jobs.isEmpty else { return }
+        let executor = asUnownedTaskExecutor()
+        for job in jobs { job.runSynchronously(on: executor) }
+        jobsRun.wrappingAdd(jobs.count, ordering: .relaxed)
+        jobs.removeAll(keepingCapacity: true)
+    }
+}
+
 enum IODirection: Sendable {
     case read
     case write
@@ -323,6 +376,8 @@ enum IODirection: Sendable {
 
 struct ReactorState: ~Copyable {
     var registrations: [UInt64: IORegistration] = [:]
+    /// Tasks queued to run on the reactor's thread (see `Reactor.enqueue`).
+    var jobs: [UnownedJob] = []
     var timers = TimerHeap()
     var sleepingUntil: UInt64 = 0
     var isShuttingDown = false
