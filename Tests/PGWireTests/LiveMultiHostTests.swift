@@ -117,12 +117,20 @@ struct LiveMultiHostTests {
         defer { reader.close() }
         let table = "replicated_" + UUID().uuidString.prefix(8).lowercased()
         _ = try await writer.simpleQuery("CREATE TABLE \(table) (n int); INSERT INTO \(table) SELECT generate_series(1, 100)")
-        var count: String?
-        for _ in 0..<250 {
-            count = try? await reader.simpleQuery("SELECT count(*) FROM \(table)").first?.rows.first?.decode(String.self, column: 0)
-            if count == "100" { break }
+        // Wait until the standby has replayed the primary's WAL up to the insert. Under a loaded
+        // machine that has taken more than 5 s, so the bound is generous; the failure says how
+        // far behind it was.
+        let target = try await writer.simpleQuery("SELECT pg_current_wal_lsn()::text").first?.rows.first?.decode(String.self, column: 0) ?? ""
+        var replayed: String?
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(40) {
+            replayed = try? await reader.simpleQuery("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() >= '\(target)'::pg_lsn")
+                .first?.rows.first.flatMap { row in try row.decode(Bool.self, column: 1) ? row.decode(String.self, column: 0) : nil }
+            if replayed != nil { break }
             try await Task.sleep(for: .milliseconds(20))
         }
+        #expect(replayed != nil, "the standby had not replayed up to \(target) after 40 s")
+        let count = try await reader.simpleQuery("SELECT count(*) FROM \(table)").first?.rows.first?.decode(String.self, column: 0)
         #expect(count == "100")
         await #expect(throws: PostgresError.self) { _ = try await reader.simpleQuery("INSERT INTO \(table) VALUES (1)") }
         _ = try await writer.simpleQuery("DROP TABLE \(table)")
