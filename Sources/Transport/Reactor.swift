@@ -249,7 +249,10 @@ public final class Reactor: Sendable {
         while true {
             let now = MonotonicClock.nanoseconds()
             let (timeout, stop) = state.withLock { state -> (Int32, Bool) in
-                if state.isShuttingDown && state.registrations.isEmpty && state.jobs.isEmpty { return (0, true) }
+                if state.isShuttingDown && state.registrations.isEmpty && state.jobs.isEmpty {
+                    state.hasStopped = true
+                    return (0, true)
+                }
                 while let first = state.timers.first, first.deadline <= now {
                     expired.append(state.timers.removeFirst())
                 }
@@ -343,13 +346,17 @@ public final class Reactor: Sendable {
 extension Reactor: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let mustWake = state.withLock { state -> Bool in
+        let (queued, mustWake) = state.withLock { state -> (Bool, Bool) in
+            guard !state.hasStopped else { return (false, false) }
             state.jobs.append(job)
             // Asleep in epoll_wait (or about to be): a write to the eventfd wakes it. From its
             // own thread, or while it polls without sleeping, the job waits for the turn's end.
-            return state.sleepingUntil != 0
+            return (true, state.sleepingUntil != 0)
         }
         if mustWake { wake() }
+        // A reactor that was shut down has no thread left: its tasks go on in the global pool
+        // rather than never.
+        if !queued { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 
     /// Jobs this reactor has run as a task executor.
@@ -378,6 +385,8 @@ struct ReactorState: ~Copyable {
     var registrations: [UInt64: IORegistration] = [:]
     /// Tasks queued to run on the reactor's thread (see `Reactor.enqueue`).
     var jobs: [UnownedJob] = []
+    /// The thread has ended (after ``Reactor/shutdown()``); jobs go to the global executor.
+    var hasStopped = false
     var timers = TimerHeap()
     var sleepingUntil: UInt64 = 0
     var isShuttingDown = false

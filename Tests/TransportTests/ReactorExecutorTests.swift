@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("The reactor as a task executor")
+@Suite("The reactor as a task executor", .timeLimit(.minutes(1)))
 struct ReactorExecutorTests {
     private static func threadName() -> String {
         let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
@@ -79,6 +79,23 @@ struct ReactorExecutorTests {
         }
         // Without the wake-up each would wait for the idle tick (one second).
         #expect(slowest < .milliseconds(500), "slowest hop onto the reactor: \(slowest)")
+    }
+
+    @Test func aTaskThatPrefersAReactorThatWasShutDownStillRuns() async throws {
+        let reactor = Reactor(name: "test-executor")
+        #expect(await Task(executorPreference: reactor) { reactor.isReactorThread }.value)
+        reactor.shutdown()
+        // The thread ends once it has nothing registered; wait until a job no longer runs there.
+        var ranOnReactor = true
+        let start = ContinuousClock.now
+        while ranOnReactor, ContinuousClock.now - start < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(10))
+            ranOnReactor = await Task(executorPreference: reactor) { reactor.isReactorThread }.value
+        }
+        #expect(!ranOnReactor, "the reactor's thread kept running jobs after its shutdown")
+        // Later tasks run elsewhere instead of never.
+        let answer = await Task(executorPreference: reactor) { 6 * 7 }.value
+        #expect(answer == 42)
     }
 
     @Test func manyTasksShareTheReactorAndTimersStillFire() async throws {
