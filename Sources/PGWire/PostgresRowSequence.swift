@@ -2,6 +2,7 @@ import Synchronization
 import Transport
 
 /// One extended query's rows, on top of its events.
+@usableFromInline
 final class PostgresRowStream: Sendable {
     let consumer: RequestConsumer
 
@@ -41,14 +42,24 @@ final class PostgresRowStream: Sendable {
     /// The next row, or nil at the end, taken from `batch` and refilled with every event that has
     /// arrived when it runs out (one lock per batch, not per row). Throws the server's error if
     /// the statement failed midway.
-    func next(columns: [RowDescription.Column], batch: inout ArraySlice<PostgresConnection.Event>) async throws(PostgresError) -> PostgresRow? {
+    @usableFromInline
+    nonisolated(nonsending) func next(
+        columns: [RowDescription.Column], batch: inout ArraySlice<PostgresConnection.Event>
+    ) async throws(PostgresError) -> PostgresRow? {
         while true {
-            while let event = batch.popFirst() {
-                if case .row(let data) = event { return PostgresRow(columns: columns, data: data) }
-            }
+            if let row = Self.takeRow(from: &batch, columns: columns) { return row }
             guard let more = try await consumer.nextEvents() else { return nil }
             batch = more
         }
+    }
+
+    /// The next row in `batch`, skipping the events that are not rows; nil when it runs out.
+    @usableFromInline
+    static func takeRow(from batch: inout ArraySlice<PostgresConnection.Event>, columns: [RowDescription.Column]) -> PostgresRow? {
+        while let event = batch.popFirst() {
+            if case .row(let data) = event { return PostgresRow(columns: columns, data: data) }
+        }
+        return nil
     }
 }
 
@@ -62,18 +73,29 @@ public struct PostgresRowSequence: AsyncSequence, Sendable {
 
     /// Iterates the rows.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let stream: PostgresRowStream
-        let columns: [RowDescription.Column]
+        @usableFromInline let stream: PostgresRowStream
+        @usableFromInline let columns: [RowDescription.Column]
         /// Events taken from the connection and not yet gone through.
-        var batch: ArraySlice<PostgresConnection.Event> = []
+        @usableFromInline var batch: ArraySlice<PostgresConnection.Event> = []
 
-        /// The next row, or nil after the last.
-        public mutating func next() async throws(PostgresError) -> PostgresRow? {
-            try await stream.next(columns: columns, batch: &batch)
+        init(stream: PostgresRowStream, columns: [RowDescription.Column]) {
+            self.stream = stream
+            self.columns = columns
         }
 
+        /// The next row, or nil after the last. A row of the batch already taken is returned
+        /// inline, on the caller's executor: no asynchronous call, no executor switch per row.
+        @inlinable
+        nonisolated(nonsending) public mutating func next() async throws(PostgresError) -> PostgresRow? {
+            if let row = PostgresRowStream.takeRow(from: &batch, columns: columns) { return row }
+            return try await stream.next(columns: columns, batch: &batch)
+        }
+
+        /// The same, as `for try await` calls it.
+        @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(PostgresError) -> PostgresRow? {
-            try await stream.next(columns: columns, batch: &batch)
+            if let row = PostgresRowStream.takeRow(from: &batch, columns: columns) { return row }
+            return try await stream.next(columns: columns, batch: &batch)
         }
     }
 

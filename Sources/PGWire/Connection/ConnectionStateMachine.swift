@@ -7,8 +7,10 @@ import Transport
 /// After startup, every request the driver writes ends with a Sync (extended protocol) or is a
 /// simple Query, so each is answered by exactly one ReadyForQuery; requests are therefore matched
 /// to responses by order, and an error affects only the request whose Sync it precedes.
+@usableFromInline
 struct ConnectionStateMachine: Sendable {
     /// What the server told about one request.
+    @usableFromInline
     enum Event: Sendable, Equatable {
         case parseComplete
         case bindComplete

@@ -12,7 +12,7 @@ import Transport
 /// (rows of an unfinished sequence are buffered only while a later request on the same connection
 /// waits behind them).
 public final class PostgresConnection: Sendable {
-    typealias Event = ConnectionStateMachine.Event
+    @usableFromInline typealias Event = ConnectionStateMachine.Event
 
     let transport: Connection
     let state: Mutex<State>
