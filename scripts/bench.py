@@ -278,23 +278,20 @@ def workloads(tools, groups):
 
 def transport_workloads(tools):
     bin_path, blocking_client, echo_port = tools["bin"], tools["blocking_client"], tools["echo_port"]
-    return [Workload(
-            "transport.echo", "transport", "1-byte echo, 1 connection", "round trips/s", 2, [
-                Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True),
-                Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
-            ], target=("blocking C", 0.95)),
-        Workload(
-            "transport.echo-inline", "transport", "1-byte echo, 1 connection, inline read wait", "round trips/s", 2, [
-                Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True,
-                       env=dict(os.environ, TRANSPORT_BENCH_INLINE="1")),
-                Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
-            ], target=("blocking C", 0.95)),
-        Workload(
-            "transport.echo-reactor", "transport", "1-byte echo, 1 connection, task on the reactor's thread", "round trips/s", 2, [
-                Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True,
-                       env=dict(os.environ, TRANSPORT_BENCH_ON_REACTOR="1")),
-                Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
-            ], target=("blocking C", 0.95))]
+
+    def echo(key, title, **variables):
+        """Ours with `variables` set (the transport-bench mode), beside the blocking C client."""
+        return Workload(key, "transport", title, "round trips/s", 2, [
+            Client("ours", lambda s: [f"{bin_path}/transport-bench", str(echo_port), "1", str(s)], timed=True,
+                   env=dict(os.environ, **variables)),
+            Client("blocking C", lambda s: [blocking_client, str(echo_port), "1", str(s)], timed=True),
+        ], target=("blocking C", 0.95))
+
+    return [
+        echo("transport.echo", "1-byte echo, 1 connection"),
+        echo("transport.echo-inline", "1-byte echo, 1 connection, inline read wait", TRANSPORT_BENCH_INLINE="1"),
+        echo("transport.echo-reactor", "1-byte echo, 1 connection, task on the reactor's thread", TRANSPORT_BENCH_ON_REACTOR="1"),
+    ]
 
 
 def redis_workloads(tools):
@@ -503,45 +500,42 @@ def judge(target, ratio, cpu_ratio, loads):
 
 def summarize(workload, samples):
     """The row figures of one workload from its samples {client: [Measurement...]}."""
+    def medians(measurements):
+        """Median rate, client CPU and server CPU (µs) per operation of one client's samples."""
+        cpu = [m.cpu_per_op for m in measurements if m.cpu_per_op]
+        server_cpu = [m.server_cpu_per_op for m in measurements if m.server_cpu_per_op]
+        return (statistics.median(m.rate for m in measurements),
+                statistics.median(cpu) * 1e6 if cpu else None,
+                statistics.median(server_cpu) * 1e6 if server_cpu else None)
+
     ours = samples["ours"]
+    rate, cpu_us, server_cpu_us = medians(ours)
     rows = []
     for client in workload.clients[1:]:
         theirs = samples[client.name]
+        peer_rate, peer_cpu_us, peer_server_cpu_us = medians(theirs)
         ratio = statistics.median(paired_ratios([m.rate for m in ours], [m.rate for m in theirs]))
-        their_cpu = [m.cpu_per_op for m in theirs if m.cpu_per_op]
-        their_server_cpu = [m.server_cpu_per_op for m in theirs if m.server_cpu_per_op]
         cpu_ratios = paired_ratios([m.cpu_per_op for m in ours], [m.cpu_per_op for m in theirs])
         cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else None
         target = workload.target[1] if workload.target and workload.target[0] == client.name else None
         cpu_target = workload.cpu_target[1] if workload.cpu_target and workload.cpu_target[0] == client.name else None
-        our_server_cpu = [m.server_cpu_per_op for m in ours if m.server_cpu_per_op]
-        loads = server_loads(statistics.median(m.rate for m in ours),
-                             statistics.median(our_server_cpu) * 1e6 if our_server_cpu else None,
-                             statistics.median(m.rate for m in theirs),
-                             statistics.median(their_server_cpu) * 1e6 if their_server_cpu else None)
+        loads = server_loads(rate, server_cpu_us, peer_rate, peer_server_cpu_us)
         met, bound = judge(target, ratio, cpu_ratio, loads)
         rows.append({
             "peer": client.name,
-            "peer_rate": statistics.median(m.rate for m in theirs),
+            "peer_rate": peer_rate,
             "ratio": ratio,
             "target": target,
             "met": met,
             "server_bound": bound,
             "server_loads": loads,
-            "peer_cpu_us": statistics.median(their_cpu) * 1e6 if their_cpu else None,
+            "peer_cpu_us": peer_cpu_us,
             "cpu_ratio": cpu_ratio,
             "cpu_target": cpu_target,
             "cpu_met": None if cpu_target is None or cpu_ratio is None else cpu_ratio <= cpu_target,
-            "peer_server_cpu_us": statistics.median(their_server_cpu) * 1e6 if their_server_cpu else None,
+            "peer_server_cpu_us": peer_server_cpu_us,
         })
-    our_cpu = [m.cpu_per_op for m in ours if m.cpu_per_op]
-    our_server_cpu = [m.server_cpu_per_op for m in ours if m.server_cpu_per_op]
-    return {
-        "rate": statistics.median(m.rate for m in ours),
-        "cpu_us": statistics.median(our_cpu) * 1e6 if our_cpu else None,
-        "server_cpu_us": statistics.median(our_server_cpu) * 1e6 if our_server_cpu else None,
-        "peers": rows,
-    }
+    return {"rate": rate, "cpu_us": cpu_us, "server_cpu_us": server_cpu_us, "peers": rows}
 
 
 def figure(value):

@@ -91,11 +91,10 @@ public struct PostgresRowSequence: AsyncSequence, Sendable {
             return try await stream.next(columns: columns, batch: &batch)
         }
 
-        /// The same, as `for try await` calls it.
+        /// The same, as `for try await` calls it (``next()`` runs on the caller's isolation).
         @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(PostgresError) -> PostgresRow? {
-            if let row = PostgresRowStream.takeRow(from: &batch, columns: columns) { return row }
-            return try await stream.next(columns: columns, batch: &batch)
+            try await next()
         }
     }
 

@@ -36,10 +36,11 @@ public final class Reactor: Sendable {
     /// of the one registration it resumed then, or `UInt64.max` for several or a timer. Written
     /// by the reactor's thread, read by claims; a torn pair only misjudges one claim.
     private let lastResumeAt = Atomic<UInt64>(0)
+    private let lastResumedID = Atomic<UInt64>(0)
     /// The reactor thread's `pthread_self()` (0 until it starts).
     private let threadID = Atomic<UInt>(0)
+    /// Jobs run as a task executor (``executorJobCount``).
     private let jobsRun = Atomic<Int>(0)
-    private let lastResumedID = Atomic<UInt64>(0)
     /// How long after resuming another task the reactor counts as busy (see ``claimInlineWait(for:now:)``).
     static let busyWindow: UInt64 = 1_000_000
 

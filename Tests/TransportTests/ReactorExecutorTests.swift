@@ -9,11 +9,6 @@ import Glibc
 
 @Suite("The reactor as a task executor", .timeLimit(.minutes(1)))
 struct ReactorExecutorTests {
-    private static func threadName() -> String {
-        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
-        return name.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func aTaskThatPrefersTheReactorRunsOnItsThreadThroughEveryReadAndWrite() async throws {
         let reactor = Reactor(name: "test-executor")
         defer { reactor.shutdown() }
@@ -37,7 +32,7 @@ struct ReactorExecutorTests {
         let refusalsBefore = reactor.inlineWaitRefusalCount
         let inlineWaitsBefore = reactor.inlineWaitCount
         let (threads, replies) = try await Task(executorPreference: reactor) {
-            var threads: Set<String> = [Self.threadName()]
+            var threads: Set<String> = [currentThreadName()]
             var replies: [String] = []
             var reply = ByteBuffer(capacity: 256)
             for index in 0..<200 {
@@ -46,7 +41,7 @@ struct ReactorExecutorTests {
                 reply.clear()
                 while reply.readableBytes < text.utf8.count {
                     try await client.read(into: &reply, mayWaitInline: true)
-                    threads.insert(Self.threadName())
+                    threads.insert(currentThreadName())
                     #expect(reactor.isReactorThread)
                 }
                 replies.append(String(decoding: reply.readableBytesView, as: UTF8.self))

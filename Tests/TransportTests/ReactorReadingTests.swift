@@ -29,7 +29,7 @@ private final class CollectingReader: Sendable {
     private func drain(_ error: TransportError?) {
         state.withLock { state in
             state.handlerCalls += 1
-            state.threads.insert(Self.currentThreadName())
+            state.threads.insert(currentThreadName())
         }
         if let error {
             state.withLock { $0.failure = error }
@@ -48,11 +48,6 @@ private final class CollectingReader: Sendable {
         } catch {
             state.withLock { $0.failure = error }
         }
-    }
-
-    static func currentThreadName() -> String {
-        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
-        return name.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
@@ -89,7 +84,7 @@ struct ReactorReadingTests {
         #expect(state.failure?.kind == .endOfStream, "\(String(describing: state.failure))")
         // The first run is the caller's; every later one is the reactor's.
         #expect(state.handlerCalls > 1)
-        #expect(state.threads.subtracting([CollectingReader.currentThreadName()]).allSatisfy { $0 == "test-onreactor" }, "\(state.threads)")
+        #expect(state.threads.subtracting([currentThreadName()]).allSatisfy { $0 == "test-onreactor" }, "\(state.threads)")
         #expect(state.threads.contains("test-onreactor"))
     }
 

@@ -97,3 +97,9 @@ func eventually(within limit: Duration, _ condition: () -> Bool) async throws ->
     }
     return true
 }
+
+/// The name of the calling thread (the reactor names its own).
+func currentThreadName() -> String {
+    let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+    return name.trimmingCharacters(in: .whitespacesAndNewlines)
+}

@@ -209,14 +209,10 @@ public final class NATSSubscription: AsyncSequence, Sendable {
             return try await refill()
         }
 
-        /// The same, as `for try await` calls it.
+        /// The same, as `for try await` calls it (``next()`` runs on the caller's isolation).
         @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> NATSMessage? {
-            if index < batch.count {
-                index += 1
-                return batch[index - 1]
-            }
-            return try await refill()
+            try await next()
         }
 
         /// Takes the messages waiting, or waits for some.

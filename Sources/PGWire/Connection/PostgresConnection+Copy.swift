@@ -314,15 +314,7 @@ public struct PostgresCopyWriter: ~Copyable {
         let source = Value.postgresDataType
         let target = rows.types[column]
         if source != target {
-            // The common case inline: a Swift Int into an int4 column.
-            if source == .int8, target == .int4, chunk.readableBytes == field + 12,
-                let narrow = chunk.getInteger(at: field + 4, as: Int64.self).flatMap({ Int32(exactly: $0) })
-            {
-                chunk.truncate(toReadableBytes: field + 4)
-                chunk.writeInteger(narrow)
-            } else {
-                try rows.convert(&chunk, field: field, from: source, column: column, row: rowCount)
-            }
+            try rows.convert(&chunk, field: field, from: source, column: column, row: rowCount)
         }
         let length = chunk.readableBytes - field - 4
         guard length <= Int(Int32.max) else { throw rows.tooLarge(length, column: column, row: rowCount) }
@@ -393,20 +385,20 @@ struct PostgresCopyRows: Sendable {
         func refuse(_ why: String) -> PostgresError {
             PostgresError(.usage, message: "COPY row \(row + 1), column \"\(names[column])\" (\(target)): \(why)")
         }
-        if let sourceWidth = Self.integerWidth(source), let targetWidth = Self.integerWidth(target) {
+        if let sourceWidth = Self.integerWidth(source), Self.integerWidth(target) != nil {
+            // Read in place: a slice for decodeInteger would cost a retain per row.
             guard length == sourceWidth, let value = Self.readInteger(buffer, at: start, width: sourceWidth) else {
                 throw refuse("a \(source) value of \(length) bytes")
             }
+            func write<Narrow: FixedWidthInteger>(as type: Narrow.Type) throws(PostgresError) {
+                guard let narrow = Narrow(exactly: value) else { throw refuse("\(value) does not fit") }
+                buffer.writeInteger(narrow)
+            }
             buffer.truncate(toReadableBytes: start)
-            switch targetWidth {
-            case 2:
-                guard let narrow = Int16(exactly: value) else { throw refuse("\(value) does not fit") }
-                buffer.writeInteger(narrow)
-            case 4:
-                guard let narrow = Int32(exactly: value) else { throw refuse("\(value) does not fit") }
-                buffer.writeInteger(narrow)
-            default:
-                buffer.writeInteger(value)
+            switch target {
+            case .int2: try write(as: Int16.self)
+            case .int4: try write(as: Int32.self)
+            default: try write(as: Int64.self)
             }
             return
         }
